@@ -1,0 +1,35 @@
+"""jitnet: the back-propagation tutorial's fully connected sigmoid networks, compiled with Numba.
+
+Public names are imported lazily so that ``import jitnet`` (and the command line's ``--help``)
+stays fast; Numba is only loaded when an engine is first used.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Network": "jitnet.network",
+    "Dataset": "jitnet.datasets",
+    "load_mnist": "jitnet.datasets",
+    "read_idx": "jitnet.idx",
+    "write_idx": "jitnet.idx",
+    "DataError": "jitnet.idx",
+    "gradient_check": "jitnet.gradcheck",
+    "GradientCheckResult": "jitnet.gradcheck",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jitnet' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
