@@ -235,7 +235,7 @@ class Network:
                 raise ValueError(f"{name} must be integer class labels, got dtype {labels.dtype}")
         if n and (labels.min() < 0 or labels.max() >= self.n_outputs):
             raise ValueError(
-                f"{name} must lie in [0, {self.n_outputs - 1}], "
+                f"{name}: class labels must lie in [0, {self.n_outputs - 1}], "
                 f"got values from {labels.min()} to {labels.max()}"
             )
         return np.ascontiguousarray(labels, np.int64)

@@ -1,0 +1,332 @@
+"""Labelled image sets: the `Dataset` container, and `load_mnist` for files in MNIST's layout.
+
+Shapes: ``images: (N, rows*cols)`` uint8, each image flattened row-major as the tutorial flattens
+28x28 into 784; ``labels: (N,)`` uint8; ``inputs(): (N, rows*cols)`` float in [0, 1];
+``targets(): (N, n_classes)``.
+"""
+
+import operator
+from pathlib import Path
+
+import numpy as np
+
+from jitnet.idx import DataError, read_idx
+
+__all__ = ["Dataset", "load_mnist", "TARGET_ON", "TARGET_OFF"]
+
+# The tutorial's targets: sigmoid outputs never reach 0 or 1, so aim at 0.1 and 0.9 instead.
+TARGET_ON = 0.9
+TARGET_OFF = 0.1
+
+_SHIPPED = Path(__file__).resolve().parent / "data" / "mnist"
+_PARTS = (  # (split, what, file name stem, IDX kind)
+    ("train", "images", "train-images", "idx3"),
+    ("train", "labels", "train-labels", "idx1"),
+    ("test", "images", "t10k-images", "idx3"),
+    ("test", "labels", "t10k-labels", "idx1"),
+)
+
+
+class Dataset:
+    """Images with one class label each.
+
+    Parameters
+    ----------
+    images : array_like of uint8, shape (N, rows*cols) or (N, rows, cols)
+        Pixels 0-255. Stored as a C-contiguous (N, rows*cols) array; a view of the input when it
+        already is one.
+    labels : array_like of int, shape (N,)
+        Class of each image, in ``0 .. n_classes-1``. Stored as uint8.
+    image_shape : tuple of int
+        ``(rows, cols)`` of one image.
+    n_classes : int
+        Number of classes, 2 to 256.
+    name : str, optional
+        Shown by ``repr`` and in error messages, e.g. ``"train"``.
+
+    Attributes
+    ----------
+    images : numpy.ndarray of uint8, shape (N, rows*cols)
+    labels : numpy.ndarray of uint8, shape (N,)
+    image_shape : tuple of int, (rows, cols)
+    n_classes : int
+    name : str
+
+    Raises
+    ------
+    DataError
+        Shapes, dtypes or label values do not fit together.
+    """
+
+    __slots__ = ("images", "labels", "image_shape", "n_classes", "name")
+
+    def __init__(self, images, labels, image_shape, n_classes, name=""):
+        name = str(name)
+        where = f"Dataset {name!r}"
+        try:
+            rows, cols = (operator.index(size) for size in image_shape)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{where}: image_shape must be two ints (rows, cols), got {image_shape!r}"
+            ) from None
+        if rows < 1 or cols < 1:
+            raise DataError(f"{where}: image_shape must be positive, got ({rows}, {cols})")
+        n_classes = _check_n_classes(n_classes)
+
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise DataError(f"{where}: images must be uint8 pixels 0-255, got dtype {images.dtype}")
+        if images.ndim == 3 and images.shape[1:] == (rows, cols):
+            images = images.reshape(len(images), rows * cols)
+        if images.ndim != 2 or images.shape[1] != rows * cols:
+            raise DataError(
+                f"{where}: images must have shape (N, {rows * cols}) or (N, {rows}, {cols}) for "
+                f"image_shape ({rows}, {cols}), got {images.shape}"
+            )
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.dtype.kind not in "ui":
+            raise DataError(
+                f"{where}: labels must be a 1-D integer array, got {labels.dtype} of shape "
+                f"{labels.shape}"
+            )
+        if len(labels) != len(images):
+            raise DataError(f"{where}: {len(labels)} labels for {len(images)} images")
+        _check_labels(labels, n_classes, where)
+
+        self.images = np.ascontiguousarray(images)
+        self.labels = np.ascontiguousarray(labels, dtype=np.uint8)
+        self.image_shape = (rows, cols)
+        self.n_classes = n_classes
+        self.name = name
+
+    @classmethod
+    def _trusted(cls, images, labels, image_shape, n_classes, name):
+        """Build from parts already known to be valid (views of a valid Dataset)."""
+        dataset = cls.__new__(cls)
+        dataset.images = images
+        dataset.labels = labels
+        dataset.image_shape = image_shape
+        dataset.n_classes = n_classes
+        dataset.name = name
+        return dataset
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __repr__(self):
+        return (
+            f"Dataset(name={self.name!r}, samples={len(self)}, image_shape={self.image_shape}, "
+            f"n_classes={self.n_classes})"
+        )
+
+    def __getitem__(self, index):
+        """Samples ``index`` (a slice) as a Dataset.
+
+        A view sharing memory with this one when the slice's step is 1 (the usual case,
+        ``data[:1000]``); a copy for other steps, since images must stay C-contiguous.
+        """
+        if not isinstance(index, slice):
+            raise TypeError(
+                f"Dataset indices must be slices, not {type(index).__name__}; "
+                f"use .images[i] and .labels[i] for single samples"
+            )
+        start, stop, step = index.indices(len(self))
+        if step == 1:
+            stop = max(start, stop)
+            name = f"{self.name}[{start}:{stop}]"
+        else:
+            name = f"{self.name}[{start}:{stop}:{step}]"
+        return Dataset._trusted(
+            np.ascontiguousarray(self.images[index]),
+            np.ascontiguousarray(self.labels[index]),
+            self.image_shape,
+            self.n_classes,
+            name,
+        )
+
+    def split(self, n_last):
+        """Split off the last ``n_last`` samples, e.g. as a validation hold-out.
+
+        Parameters
+        ----------
+        n_last : int
+            Number of samples in the second part, ``0 <= n_last < len(self)``.
+
+        Returns
+        -------
+        first, last : Dataset
+            Views (no copy) of samples ``[:N - n_last]`` and ``[N - n_last:]``.
+
+        Raises
+        ------
+        DataError
+            ``n_last`` is negative or would leave the first part empty.
+        """
+        n_last = operator.index(n_last)
+        if not 0 <= n_last < len(self):
+            choice = f"choose 0 to {len(self) - 1}" if len(self) else "it is empty"
+            raise DataError(
+                f"Dataset {self.name!r}: cannot hold out {n_last} of its {len(self)} samples; "
+                f"{choice}"
+            )
+        cut = len(self) - n_last
+        return self[:cut], self[cut:]
+
+    def inputs(self, dtype=np.float64):
+        """The pixels scaled to [0, 1], as the network's input layer takes them.
+
+        Parameters
+        ----------
+        dtype : numpy floating dtype, optional
+            float64 (the default) or float32.
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, rows*cols)
+            ``images / 255`` in ``dtype``, a new C-contiguous array.
+        """
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"inputs() needs a floating dtype, got {dtype}")
+        out = np.empty(self.images.shape, dtype=dtype)
+        np.divide(self.images, dtype.type(255), out=out, dtype=dtype)
+        return out
+
+    def targets(self, dtype=np.float64):
+        """The tutorial's target vectors: 0.9 for the true class, 0.1 for every other.
+
+        Parameters
+        ----------
+        dtype : numpy floating dtype, optional
+            float64 (the default) or float32.
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, n_classes)
+            Row ``i`` is ``TARGET_OFF`` everywhere except ``TARGET_ON`` at ``labels[i]``.
+        """
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"targets() needs a floating dtype, got {dtype}")
+        targets = np.full((len(self), self.n_classes), TARGET_OFF, dtype=dtype)
+        targets[np.arange(len(self)), self.labels] = TARGET_ON
+        return targets
+
+
+def load_mnist(path=None, n_classes=None):
+    """Load a training and a test set stored in MNIST's four-file IDX layout.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+        ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each plain or gzip (``.gz``),
+        each also accepted with a dot before ``idx`` (``train-images.idx3-ubyte``). None, the
+        default, loads the copy of MNIST shipped inside the package. Fashion-MNIST, EMNIST digits
+        or any other set in this layout loads the same way.
+    n_classes : int, optional
+        Number of classes; every label must be below it. None, the default, infers it as the
+        largest label in either set plus one (at least 2).
+
+    Returns
+    -------
+    train, test : Dataset
+        Named ``"train"`` and ``"test"``. Image size comes from the files: for MNIST
+        ``train.images`` is (60000, 784) and ``test.images`` (10000, 784), uint8, with
+        ``image_shape`` (28, 28) and ``n_classes`` 10.
+
+    Raises
+    ------
+    DataError
+        ``path`` is not a directory; a file is missing (the message lists the names looked for);
+        a file is malformed (see `read_idx`); images are not ``(N, rows, cols)`` uint8; labels
+        are not ``(N,)`` uint8; image and label counts differ; the two sets' image sizes differ;
+        a label is outside ``0 .. n_classes-1``. Each message names the file.
+
+    Notes
+    -----
+    Nothing is cached: every call reads the files again (about 0.2 s for MNIST, mostly gzip
+    decompression) and returns new, writable arrays that belong to the caller.
+    """
+    directory = _SHIPPED if path is None else Path(path).expanduser()
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise DataError(f"{directory}: {what}; expected a directory holding the four MNIST files")
+    files, missing = {}, []
+    for split, what, stem, kind in _PARTS:
+        names = [f"{stem}{sep}{kind}-ubyte{gz}" for sep in "-." for gz in ("", ".gz")]
+        found = [directory / name for name in names if (directory / name).is_file()]
+        if found:
+            files[split, what] = found[0]
+        else:
+            missing.append(f"{split} {what} (looked for {', '.join(names)})")
+    if missing:
+        raise DataError(f"{directory}: missing {'; '.join(missing)}")
+
+    arrays = {
+        split: _read_pair(files[split, "images"], files[split, "labels"])
+        for split in ("train", "test")
+    }
+    train_shape, test_shape = arrays["train"][0].shape[1:], arrays["test"][0].shape[1:]
+    if test_shape != train_shape:
+        raise DataError(
+            f"{files['test', 'images']}: images are {test_shape[0]}x{test_shape[1]}, but the "
+            f"training images in {files['train', 'images']} are {train_shape[0]}x{train_shape[1]}"
+        )
+
+    if n_classes is None:
+        n_classes = max(2, 1 + max(int(labels.max()) for _, labels in arrays.values()))
+    else:
+        n_classes = _check_n_classes(n_classes)
+        for split in ("train", "test"):
+            _check_labels(arrays[split][1], n_classes, str(files[split, "labels"]))
+
+    rows, cols = train_shape
+    return tuple(
+        Dataset._trusted(
+            images.reshape(len(images), rows * cols), labels, (rows, cols), n_classes, split
+        )
+        for split, (images, labels) in arrays.items()
+    )
+
+
+def _read_pair(images_file, labels_file):
+    """Read one set's images and labels; raise DataError naming the file that does not fit."""
+    images, labels = read_idx(images_file), read_idx(labels_file)
+    if images.ndim != 3:
+        raise DataError(
+            f"{images_file}: expected images of shape (N, rows, cols), found shape {images.shape}"
+        )
+    if images.dtype != np.uint8:
+        raise DataError(f"{images_file}: expected uint8 pixels (type 0x08), found {images.dtype}")
+    if len(images) == 0:
+        raise DataError(f"{images_file}: holds no images")
+    if 0 in images.shape:
+        raise DataError(f"{images_file}: images have no pixels: shape {images.shape}")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_file}: expected labels of shape (N,), found shape {labels.shape}")
+    if labels.dtype != np.uint8:
+        raise DataError(f"{labels_file}: expected uint8 labels (type 0x08), found {labels.dtype}")
+    if len(labels) != len(images):
+        raise DataError(
+            f"{labels_file}: {len(labels)} labels, but {images_file} holds {len(images)} images"
+        )
+    return images, labels
+
+
+def _check_n_classes(n_classes):
+    """Return ``n_classes`` as an int, or raise DataError when it is outside 2..256."""
+    n_classes = operator.index(n_classes)
+    if not 2 <= n_classes <= 256:
+        raise DataError(f"n_classes must be 2 to 256 (labels are uint8), got {n_classes}")
+    return n_classes
+
+
+def _check_labels(labels, n_classes, where):
+    """Raise DataError naming ``where`` when a label lies outside ``0 .. n_classes-1``."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = int(np.flatnonzero((labels < 0) | (labels >= n_classes))[0])
+        raise DataError(
+            f"{where}: label {labels[bad]} at index {bad} is outside the class range "
+            f"0..{n_classes - 1}"
+        )
