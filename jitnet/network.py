@@ -8,6 +8,7 @@ import numpy as np
 
 from jitnet import kernels
 from jitnet._atomic import atomic_save_npz
+from jitnet._checks import check_sizes, check_weight_pairs
 
 ACTIVATIONS = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 DTYPES = ("float64", "float32")
@@ -18,18 +19,6 @@ TARGET_ON, TARGET_OFF = 0.9, 0.1
 
 class ModelFileError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file."""
-
-
-def _check_sizes(sizes):
-    try:
-        sizes = [int(n) for n in sizes]
-    except (TypeError, ValueError):
-        raise ValueError(f"sizes must be a list of positive integers, got {sizes!r}") from None
-    if len(sizes) < 2:
-        raise ValueError(f"sizes needs at least two layers (inputs and outputs), got {sizes}")
-    if min(sizes) < 1:
-        raise ValueError(f"every layer size must be at least 1, got {sizes}")
-    return sizes
 
 
 def _check_dtype(dtype):
@@ -81,7 +70,7 @@ class Network:
     """
 
     def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None):
-        self.sizes = _check_sizes(sizes)
+        self.sizes = check_sizes(sizes)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
@@ -166,20 +155,7 @@ class Network:
 
     def set_weights(self, pairs):
         """Load a list of ``(W, b)`` pairs, one per layer (as from any engine's get_weights)."""
-        pairs = list(pairs)
-        if len(pairs) != len(self.weights):
-            raise ValueError(f"expected {len(self.weights)} (W, b) pairs, got {len(pairs)}")
-        checked = []
-        for l, ((W, b), W_self, b_self) in enumerate(zip(pairs, self.weights, self.biases)):
-            W, b = np.asarray(W), np.asarray(b)
-            if W.shape != W_self.shape or b.shape != b_self.shape:
-                raise ValueError(
-                    f"layer {l}: expected W {W_self.shape} and b {b_self.shape}, "
-                    f"got W {W.shape} and b {b.shape}"
-                )
-            if not (np.isfinite(W).all() and np.isfinite(b).all()):
-                raise ValueError(f"layer {l}: weights contain NaN or inf")
-            checked.append((W, b))
+        checked = check_weight_pairs(self.sizes, pairs)
         for (W, b), W_self, b_self in zip(checked, self.weights, self.biases):
             W_self[...] = W
             b_self[...] = b

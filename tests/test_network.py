@@ -244,9 +244,10 @@ def test_load_refuses_bad_files(tmp_path):
     "kwargs, message",
     [
         (dict(sizes=[784]), "at least two layers"),
-        (dict(sizes=[784, 0, 10]), "at least 1"),
-        (dict(sizes=[784, -3, 10]), "at least 1"),
-        (dict(sizes="abc"), "positive integers"),
+        (dict(sizes=[784, 0, 10]), "positive integers"),
+        (dict(sizes=[784, -3, 10]), "positive integers"),
+        (dict(sizes=[784, 2.5, 10]), "positive integers"),
+        (dict(sizes="abc"), "must be integers"),
         (dict(sizes=[4, 2], dtype="float16"), "dtype"),
         (dict(sizes=[4, 2], activation="relu"), "activation"),
     ],
