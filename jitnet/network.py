@@ -385,7 +385,7 @@ class Network:
             "dtype": np.array(self.dtype.name),
         }
         for l, (W, b) in enumerate(zip(self.weights, self.biases)):
-            arrays[f"W{l}"] = np.ascontiguousarray(W)
+            arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
             arrays[f"b{l}"] = b.copy()
         return arrays
 

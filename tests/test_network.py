@@ -315,3 +315,19 @@ def test_one_mnist_epoch_reaches_the_tutorial_accuracy(one_epoch_errors):
 
 def test_float32_matches_float64_after_one_epoch(one_epoch_errors):
     assert abs(one_epoch_errors["float32"] - one_epoch_errors["float64"]) <= 0.003
+
+
+def test_to_arrays_returns_copies_and_files_are_readable(tmp_path):
+    net = Network([5, 4, 3, 2], seed=0)
+    arrays = net.to_arrays()
+    for key, value in arrays.items():
+        if key[0] in "Wb" and key[1:].isdigit():
+            assert not np.shares_memory(value, net.params), key
+    path = tmp_path / "model.npz"
+    net.save(path)
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
