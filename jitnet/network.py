@@ -119,6 +119,7 @@ class Network:
         # Scratch, allocated once: activations and error terms of layers 1..L, gathered inputs.
         self._act = _aligned_zeros(sum(sizes[1:]), self.dtype)
         self._delta = _aligned_zeros(sum(sizes[1:]), self.dtype)
+        self._bits = np.zeros(max(sizes[1:]), np.int64)  # scratch of the vectorised exp
         self._nz_idx = np.zeros(sizes[0], np.int64)
         self._nz_val = np.zeros(sizes[0], self.dtype)
 
@@ -126,7 +127,7 @@ class Network:
         """The leading kernel arguments shared by every kernel call."""
         return (
             self.params, self._sizes, self._w_off, self._b_off, self._a_off, self._stride0,
-            self._act,
+            self._act, self._bits,
         )
 
     @property

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jitnet
-from jitnet.network import ModelFileError, Network, compile_kernels
+from jitnet.network import ACTIVATIONS, ModelFileError, Network, compile_kernels
 
 TOL = 1e-10
 
@@ -331,3 +331,16 @@ def test_to_arrays_returns_copies_and_files_are_readable(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_activation_matches_libm_over_the_whole_range(activation):
+    from jitnet import kernels
+
+    z = np.concatenate([np.linspace(-800, 800, 20001), [-1e300, -745.2, 0.0, 745.2, 1e300]])
+    with np.errstate(over="ignore"):  # e^745 is inf, and 1 / inf the right limit 0
+        expected = 1.0 / (1.0 + np.exp(-z)) if activation == "sigmoid" else np.tanh(z)
+    a = z.copy()
+    kernels._activate(a, np.zeros(z.size, np.int64), ACTIVATIONS[activation])
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a, expected, rtol=2e-15, atol=1e-300)
