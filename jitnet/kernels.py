@@ -32,17 +32,14 @@ SIGMOID = 0
 TANH = 1
 
 # Reassociation lets LLVM vectorise the dot products; no "fast" NaN/Inf assumptions, so a
-# saturated sigmoid (exp overflow to inf) still gives exactly 0.
+# saturated sigmoid still gives exactly 0 or 1. error_model="numpy": a float division never
+# raises (and so never blocks vectorisation).
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
-_jit = njit(cache=True, fastmath=_FASTMATH, nogil=True)
+_jit = njit(fastmath=_FASTMATH, **_OPTIONS)
 # The exp below relies on the order of its operations (Cody-Waite reduction): no reassociation.
-_jit_ordered = njit(cache=True, fastmath=_FASTMATH - {"reassoc"}, nogil=True)
-
-
-LOG2E = 1.4426950408889634
-LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two so that k * LN2_HI is exact
-LN2_LO = 1.90821492927058770002e-10
+_jit_ordered = njit(fastmath=_FASTMATH - {"reassoc"}, **_OPTIONS)
 
 
 @_jit_ordered
