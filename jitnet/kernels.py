@@ -41,6 +41,10 @@ _jit = njit(fastmath=_FASTMATH, **_OPTIONS)
 # The exp below relies on the order of its operations (Cody-Waite reduction): no reassociation.
 _jit_ordered = njit(fastmath=_FASTMATH - {"reassoc"}, **_OPTIONS)
 
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two so that k * LN2_HI is exact
+LN2_LO = 1.90821492927058770002e-10
+
 
 @_jit_ordered
 def _activate(z, bits, kind):
