@@ -12,6 +12,8 @@ Layout legend (``L`` layers of weights, ``sizes = [n_0, n_1, ..., n_L]``)::
                       (the input layer a[0] is not copied: its non-zero entries are gathered
                       into ``nz_idx``/``nz_val``, scaled by ``scale``)
     delta[l]: (n_l,)  error terms in the flat buffer ``delta`` at a_off[l], l = 1..L
+    nz_idx, nz_val: (n_0,)  scratch: indices and scaled values of a sample's non-zero inputs
+    bits: (max n_l,)  int64 scratch of the vectorised exp
 
 The equations are the tutorial's: Eq. 1/2 forward ``a = f(W a_prev + b)`` with the bias as the
 weight of a constant input 1; Eq. 3 output error term ``delta = y(1 - y)(t - y)``; Eq. 4 hidden
@@ -115,8 +117,14 @@ def _row0(params, w_off, stride0, n1, i):
 
 
 @_jit
-def _forward(params, sizes, w_off, b_off, a_off, stride0, act, bits, nnz, nz_idx, nz_val, kind):
-    """Eq. 1/2 for every layer of one sample, given its gathered non-zero inputs."""
+def _forward(
+    params, sizes, w_off, b_off, a_off, stride0, act, bits, x, scale, nz_idx, nz_val, kind
+):
+    """Eq. 1/2 for every layer of one sample x: (n_0,); returns how many inputs are non-zero.
+
+    The non-zero inputs are left in nz_idx/nz_val for the update.
+    """
+    nnz = _gather_input(x, scale, nz_idx, nz_val)
     # First layer: z = b + sum over non-zero inputs i of x_i * Wt[0][i, :], four rows per
     # pass over z so that z is loaded and stored a quarter as often.
     n1 = sizes[1]
@@ -152,6 +160,14 @@ def _forward(params, sizes, w_off, b_off, a_off, stride0, act, bits, nnz, nz_idx
                 s += row[i] * a_prev[i]
             a[j] = s
         _activate(a, bits, kind)
+    return nnz
+
+
+@_jit
+def _output(act, a_off, sizes):
+    """The output layer's activations y = a[L] of the last forward pass: (n_L,)."""
+    L = sizes.shape[0] - 1
+    return act[a_off[L] : a_off[L] + sizes[L]]
 
 
 @_jit
@@ -226,12 +242,10 @@ def _backprop(
 ):
     """Forward pass and all error terms of one sample, no update; returns (E, nnz)."""
     L = sizes.shape[0] - 1
-    nnz = _gather_input(x, scale, nz_idx, nz_val)
-    _forward(params, sizes, w_off, b_off, a_off, stride0, act, bits, nnz, nz_idx, nz_val, kind)
-    n_out = sizes[L]
-    loss = _output_delta(
-        act[a_off[L] : a_off[L] + n_out], t, delta[a_off[L] : a_off[L] + n_out], kind
+    nnz = _forward(
+        params, sizes, w_off, b_off, a_off, stride0, act, bits, x, scale, nz_idx, nz_val, kind
     )
+    loss = _output_delta(_output(act, a_off, sizes), t, delta[a_off[L] : a_off[L] + sizes[L]], kind)
     for l in range(L - 1, 0, -1):
         _hidden_delta(params, sizes, w_off, a_off, act, delta, l, kind)
     return loss, nnz
@@ -263,12 +277,12 @@ def _predict(
     params, sizes, w_off, b_off, a_off, stride0, act, bits, nz_idx, nz_val, X, scale, kind, out
 ):
     """Forward pass of every row of X into out: (N, n_L)."""
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
     for s in range(X.shape[0]):
-        nnz = _gather_input(X[s], scale, nz_idx, nz_val)
-        _forward(params, sizes, w_off, b_off, a_off, stride0, act, bits, nnz, nz_idx, nz_val, kind)
-        out[s, :] = act[a_off[L] : a_off[L] + n_out]
+        _forward(
+            params, sizes, w_off, b_off, a_off, stride0, act, bits,
+            X[s], scale, nz_idx, nz_val, kind,
+        )
+        out[s, :] = _output(act, a_off, sizes)
 
 
 @_jit
@@ -286,12 +300,12 @@ def _classify(
     params, sizes, w_off, b_off, a_off, stride0, act, bits, nz_idx, nz_val, X, scale, kind, out
 ):
     """Index of the largest output (the tutorial's get_result) of every row of X into out: (N,)."""
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
     for s in range(X.shape[0]):
-        nnz = _gather_input(X[s], scale, nz_idx, nz_val)
-        _forward(params, sizes, w_off, b_off, a_off, stride0, act, bits, nnz, nz_idx, nz_val, kind)
-        out[s] = _argmax(act[a_off[L] : a_off[L] + n_out])
+        _forward(
+            params, sizes, w_off, b_off, a_off, stride0, act, bits,
+            X[s], scale, nz_idx, nz_val, kind,
+        )
+        out[s] = _argmax(_output(act, a_off, sizes))
 
 
 @_jit
@@ -299,12 +313,11 @@ def _evaluate(
     params, sizes, w_off, b_off, a_off, stride0, act, bits, nz_idx, nz_val, X, labels, scale, kind
 ):
     """Number of rows of X whose largest output is not at ``labels[s]``."""
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
     errors = 0
     for s in range(X.shape[0]):
-        nnz = _gather_input(X[s], scale, nz_idx, nz_val)
-        _forward(params, sizes, w_off, b_off, a_off, stride0, act, bits, nnz, nz_idx, nz_val, kind)
-        if _argmax(act[a_off[L] : a_off[L] + n_out]) != labels[s]:
-            errors += 1
+        _forward(
+            params, sizes, w_off, b_off, a_off, stride0, act, bits,
+            X[s], scale, nz_idx, nz_val, kind,
+        )
+        errors += _argmax(_output(act, a_off, sizes)) != labels[s]
     return errors
