@@ -343,10 +343,6 @@ def _json_load(array):
     return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
 
 
-def _copy_arrays(arrays):
-    return {k: np.array(v, copy=True) for k, v in arrays.items()}
-
-
 @dataclass
 class TrainState:
     """The state of a run at the end of a completed epoch: everything a checkpoint holds."""
@@ -865,7 +861,7 @@ def run_training(config, splits, resume=None, reporter=None):
             data_info=dict(splits.info),
             epoch=0,
             rng_state=rng.bit_generator.state,
-            net_arrays=_copy_arrays(net.to_arrays()),
+            net_arrays=net.to_arrays(),  # copies, not views
         )
     else:
         net = _network_from_arrays(resume.net_arrays, "checkpoint")
@@ -936,7 +932,7 @@ def run_training(config, splits, resume=None, reporter=None):
                 improved, bad_evals = stopping_update(best_error, bad_evals, error)
                 if improved:
                     best_epoch, best_error = epoch, error
-                    best_arrays = _copy_arrays(net.to_arrays())
+                    best_arrays = net.to_arrays()  # copies, not views
                 record = {
                     "epoch": epoch,
                     "loss": loss,
@@ -955,7 +951,7 @@ def run_training(config, splits, resume=None, reporter=None):
                 committed,
                 epoch=epoch,
                 rng_state=rng.bit_generator.state,
-                net_arrays=_copy_arrays(net.to_arrays()),
+                net_arrays=net.to_arrays(),  # copies, not views
                 best_arrays=best_arrays,
                 best_epoch=best_epoch,
                 best_error=best_error,
