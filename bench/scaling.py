@@ -34,9 +34,13 @@ from jitnet.bench import (  # noqa: E402
     aligned_table,
     default_out_dir,
     format_number,
+    log,
     machine_info,
     machine_line,
     markdown_table,
+    out_dir_option,
+    run_command,
+    time_repeats,
     write_results,
 )
 
@@ -47,10 +51,6 @@ DTYPES = ("float32", "float64")
 SYNTHETIC_POOL = 10_000
 # The task's machine (AMD EPYC, per core) when sysfs does not say.
 FALLBACK_CACHES = {"L2": 1024**2, "L3": 32 * 1024**2}
-
-
-def _log(message):
-    click.echo(message, err=True)
 
 
 # -- counting -------------------------------------------------------------------------------------
@@ -154,14 +154,9 @@ def time_network(sizes, dtype, X, T, nnz, target_s, repeats):
     estimate = (time.perf_counter() - start) / probe.size
     n = int(np.clip(target_s / max(estimate, 1e-9), 200, 20 * len(X)))
     order = np.arange(n, dtype=np.int64) % len(X)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        net.train_epoch(X, T, RATE, order=order)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {"samples": n, "times_s": times, "seconds": median / n,
-            "spread": (max(times) - min(times)) / median,
+    times, median, spread = time_repeats(lambda: net.train_epoch(X, T, RATE, order=order),
+                                         repeats)
+    return {"samples": n, "times_s": times, "seconds": median / n, "spread": spread,
             "nnz": float(nnz[order].mean())}
 
 
@@ -257,8 +252,7 @@ NOTES = [
 @click.option("--quick", is_flag=True,
               help="Short repeats and fewer densities (under a minute); results named "
                    "scaling-quick-*.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Directory for the JSON and markdown results [default: bench/results].")
+@out_dir_option
 @click.pass_context
 def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, quick, out_dir):
     """Time the JIT engine per sample against hidden size and input density."""
@@ -287,9 +281,9 @@ def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, qu
     caches = {**FALLBACK_CACHES, **info["caches"]}
     limits_obj = ThreadLimits()
     try:
-        _log("compiling (or loading) the kernels ...")
+        log("compiling (or loading) the kernels ...")
         compile_s = {d: compile_kernels(d) for d in dtypes}
-        _log("measuring one-thread GEMM and streaming bandwidth ...")
+        log("measuring one-thread GEMM and streaming bandwidth ...")
         limits = machine_limits(quick, caches)
 
         hidden_rows = []
@@ -297,7 +291,7 @@ def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, qu
         nnz = np.count_nonzero(X, axis=1)
         for h in hidden:
             for dtype in dtypes:
-                _log(f"  {n_in}-{h}-{n_out} {dtype} on MNIST ...")
+                log(f"  {n_in}-{h}-{n_out} {dtype} on MNIST ...")
                 T = train.targets(dtype)
                 hidden_rows.append(measure([n_in, h, n_out], dtype, X, T, nnz, seconds,
                                            repeats, caches, limits))
@@ -309,7 +303,7 @@ def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, qu
             Xs = synthetic_images(SYNTHETIC_POOL, n_in, density, rng)
             nnz_s = np.count_nonzero(Xs, axis=1)
             for dtype in dtypes:
-                _log(f"  {n_in}-{density_hidden}-{n_out} {dtype} at density {density:g} ...")
+                log(f"  {n_in}-{density_hidden}-{n_out} {dtype} at density {density:g} ...")
                 T = np.full((SYNTHETIC_POOL, n_out), 0.1, dtype)
                 T[np.arange(SYNTHETIC_POOL), labels] = 0.9
                 row = measure([n_in, density_hidden, n_out], dtype, Xs, T, nnz_s, seconds,
@@ -388,22 +382,13 @@ def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, qu
         "",
     ])
     paths = write_results(out_dir, "scaling-quick" if quick else "scaling", record, markdown)
-    _log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
+    log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
     return 0
 
 
 def main(argv=None):
     """Run the scaling benchmark with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return scaling.main(args=argv, prog_name="scaling.py", standalone_mode=False,
-                            obj={"argv": argv}) or 0
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return 1
+    return run_command(scaling, list(sys.argv[1:] if argv is None else argv), "scaling.py")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ QUICK = {"samples": 6_000, "eager_samples": 300, "object_samples": 3, "repeats":
          "cold_compile": False}
 
 
-def _log(message):
+def log(message):
+    """Progress to stderr, leaving stdout to the results."""
     click.echo(message, err=True)
 
 
@@ -332,11 +333,12 @@ class Engine:
 
 class ObjectEngine(Engine):
     name, dtype = "object (tutorial)", "float64"
+    reference = "object"  # the engine of jitnet.reference.make_network
 
     def __init__(self, sizes, init, samples, limits):
-        from jitnet.reference.objects import Network
+        from jitnet.reference import make_network
 
-        self.net = Network(sizes)
+        self.net = make_network(sizes, engine=self.reference)
         self.net.set_weights(init)
         self.samples = samples
 
@@ -354,13 +356,10 @@ class ObjectEngine(Engine):
 
 class VectorizedEngine(ObjectEngine):
     name, dtype = "vectorized (numpy)", "float64"
+    reference = "vectorized"
 
     def __init__(self, sizes, init, samples, limits):
-        from jitnet.reference.vectorized import Network
-
-        self.net = Network(sizes)
-        self.net.set_weights(init)
-        self.samples = samples
+        super().__init__(sizes, init, samples, limits)
         self.threads = limits.blas_threads or 1
 
     def stage(self, n):
@@ -549,16 +548,23 @@ def validation_lines(results, n):
 # -- timing ---------------------------------------------------------------------------------------
 
 
+def time_repeats(fn, repeats):
+    """Call ``fn()`` ``repeats`` times: the seconds of each call, their median, and their spread
+    ``(max - min) / median``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return times, median, (max(times) - min(times)) / median
+
+
 def time_engine(engine, n, repeats):
     """Stage n samples, warm up, then time ``repeats`` passes; a result row (no speed-ups yet)."""
     engine.stage(n)
     engine.warm_up()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        engine.run()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    times, median, spread = time_repeats(engine.run, repeats)
     per_sample = median / n
     return {
         "engine": engine.name,
@@ -567,7 +573,7 @@ def time_engine(engine, n, repeats):
         "samples": n,
         "repeats": repeats,
         "times_s": times,
-        "spread": (max(times) - min(times)) / median,
+        "spread": spread,
         "us_per_sample": per_sample * 1e6,
         "samples_per_s": 1.0 / per_sample,
         "epoch_s": per_sample * EPOCH_SAMPLES,
@@ -684,6 +690,12 @@ def _compare_markdown(record, rows_cells, extra_lines, check_lines):
 # -- the command ----------------------------------------------------------------------------------
 
 
+# --out of every benchmark command (compare here, bench/scaling.py); None means default_out_dir().
+out_dir_option = click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+    help="Directory for the JSON and markdown results [default: bench/results].")
+
+
 def _parse_sizes(ctx, param, value):
     try:
         sizes = [int(s) for s in value.split(",")]
@@ -720,8 +732,7 @@ def _parse_sizes(ctx, param, value):
 @click.option("--cold-compile/--no-cold-compile", default=None,
               help="Also time a compile with an empty Numba cache in a fresh process "
                    "[default: on; off with --quick].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Directory for the JSON and markdown results [default: bench/results].")
+@out_dir_option
 @click.pass_context
 def compare(ctx, sizes, samples, eager_samples, object_samples, repeats, validate_samples,
             quick, frameworks, cold_compile, out_dir):
@@ -789,10 +800,10 @@ def _run(ctx, sizes, data, init, limits, jax_one_thread, samples, eager_samples,
     else:
         notes.append("PyTorch and JAX left out (--no-frameworks).")
 
-    _log("compiling (or loading) the JIT kernels ...")
+    log("compiling (or loading) the JIT kernels ...")
     compiled = compile_in_process(["float64", "float32"])
 
-    _log(f"validating on the first {validate_samples} samples ...")
+    log(f"validating on the first {validate_samples} samples ...")
     checks = validate(builders, validate_samples, init)
     check_lines = validation_lines(checks, validate_samples)
     failed = [c for c in checks if c["gating"] and not c["ok"]]
@@ -804,7 +815,7 @@ def _run(ctx, sizes, data, init, limits, jax_one_thread, samples, eager_samples,
 
     cold = None
     if cold_compile:
-        _log("timing a cold compile in a fresh process with an empty Numba cache ...")
+        log("timing a cold compile in a fresh process with an empty Numba cache ...")
         cold = compile_cold(["float64", "float32"])
 
     plan = []
@@ -817,7 +828,7 @@ def _run(ctx, sizes, data, init, limits, jax_one_thread, samples, eager_samples,
     jax_compile = None
     for key, n in plan:
         engine = builders[key][0]()
-        _log(f"timing {engine.name} {engine.dtype}: {n:,} samples x {repeats} repeats ...")
+        log(f"timing {engine.name} {engine.dtype}: {n:,} samples x {repeats} repeats ...")
         row = time_engine(engine, n, repeats)
         check = next(c for c in checks if c["key"] == key)
         row["validated"] = check["ok"]
@@ -896,7 +907,7 @@ def _run(ctx, sizes, data, init, limits, jax_one_thread, samples, eager_samples,
     markdown = _compare_markdown(record, cells, [compile_line, threads_line, counts, *notes],
                                  check_lines)
     paths = write_results(out_dir, "compare-quick" if quick else "compare", record, markdown)
-    _log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
+    log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
     return 0
 
 
@@ -909,10 +920,21 @@ def main(argv=None):
         0 on success, 1 if validation failed, 2 for a usage error.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return run_command(compare, argv, "compare.py" if script == "compare.py" else "jitnet bench")
+
+
+def run_command(command, argv, prog_name):
+    """Run the click ``command`` on ``argv`` (kept in ``ctx.obj["argv"]`` for the results files).
+
+    Returns
+    -------
+    int
+        The command's return value (None counts as 0), or the exit status of a usage error (shown
+        on stderr), or 1 if aborted.
+    """
     try:
-        script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-        prog_name = "compare.py" if script == "compare.py" else "jitnet bench"
-        return compare.main(args=argv, prog_name=prog_name, standalone_mode=False,
+        return command.main(args=argv, prog_name=prog_name, standalone_mode=False,
                             obj={"argv": argv}) or 0
     except click.ClickException as error:
         error.show()

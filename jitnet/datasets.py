@@ -185,9 +185,7 @@ class Dataset:
         numpy.ndarray, shape (N, rows*cols)
             ``images / 255`` in ``dtype``, a new C-contiguous array.
         """
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"inputs() needs a floating dtype, got {dtype}")
+        dtype = _float_dtype(dtype, "inputs")
         out = np.empty(self.images.shape, dtype=dtype)
         np.divide(self.images, dtype.type(255), out=out, dtype=dtype)
         return out
@@ -195,19 +193,11 @@ class Dataset:
     def targets(self, dtype=np.float64):
         """The tutorial's target vectors: 0.9 for the true class, 0.1 for every other.
 
-        Parameters
-        ----------
-        dtype : numpy floating dtype, optional
-            float64 (the default) or float32.
-
-        Returns
-        -------
-        numpy.ndarray, shape (N, n_classes)
-            Row ``i`` is ``TARGET_OFF`` everywhere except ``TARGET_ON`` at ``labels[i]``.
+        Returns a new numpy.ndarray of shape (N, n_classes) in ``dtype`` (a floating dtype,
+        float64 by default, as for :meth:`inputs`): row ``i`` is ``TARGET_OFF`` everywhere except
+        ``TARGET_ON`` at ``labels[i]``.
         """
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"targets() needs a floating dtype, got {dtype}")
+        dtype = _float_dtype(dtype, "targets")
         targets = np.full((len(self), self.n_classes), TARGET_OFF, dtype=dtype)
         targets[np.arange(len(self)), self.labels] = TARGET_ON
         return targets
@@ -312,6 +302,14 @@ def _read_pair(images_file, labels_file):
             f"{labels_file}: {len(labels)} labels, but {images_file} holds {len(images)} images"
         )
     return images, labels
+
+
+def _float_dtype(dtype, method):
+    """Return ``dtype`` as a numpy dtype, or raise TypeError naming ``method`` if not floating."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{method}() needs a floating dtype, got {dtype}")
+    return dtype
 
 
 def _check_n_classes(n_classes):

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from jitnet.reference import check_sizes, check_weight_pairs
+from jitnet.reference._base import ReferenceNetwork
 
 
 def sigmoid(z):
@@ -236,7 +237,7 @@ class Connections:
         return "\n".join(str(conn) for conn in self.connections)
 
 
-class Network:
+class Network(ReferenceNetwork):
     """The tutorial's fully connected sigmoid network built from node and connection objects.
 
     Parameters
@@ -272,50 +273,11 @@ class Network:
                     downstream_node.append_upstream_connection(conn)
 
     # --- training -------------------------------------------------------------------------------
-
-    def train(self, labels, data_set, rate, iteration):
-        """Train by per-sample SGD: ``iteration`` passes over the samples, in the given order.
-
-        Parameters
-        ----------
-        labels : array_like, shape (N, n_out)
-            The target vector of each sample.
-        data_set : array_like, shape (N, n_in)
-            The samples.
-        rate : float
-            The learning rate ``eta``.
-        iteration : int
-            The number of epochs.
-        """
-        samples = self._as_rows(data_set, self.sizes[0], "data_set")
-        targets = self._as_rows(labels, self.sizes[-1], "labels")
-        if len(samples) != len(targets):
-            raise ValueError(f"{len(samples)} samples but {len(targets)} labels")
-        rate = float(rate)
-        for _ in range(int(iteration)):
-            for label, sample in zip(targets, samples):
-                self._train_one(label, sample, rate)
-
-    def train_one_sample(self, label, sample, rate):
-        """One SGD step on one sample: forward, all deltas, then all weight updates.
-
-        Parameters
-        ----------
-        label : array_like, shape (n_out,)
-            The target vector ``t``.
-        sample : array_like, shape (n_in,)
-            The input ``x``.
-        rate : float
-            The learning rate ``eta``.
-        """
-        self._train_one(
-            self._as_vector(label, self.sizes[-1], "label"),
-            self._as_vector(sample, self.sizes[0], "sample"),
-            float(rate),
-        )
+    # train(labels, data_set, rate, iteration), train_one_sample(label, sample, rate) and
+    # gradient(x, t) come from ReferenceNetwork; they check the input and call the methods below.
 
     def _train_one(self, label, sample, rate):
-        """Train on one sample given as lists of Python floats."""
+        """One SGD step on one sample given as lists of Python floats: forward, deltas, update."""
         self._forward(sample)
         self._calc_delta(label)
         self.update_weight(rate)
@@ -325,7 +287,7 @@ class Network:
 
         Uses the outputs of the last :meth:`predict`; no weight changes.
         """
-        self._calc_delta(self._as_vector(label, self.sizes[-1], "label"))
+        self._calc_delta(self._label(label))
 
     def _calc_delta(self, label):
         """:meth:`calc_delta` for a list of Python floats."""
@@ -352,17 +314,11 @@ class Network:
     def get_gradient(self, label, sample):
         """The tutorial's gradient for one sample: ``delta * x`` per connection.
 
-        Runs forward on ``sample``, computes the deltas for ``label`` and stores each connection's
-        ``gradient``; the weights do not change. Note the argument order (label first, as the
-        tutorial's) and the sign: the result is ``-dE/dw`` for ``E = 1/2 sum (t - y)^2``, the step
-        direction of Eq. 5. :meth:`gradient` gives ``+dE/dw`` like the other engines.
-
-        Parameters
-        ----------
-        label : array_like, shape (n_out,)
-            The target vector ``t``.
-        sample : array_like, shape (n_in,)
-            The input ``x``.
+        Runs forward on ``sample`` (the input ``x``), computes the deltas for ``label`` (the target
+        vector ``t``) and stores each connection's ``gradient``; the weights do not change. Note the
+        argument order (label first, as the tutorial's) and the sign: the result is ``-dE/dw`` for
+        ``E = 1/2 sum (t - y)^2``, the step direction of Eq. 5. :meth:`gradient` gives ``+dE/dw``
+        like the other engines.
 
         Returns
         -------
@@ -370,27 +326,10 @@ class Network:
             Per layer, ``(delta * x^T, delta)`` of shapes (n_out, n_in) and (n_out,): the
             connections' gradients laid out like :meth:`get_weights`.
         """
-        self._forward(self._as_vector(sample, self.sizes[0], "sample"))
-        self._calc_delta(self._as_vector(label, self.sizes[-1], "label"))
+        self._forward(self._sample(sample))
+        self._calc_delta(self._label(label))
         self.calc_gradient()
         return self._collect(lambda conn: conn.gradient)
-
-    def gradient(self, x, t):
-        """The gradient ``dE/dW, dE/db`` of ``E = 1/2 sum (t - y)^2`` for one sample.
-
-        Parameters
-        ----------
-        x : array_like, shape (n_in,)
-            The input.
-        t : array_like, shape (n_out,)
-            The target vector.
-
-        Returns
-        -------
-        list of (ndarray, ndarray)
-            Per layer ``(dW, db)``, shapes (n_out, n_in) and (n_out,); ``-get_gradient(t, x)``.
-        """
-        return [(-gW, -gb) for gW, gb in self.get_gradient(t, x)]
 
     # --- forward --------------------------------------------------------------------------------
 
@@ -407,7 +346,7 @@ class Network:
         ndarray, shape (n_out,)
             The outputs ``y`` (float64).
         """
-        self._forward(self._as_vector(sample, self.sizes[0], "sample"))
+        self._forward(self._sample(sample))
         return np.array([node.output for node in self.layers[-1].nodes[:-1]])
 
     def _forward(self, sample):
@@ -470,17 +409,6 @@ class Network:
     # --- input checking -------------------------------------------------------------------------
 
     @staticmethod
-    def _as_vector(values, n, name):
-        """Return ``values`` as a list of ``n`` Python floats, or raise ``ValueError``."""
-        array = np.asarray(values, dtype=np.float64)
-        if array.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
-        return array.tolist()
-
-    @staticmethod
-    def _as_rows(values, n, name):
-        """Return ``values`` as a list of lists of ``n`` Python floats, or raise ``ValueError``."""
-        array = np.asarray(values, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != n:
-            raise ValueError(f"{name} must have shape (N, {n}), got {array.shape}")
+    def _values(array):
+        """Checked input becomes (lists of) Python floats, the only numbers computed on here."""
         return array.tolist()

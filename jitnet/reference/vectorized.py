@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from jitnet.reference import check_sizes, check_weight_pairs
+from jitnet.reference._base import ReferenceNetwork
 
 
 class SigmoidActivator:
@@ -97,7 +98,7 @@ class FullConnectedLayer:
         return f"FullConnectedLayer(input_size={self.input_size}, output_size={self.output_size})"
 
 
-class Network:
+class Network(ReferenceNetwork):
     """The tutorial's fully connected sigmoid network in numpy, one layer object per layer.
 
     Parameters
@@ -126,19 +127,11 @@ class Network:
         ]
 
     def predict(self, sample):
-        """Forward one sample and return the output layer's values.
+        """Forward one sample ``x`` (array_like, shape (n_in,)) through every layer, Eq. 1/2.
 
-        Parameters
-        ----------
-        sample : array_like, shape (n_in,)
-            The input ``x``.
-
-        Returns
-        -------
-        ndarray, shape (n_out,)
-            The outputs ``y`` (a copy).
+        Returns the output layer's values ``y``: a float64 ndarray of shape (n_out,), a copy.
         """
-        return self._forward(self._as_vector(sample, self.sizes[0], "sample")).copy()
+        return self._forward(self._sample(sample)).copy()
 
     def _forward(self, output):
         """Forward a float64 vector through every layer; return the last layer's output."""
@@ -146,49 +139,11 @@ class Network:
             output = layer.forward(output)
         return output
 
-    def train(self, labels, data_set, rate, iteration):
-        """Train by per-sample SGD: ``iteration`` passes over the samples, in the given order.
-
-        Parameters
-        ----------
-        labels : array_like, shape (N, n_out)
-            The target vector of each sample.
-        data_set : array_like, shape (N, n_in)
-            The samples.
-        rate : float
-            The learning rate ``eta``.
-        iteration : int
-            The number of epochs.
-        """
-        samples = self._as_rows(data_set, self.sizes[0], "data_set")
-        targets = self._as_rows(labels, self.sizes[-1], "labels")
-        if len(samples) != len(targets):
-            raise ValueError(f"{len(samples)} samples but {len(targets)} labels")
-        rate = float(rate)
-        for _ in range(int(iteration)):
-            for label, sample in zip(targets, samples):
-                self._train_one(label, sample, rate)
-
-    def train_one_sample(self, label, sample, rate):
-        """One SGD step on one sample: forward, every layer's gradient, then every update.
-
-        Parameters
-        ----------
-        label : array_like, shape (n_out,)
-            The target vector ``t``.
-        sample : array_like, shape (n_in,)
-            The input ``x``.
-        rate : float
-            The learning rate ``eta``.
-        """
-        self._train_one(
-            self._as_vector(label, self.sizes[-1], "label"),
-            self._as_vector(sample, self.sizes[0], "sample"),
-            float(rate),
-        )
+    # train(labels, data_set, rate, iteration), train_one_sample(label, sample, rate) and
+    # gradient(x, t) come from ReferenceNetwork; they check the input and call the methods below.
 
     def _train_one(self, label, sample, rate):
-        """Train on one sample given as float64 vectors."""
+        """One SGD step on one sample given as float64 vectors: forward, gradients, updates."""
         self._forward(sample)
         self.calc_gradient(label)
         self.update_weight(rate)
@@ -222,26 +177,9 @@ class Network:
         list of (ndarray, ndarray)
             Per layer, copies of ``W_grad`` (n_out, n_in) and ``b_grad`` (n_out,).
         """
-        self._forward(self._as_vector(sample, self.sizes[0], "sample"))
-        self.calc_gradient(self._as_vector(label, self.sizes[-1], "label"))
+        self._forward(self._sample(sample))
+        self.calc_gradient(self._label(label))
         return [(layer.W_grad.copy(), layer.b_grad.copy()) for layer in self.layers]
-
-    def gradient(self, x, t):
-        """The gradient ``dE/dW, dE/db`` of ``E = 1/2 sum (t - y)^2`` for one sample.
-
-        Parameters
-        ----------
-        x : array_like, shape (n_in,)
-            The input.
-        t : array_like, shape (n_out,)
-            The target vector.
-
-        Returns
-        -------
-        list of (ndarray, ndarray)
-            Per layer ``(dW, db)``, shapes (n_out, n_in) and (n_out,); ``-get_gradient(t, x)``.
-        """
-        return [(-gW, -gb) for gW, gb in self.get_gradient(t, x)]
 
     def get_weights(self):
         """Return ``(W, b)`` float64 copies per layer, ``W`` (n_out, n_in), ``b`` (n_out,)."""
@@ -265,19 +203,3 @@ class Network:
 
     def __repr__(self):
         return f"Network(sizes={self.sizes}, engine='vectorized')"
-
-    @staticmethod
-    def _as_vector(values, n, name):
-        """Return ``values`` as a float64 vector of length ``n``, or raise ``ValueError``."""
-        array = np.asarray(values, dtype=np.float64)
-        if array.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
-        return array
-
-    @staticmethod
-    def _as_rows(values, n, name):
-        """Return ``values`` as a float64 (N, n) array, or raise ``ValueError``."""
-        array = np.asarray(values, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != n:
-            raise ValueError(f"{name} must have shape (N, {n}), got {array.shape}")
-        return array
