@@ -277,6 +277,10 @@ class Network:
             if order.size and (order.min() < 0 or order.max() >= n):
                 raise ValueError(f"order holds indices outside [0, {n - 1}]")
             order = np.ascontiguousarray(order, np.int64)
+        return self._run_epoch(X, T, eta, scale, order, progress)
+
+    def _run_epoch(self, X, T, eta, scale, order, progress=None):
+        """The compiled epoch on inputs already checked and converted; returns the mean loss."""
         if order.size == 0:
             return 0.0
         kind = ACTIVATIONS[self.activation]
@@ -293,22 +297,26 @@ class Network:
         return total / order.size
 
     def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None):
-        """Run ``epochs`` passes of :meth:`train_epoch`; returns the mean loss of each epoch.
+        """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
 
-        With ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
+        Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
+        ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
         ``np.random.default_rng(seed)``; otherwise in file order.
         """
         epochs = int(epochs)
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         X, _ = self._inputs(X)
-        T = self._targets(targets, X.shape[0])
-        rng = np.random.default_rng(seed) if shuffle else None
-        losses = []
-        for _ in range(epochs):
-            order = rng.permutation(X.shape[0]) if shuffle else None
-            losses.append(self.train_epoch(X, T, rate, order=order, scale=scale))
-        return losses
+        n = X.shape[0]
+        T = self._targets(targets, n)
+        eta = self.dtype.type(_check_rate(rate))
+        scale = self._scale(X, scale)
+        rng = np.random.default_rng(seed)
+        in_file_order = np.arange(n, dtype=np.int64)
+        return [
+            self._run_epoch(X, T, eta, scale, rng.permutation(n) if shuffle else in_file_order)
+            for _ in range(epochs)
+        ]
 
     # -- inference ------------------------------------------------------------------------
 
