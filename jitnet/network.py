@@ -9,12 +9,12 @@ import numpy as np
 from jitnet import kernels
 from jitnet._atomic import atomic_save_npz
 from jitnet._checks import check_sizes, check_weight_pairs
+from jitnet.datasets import TARGET_OFF, TARGET_ON
 
 ACTIVATIONS = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 DTYPES = ("float64", "float32")
 FORMAT = "jitnet-model"
 FORMAT_VERSION = 1
-TARGET_ON, TARGET_OFF = 0.9, 0.1
 
 
 class ModelFileError(ValueError):
