@@ -334,6 +334,8 @@ def _print_summary(result, splits):
     click.echo(f"stopped after epoch {state.epoch}: {why}")
     if state.best_epoch is None:  # resumed and stopped before any evaluation
         best = f"no evaluation yet, final network after epoch {state.epoch}"
+    elif splits.val_is_test:  # the stopping error is the test error: say it once
+        best = f"best epoch {state.best_epoch}"
     else:
         best = f"best epoch {state.best_epoch}  {label} error {100 * state.best_error:.2f}%"
     click.echo(f"{best}  test error {100 * result.test_error:.2f}% on {len(splits.test):,} images")
