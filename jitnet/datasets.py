@@ -12,7 +12,7 @@ import numpy as np
 
 from jitnet.idx import DataError, read_idx
 
-__all__ = ["Dataset", "load_mnist", "TARGET_ON", "TARGET_OFF"]
+__all__ = ["Dataset", "load_mnist", "one_hot_targets", "TARGET_ON", "TARGET_OFF"]
 
 # The tutorial's targets: sigmoid outputs never reach 0 or 1, so aim at 0.1 and 0.9 instead.
 TARGET_ON = 0.9
@@ -197,10 +197,27 @@ class Dataset:
         float64 by default, as for :meth:`inputs`): row ``i`` is ``TARGET_OFF`` everywhere except
         ``TARGET_ON`` at ``labels[i]``.
         """
-        dtype = _float_dtype(dtype, "targets")
-        targets = np.full((len(self), self.n_classes), TARGET_OFF, dtype=dtype)
-        targets[np.arange(len(self)), self.labels] = TARGET_ON
-        return targets
+        return one_hot_targets(self.labels, self.n_classes, _float_dtype(dtype, "targets"))
+
+
+def one_hot_targets(labels, n_classes, dtype=np.float64):
+    """Target vectors for integer labels: TARGET_ON (0.9) at the label, TARGET_OFF (0.1) elsewhere.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        Class indices in ``[0, n_classes)`` (not checked here).
+    n_classes : int
+    dtype : floating dtype
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, n_classes)
+    """
+    labels = np.asarray(labels)
+    targets = np.full((labels.shape[0], n_classes), TARGET_OFF, dtype=dtype)
+    targets[np.arange(labels.shape[0]), labels] = TARGET_ON
+    return targets
 
 
 def load_mnist(path=None, n_classes=None):

@@ -9,7 +9,7 @@ import numpy as np
 from jitnet import kernels
 from jitnet._atomic import atomic_save_npz
 from jitnet._checks import check_sizes, check_weight_pairs
-from jitnet.datasets import TARGET_OFF, TARGET_ON
+from jitnet.datasets import one_hot_targets
 
 ACTIVATIONS = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 DTYPES = ("float64", "float32")
@@ -221,10 +221,7 @@ class Network:
         """(N, n_out) targets in the network's dtype; (N,) labels become 0.9/0.1 vectors."""
         targets = np.asarray(targets)
         if targets.ndim == 1:
-            labels = self._labels(targets, n, "targets")
-            T = np.full((n, self.n_outputs), TARGET_OFF, self.dtype)
-            T[np.arange(n), labels] = TARGET_ON
-            return T
+            return one_hot_targets(self._labels(targets, n, "targets"), self.n_outputs, self.dtype)
         if targets.shape != (n, self.n_outputs):
             raise ValueError(
                 f"targets must have shape ({n}, {self.n_outputs}) or ({n},) labels, "
