@@ -7,23 +7,31 @@ import tempfile
 import numpy as np
 
 
-def _umask():
+def _read_umask():
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` through a temporary file in the same directory, fsync, rename."""
+_UMASK = _read_umask()  # read once: changing the umask is process-wide
+
+
+def atomic_write(path, write):
+    """Create ``path`` by calling ``write(file)`` on a temporary file beside it, then fsync and
+    rename it into place (and fsync the directory, so the rename survives a crash too).
+
+    On any error, including KeyboardInterrupt, the temporary file is removed and an existing
+    ``path`` is left untouched.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
-        # mkstemp makes the file private (0600); give it the permissions open() would have.
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            # mkstemp makes the file private (0600); give it the permissions open() would.
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -33,7 +41,6 @@ def atomic_write_bytes(path, data):
         except FileNotFoundError:
             pass
         raise
-    # Make the rename itself durable.
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -46,8 +53,17 @@ def atomic_write_bytes(path, data):
         os.close(dir_fd)
 
 
+def atomic_write_bytes(path, data):
+    """Write ``data`` (bytes) to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write(data))
+
+
 def atomic_save_npz(path, arrays):
-    """Save a dict of arrays as an uncompressed ``.npz`` atomically."""
+    """Save a dict of arrays as an uncompressed ``.npz`` atomically.
+
+    The archive is built in memory first (a few MB for MNIST-sized networks), so the file is
+    written by one plain ``write`` call.
+    """
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getbuffer())

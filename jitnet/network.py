@@ -70,6 +70,20 @@ class Network:
     """
 
     def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None):
+        self._configure(sizes, activation, dtype)
+        rng = np.random.default_rng(seed)
+        for W, b in zip(self.weights, self.biases):
+            W[...] = rng.uniform(-0.1, 0.1, size=W.shape)
+            b[...] = rng.uniform(-0.1, 0.1, size=b.shape)
+
+    @classmethod
+    def _zeros(cls, sizes, activation="sigmoid", dtype="float64"):
+        """A network with all parameters zero, for callers that load their own."""
+        net = cls.__new__(cls)
+        net._configure(sizes, activation, dtype)
+        return net
+
+    def _configure(self, sizes, activation, dtype):
         self.sizes = check_sizes(sizes)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -78,10 +92,6 @@ class Network:
         self.activation = activation
         self.dtype = _check_dtype(dtype)
         self._build_layout()
-        rng = np.random.default_rng(seed)
-        for W, b in zip(self.weights, self.biases):
-            W[...] = rng.uniform(-0.1, 0.1, size=W.shape)
-            b[...] = rng.uniform(-0.1, 0.1, size=b.shape)
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -163,7 +173,7 @@ class Network:
 
     def copy(self):
         """An independent network with the same configuration and parameters."""
-        other = Network(self.sizes, self.activation, self.dtype.name)
+        other = Network._zeros(self.sizes, self.activation, self.dtype)
         other.params[...] = self.params
         return other
 
@@ -416,7 +426,7 @@ class Network:
         except (ValueError, TypeError, IndexError) as error:
             fail(f"not a valid jitnet model ({error})")
         try:
-            net = cls(sizes, activation, dtype)
+            net = cls._zeros(sizes, activation, dtype)
         except ValueError as error:
             fail(f"invalid model configuration ({error})")
         pairs = []
