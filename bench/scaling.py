@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jitnet._machine import machine_info  # noqa: E402
 from jitnet.bench import (  # noqa: E402
     NOISY_SPREAD,
     RATE,
@@ -35,7 +36,6 @@ from jitnet.bench import (  # noqa: E402
     default_out_dir,
     format_number,
     log,
-    machine_info,
     machine_line,
     markdown_table,
     out_dir_option,
@@ -43,6 +43,8 @@ from jitnet.bench import (  # noqa: E402
     time_repeats,
     write_results,
 )
+from jitnet.cli import IntListType  # noqa: E402
+from jitnet.datasets import one_hot_targets  # noqa: E402
 
 HIDDEN = (100, 300, 1000, 3000)
 DENSITIES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
@@ -90,11 +92,18 @@ def operation_counts(sizes, nnz, itemsize):
 
 
 def cache_level(nbytes, caches):
-    """The smallest cache level that holds ``nbytes`` ('L2', 'L3', or 'memory')."""
+    """The smallest cache level that holds ``nbytes`` ('L1', 'L2', 'L3', or 'memory')."""
     for level in ("L1", "L2", "L3"):
         if level in caches and nbytes <= caches[level]:
             return level
     return "memory"
+
+
+def first_layer_size(sizes, itemsize):
+    """Bytes of the first layer's weights as the engine stores them: transposed, one row per
+    input, each row padded to a whole number of 64-byte cache lines."""
+    row = -(-sizes[1] * itemsize // 64) * 64
+    return sizes[0] * row
 
 
 # -- machine limits, measured ---------------------------------------------------------------------
@@ -165,7 +174,7 @@ def measure(sizes, dtype, X, T, nnz, target_s, repeats, caches, limits):
     timing = time_network(sizes, dtype, X, T, nnz, target_s, repeats)
     counts = operation_counts(sizes, timing["nnz"], itemsize)
     seconds = timing["seconds"]
-    first_layer_bytes = sizes[0] * sizes[1] * itemsize
+    first_layer_bytes = first_layer_size(sizes, itemsize)
     gflops = 2 * counts["macs"] / seconds / 1e9
     return {
         "sizes": sizes, "dtype": dtype, **timing, **counts,
@@ -228,14 +237,15 @@ NOTES = [
     "the traffic if every weight went through memory once per use (forward read, upper layers' "
     "backward read, update read + write) — compare with the streaming probe of the level the "
     "weights fit in.",
-    "W1 fits: the smallest cache level (per core L2, shared L3) holding the whole first layer; "
+    "W1 size: the first layer's weights as stored, one row per input padded to whole 64-byte "
+    "cache lines. W1 fits: the smallest cache level (per core L2, shared L3) holding all of it; "
     "over many samples every row of it is visited, so that is its working set.",
 ]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--hidden", default=",".join(map(str, HIDDEN)), show_default=True,
-              help="Hidden sizes of the 784-H-10 sweep on MNIST.")
+@click.option("--hidden", type=IntListType(what="hidden sizes"), default=",".join(map(str, HIDDEN)),
+              show_default=True, help="Hidden sizes of the 784-H-10 sweep on MNIST.")
 @click.option("--densities", default=None,
               help="Fractions of non-zero inputs for the 784-300-10 synthetic sweep "
                    f"[default: {','.join(map(str, DENSITIES))}; --quick "
@@ -256,14 +266,15 @@ NOTES = [
 @click.pass_context
 def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, quick, out_dir):
     """Time the JIT engine per sample against hidden size and input density."""
+    hidden = list(hidden)
     try:
-        hidden = [int(h) for h in hidden.split(",")]
         densities = ([float(d) for d in densities.split(",")] if densities
                      else list(QUICK_DENSITIES if quick else DENSITIES))
     except ValueError as error:
-        raise click.BadParameter(f"expected comma-separated numbers ({error})") from None
-    if min(hidden) < 1 or not all(0 < d <= 1 for d in densities):
-        raise click.BadParameter("hidden sizes must be >= 1 and densities in (0, 1]")
+        raise click.BadParameter(f"expected comma-separated numbers ({error})",
+                                 param_hint="--densities") from None
+    if not all(0 < d <= 1 for d in densities):
+        raise click.BadParameter("densities must lie in (0, 1]", param_hint="--densities")
     dtypes = [d.strip() for d in dtypes.split(",")]
     if not set(dtypes) <= set(DTYPES):
         raise click.BadParameter(f"dtypes must be among {', '.join(DTYPES)}",
@@ -289,25 +300,24 @@ def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, qu
         hidden_rows = []
         X = train.images
         nnz = np.count_nonzero(X, axis=1)
+        targets = {dtype: one_hot_targets(train.labels, n_out, dtype) for dtype in dtypes}
         for h in hidden:
             for dtype in dtypes:
                 log(f"  {n_in}-{h}-{n_out} {dtype} on MNIST ...")
-                T = train.targets(dtype)
-                hidden_rows.append(measure([n_in, h, n_out], dtype, X, T, nnz, seconds,
-                                           repeats, caches, limits))
+                hidden_rows.append(measure([n_in, h, n_out], dtype, X, targets[dtype], nnz,
+                                           seconds, repeats, caches, limits))
 
         density_rows = []
         rng = np.random.default_rng(0)
         labels = rng.integers(0, n_out, SYNTHETIC_POOL)
+        targets = {dtype: one_hot_targets(labels, n_out, dtype) for dtype in dtypes}
         for density in densities:
             Xs = synthetic_images(SYNTHETIC_POOL, n_in, density, rng)
             nnz_s = np.count_nonzero(Xs, axis=1)
             for dtype in dtypes:
                 log(f"  {n_in}-{density_hidden}-{n_out} {dtype} at density {density:g} ...")
-                T = np.full((SYNTHETIC_POOL, n_out), 0.1, dtype)
-                T[np.arange(SYNTHETIC_POOL), labels] = 0.9
-                row = measure([n_in, density_hidden, n_out], dtype, Xs, T, nnz_s, seconds,
-                              repeats, caches, limits)
+                row = measure([n_in, density_hidden, n_out], dtype, Xs, targets[dtype], nnz_s,
+                              seconds, repeats, caches, limits)
                 row["density"] = density
                 density_rows.append(row)
     finally:

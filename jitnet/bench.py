@@ -22,7 +22,6 @@ median reported. Results go to stdout as one aligned table, progress to stderr, 
 import datetime
 import json
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -33,6 +32,9 @@ import time
 
 import click
 import numpy as np
+
+from jitnet._machine import machine_info
+from jitnet.cli import IntListType
 
 EPOCH_SAMPLES = 60_000
 RATE = 0.3
@@ -59,86 +61,14 @@ def log(message):
 # -- the machine and its threads ------------------------------------------------------------------
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _caches():
-    """Data/unified cache sizes in bytes by level, from sysfs (empty where unavailable)."""
-    caches = {}
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    try:
-        entries = sorted(os.listdir(base))
-    except OSError:
-        return caches
-    for entry in entries:
-        if not entry.startswith("index"):
-            continue
-        try:
-            with open(f"{base}/{entry}/type") as f:
-                kind = f.read().strip()
-            with open(f"{base}/{entry}/level") as f:
-                level = int(f.read())
-            with open(f"{base}/{entry}/size") as f:
-                size = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        if kind == "Instruction":
-            continue
-        units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-        number = int(re.match(r"\d+", size).group())
-        caches[f"L{level}"] = number * units.get(size[-1], 1)
-    return caches
-
-
-def _version(module_name):
-    module = sys.modules.get(module_name)
-    return getattr(module, "__version__", None) if module else None
-
-
-def machine_info():
-    """A dict describing the machine and the software versions, for the results files."""
-    import numba
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    info = {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "caches": _caches(),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-    }
-    try:
-        info["load_average"] = round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        pass
-    for name in ("torch", "jax"):
-        if _version(name):
-            info[name] = _version(name)
-    return info
-
-
 def machine_line(info):
-    """One line: CPU, cores, caches and versions."""
+    """One line: CPU, cores, caches and versions, from :func:`jitnet._machine.machine_info`."""
     caches = ", ".join(f"{level} {size / 1024**2:g} MB" for level, size in info["caches"].items()
                        if level != "L1")
     versions = ", ".join(f"{name} {info[name]}" for name in
                          ("python", "numpy", "numba", "torch", "jax") if name in info)
-    cores = f"{info['cores']} cores"
-    if info.get("usable_cores") not in (None, info["cores"]):
+    cores = f"{info['cpu_count']} cores"
+    if info.get("usable_cores") not in (None, info["cpu_count"]):
         cores += f" ({info['usable_cores']} usable)"
     load = f"; load average {info['load_average']:g}" if "load_average" in info else ""
     return f"{info['cpu']}, {cores}" + (f" ({caches})" if caches else "") + f"; {versions}{load}"
@@ -320,9 +250,15 @@ class Samples:
         return self._targets[dtype][:n]
 
 
+def layer_sizes(init):
+    """Layer sizes, inputs first, of a list of (W (n_out, n_in), b) pairs."""
+    return [init[0][0].shape[1]] + [W.shape[0] for W, _ in init]
+
+
 class Engine:
-    """One engine loaded with given weights: ``stage(n)`` the first n samples (untimed), then
-    ``run()`` trains on them once (timed); ``weights()`` as float64 (W, b) pairs."""
+    """One engine loaded with given weights ``init`` (float64 (W, b) pairs): ``stage(n)`` the
+    first n samples (untimed), then ``run()`` trains on them once (timed); ``weights()`` as
+    float64 (W, b) pairs."""
 
     name = dtype = ""
     threads = 1
@@ -335,10 +271,10 @@ class ObjectEngine(Engine):
     name, dtype = "object (tutorial)", "float64"
     reference = "object"  # the engine of jitnet.reference.make_network
 
-    def __init__(self, sizes, init, samples, limits):
+    def __init__(self, init, samples):
         from jitnet.reference import make_network
 
-        self.net = make_network(sizes, engine=self.reference)
+        self.net = make_network(layer_sizes(init), engine=self.reference)
         self.net.set_weights(init)
         self.samples = samples
 
@@ -358,8 +294,8 @@ class VectorizedEngine(ObjectEngine):
     name, dtype = "vectorized (numpy)", "float64"
     reference = "vectorized"
 
-    def __init__(self, sizes, init, samples, limits):
-        super().__init__(sizes, init, samples, limits)
+    def __init__(self, init, samples, limits):
+        super().__init__(init, samples)
         self.threads = limits.blas_threads or 1
 
     def stage(self, n):
@@ -371,14 +307,14 @@ class VectorizedEngine(ObjectEngine):
 
 
 class JitEngine(Engine):
-    def __init__(self, sizes, init, samples, limits, dtype):
+    def __init__(self, init, samples, dtype):
         import numba
 
         from jitnet.network import Network
 
         self.name, self.dtype = "jitnet", dtype
         self.threads = numba.get_num_threads()
-        self.net = Network(sizes, dtype=dtype)
+        self.net = Network(layer_sizes(init), dtype=dtype)
         self.net.set_weights(init)
         self.samples = samples
 
@@ -402,7 +338,7 @@ class TorchEngine(Engine):
 
     name, dtype = "pytorch (batch 1)", "float32"
 
-    def __init__(self, sizes, init, samples, limits):
+    def __init__(self, init, samples, limits):
         import torch
 
         limits.limit_torch(torch)
@@ -449,7 +385,7 @@ class JaxEngine(Engine):
 
     name, dtype = "jax (jit lax.scan)", "float32"
 
-    def __init__(self, sizes, init, samples, limits, single_thread):
+    def __init__(self, init, samples, single_thread):
         import jax
         import jax.numpy as jnp
 
@@ -696,18 +632,9 @@ out_dir_option = click.option(
     help="Directory for the JSON and markdown results [default: bench/results].")
 
 
-def _parse_sizes(ctx, param, value):
-    try:
-        sizes = [int(s) for s in value.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise click.BadParameter(f"need at least two positive layer sizes, got {value!r}")
-    return sizes
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--sizes", default="784,300,10", show_default=True, callback=_parse_sizes,
+@click.option("--sizes", type=IntListType(min_items=2, what="layer sizes"), default="784,300,10",
+              show_default=True,
               help="Layer sizes, inputs first; must start with 784 and end with 10 for MNIST.")
 @click.option("--samples", type=click.IntRange(1, EPOCH_SAMPLES), default=None,
               help="Samples timed per repeat for the compiled engines (jitnet, JAX) "
@@ -742,6 +669,7 @@ def compare(ctx, sizes, samples, eager_samples, object_samples, repeats, validat
     its thread pool). Exit status 1 if this project's engines disagree; nothing is timed then.
     """
     defaults = QUICK if quick else FULL
+    sizes = list(sizes)
     samples = samples or defaults["samples"]
     eager_samples = eager_samples or defaults["eager_samples"]
     object_samples = defaults["object_samples"] if object_samples is None else object_samples
@@ -780,19 +708,18 @@ def _run(ctx, sizes, data, init, limits, jax_one_thread, samples, eager_samples,
          repeats, validate_samples, quick, frameworks, cold_compile, out_dir):
     notes = []
     builders = {
-        "object": (lambda: ObjectEngine(sizes, init, data, limits), True),
-        "vectorized": (lambda: VectorizedEngine(sizes, init, data, limits), True),
-        "jit64": (lambda: JitEngine(sizes, init, data, limits, "float64"), True),
-        "jit32": (lambda: JitEngine(sizes, init, data, limits, "float32"), True),
+        "object": (lambda: ObjectEngine(init, data), True),
+        "vectorized": (lambda: VectorizedEngine(init, data, limits), True),
+        "jit64": (lambda: JitEngine(init, data, "float64"), True),
+        "jit32": (lambda: JitEngine(init, data, "float32"), True),
     }
     if frameworks:
         if _importable("torch"):
-            builders["torch"] = (lambda: TorchEngine(sizes, init, data, limits), False)
+            builders["torch"] = (lambda: TorchEngine(init, data, limits), False)
         else:
             notes.append("PyTorch not importable: skipped (`pip install torch` to include it).")
         if _importable("jax"):
-            builders["jax"] = (lambda: JaxEngine(sizes, init, data, limits, jax_one_thread),
-                               False)
+            builders["jax"] = (lambda: JaxEngine(init, data, jax_one_thread), False)
         else:
             notes.append("JAX not importable: skipped (`pip install jax jaxlib` to include it).")
         if "jax" in builders and not jax_one_thread:

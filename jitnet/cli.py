@@ -9,8 +9,9 @@ gradcheck  Back-propagated gradients against central differences (tutorial Eq. 6
 bench      The speed comparison of ``bench/compare.py``; arguments are passed through.
 
 Results go to stdout, progress and diagnostics to stderr. Errors a user can cause end in one line
-``Error: ...`` and exit code 2; Ctrl-C during ``train`` saves a checkpoint and exits with 130.
-Heavy modules (numpy, numba, the engine) are imported inside the commands, so ``--help`` is fast.
+``Error: ...`` and exit code 2; Ctrl-C ends any command with one line and exit code 130 (during
+``train``, after saving a checkpoint). Heavy modules (numpy, numba, the engine) are imported inside
+the commands, so ``--help`` is fast.
 """
 
 import math
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from jitnet import __version__
 
@@ -47,6 +49,9 @@ class JitnetGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # no command: the help, as click itself shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             message = _one_line(exc.format_message())
             ctx = getattr(exc, "ctx", None)
@@ -54,7 +59,10 @@ class JitnetGroup(click.Group):
                 message += f" (see '{ctx.command_path} --help')"
             click.echo(f"Error: {message}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C: click printed a newline
+                click.echo("interrupted", err=True)
+                sys.exit(EXIT_INTERRUPTED)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -193,14 +201,6 @@ class _ClickReporter:
             self._drawn = False
 
 
-# Options a --resume run takes from the command line only when given there (see training.py).
-_TRAIN_FIELDS = (
-    "hidden", "rate", "epochs", "eval_every", "patience", "dtype", "seed", "shuffle",
-    "validation", "raw_pixels", "train_limit", "test_limit", "data", "checkpoint_dir",
-    "checkpoint_every", "output", "report",
-)
-
-
 @cli.command()
 @click.option("--hidden", type=IntListType(what="hidden sizes"), default="300", show_default=True,
               help="Hidden layer sizes; a comma-separated list gives several layers "
@@ -208,7 +208,8 @@ _TRAIN_FIELDS = (
 @click.option("--rate", type=PositiveFloat(), default=0.3, show_default=True,
               help="Learning rate (the tutorial's eta), a positive number.")
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True,
-              help="The most epochs to run; the stopping rule may end training earlier.")
+              help="The most epochs to run; the stopping rule may end training earlier "
+                   "(with --resume, a larger value extends the run; see --resume).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=10, show_default=True,
               help="Evaluate every this many epochs (the tutorial's cadence is 10) and after "
                    "the last.")
@@ -242,9 +243,11 @@ _TRAIN_FIELDS = (
               help="Where to save the best model (lowest validation error).")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, show_default=True,
-              help="Continue the run saved in this checkpoint; only --epochs, --eval-every, "
-                   "--patience, --data, --checkpoint-dir, --checkpoint-every, --output and "
-                   "--report may differ from the saved run.")
+              help="Continue the run saved in this checkpoint; only --epochs (not below the "
+                   "epochs it completed), --eval-every, --patience, --data, --checkpoint-dir, "
+                   "--checkpoint-every, --output and --report may differ from the saved run "
+                   "(a finished run extended by --epochs keeps its evaluation after the old "
+                   "last epoch in its history).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               show_default=True,
               help="Write a JSON report: configuration, every evaluation, test_error, timings, "
@@ -267,22 +270,26 @@ def train(ctx, resume, **options):
     """
     from jitnet import training
 
+    # Every option but --resume is a TrainConfig field; a --resume run takes only those given
+    # on the command line (see training.resume_config).
+    fields = training.RESUME_FIXED + training.RESUME_OVERRIDABLE
     given = {
-        name: options[name]
-        for name in _TRAIN_FIELDS
+        name: _field_value(name, options[name])
+        for name in fields
         if ctx.get_parameter_source(name)
         in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
     }
     try:
         if resume is not None:
             state = training.load_checkpoint(resume)
-            given_fields = {k: _field_value(k, v) for k, v in given.items()}
-            config = training.resume_config(state.config, given_fields, resume)
+            config = training.resume_config(state, given, resume)
         else:
             state = None
             config = training.TrainConfig(
-                **{k: _field_value(k, v) for k, v in options.items() if k in _TRAIN_FIELDS}
+                **{name: _field_value(name, options[name]) for name in fields}
             )
+        # Before the data is loaded and any training time spent: where the run will write.
+        training.prepare_output(config)
         if state is None and config.checkpoint_path.exists():
             click.echo(
                 f"note: {config.checkpoint_path} exists and will be replaced by this new run "
@@ -306,16 +313,23 @@ def train(ctx, resume, **options):
         ctx.exit(EXIT_INTERRUPTED)
     except training.TrainingError as exc:
         raise CliError(_one_line(exc)) from None
+    except OSError as exc:  # a file that could not be written after all (disk full, ...)
+        where = f" {exc.filename}" if exc.filename else ""
+        raise CliError(_one_line(f"cannot write{where}: {exc.strerror or exc}")) from None
 
     _print_summary(result, splits)
 
 
 def _field_value(name, value):
-    """A click value as a TrainConfig field (paths become strings; --data absolute)."""
+    """A click value as a TrainConfig field: paths become strings, and the paths a checkpoint
+    keeps (--data, --output, --report) absolute, so that a run resumed from another directory
+    reads and writes the same files."""
     if value is None:
         return None
     if name == "data":
         return str(Path(value).resolve())
+    if name in ("output", "report"):
+        return os.path.abspath(value)
     if isinstance(value, Path):
         return str(value)
     return value
@@ -324,7 +338,7 @@ def _field_value(name, value):
 def _print_summary(result, splits):
     state = result.state
     config = state.config
-    label = "test" if splits.val_is_test else "val"
+    label = splits.label
     if result.stop_reason == "patience" and config.patience == 1:
         why = f"the {label} error rose (patience 1, the tutorial's rule)"
     elif result.stop_reason == "patience":
@@ -357,7 +371,7 @@ def _print_summary(result, splits):
 # ------------------------------------------------------------------------------------------------
 
 
-def _load_model_and_split(model, data, split, test_limit=None):
+def _load_model_and_split(model, data, split):
     from jitnet import training
 
     try:
@@ -366,8 +380,6 @@ def _load_model_and_split(model, data, split, test_limit=None):
         raise CliError(_one_line(exc)) from None
     train_set, test_set = _load_data(data)
     dataset = test_set if split == "test" else train_set
-    if test_limit is not None:
-        dataset = dataset[:test_limit]
     if dataset.images.shape[1] != net.n_inputs:
         raise CliError(
             f"model {model} takes {net.n_inputs} inputs but the {split} images have "

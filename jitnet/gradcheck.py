@@ -156,10 +156,6 @@ class GradientCheckResult:
             float(self.rel_error[k]),
         )
 
-    def entries(self):
-        """Every parameter as a :class:`GradientEntry`, in parameter order."""
-        return [self.entry(k) for k in range(self.n_params)]
-
     def worst(self, n=5):
         """The ``n`` worst parameters, worst first.
 
@@ -352,7 +348,8 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4):
         Which implementation to check (``"jit"`` is :class:`jitnet.Network` in float64).
     seed : int
         Seeds the initial weights, and ``np.random.default_rng(seed)`` draws the input
-        ``x`` uniform in [0, 1) and the targets ``t`` in {0.1, 0.9}.
+        ``x`` uniform in [0, 1) and each target in ``t`` from the tutorial's two values
+        (``TARGET_OFF`` 0.1 and ``TARGET_ON`` 0.9), each with probability 1/2.
     epsilon : float
         The step of the central differences.
 
@@ -360,11 +357,12 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4):
     -------
     GradientCheckResult
     """
+    from jitnet.datasets import TARGET_OFF, TARGET_ON
     from jitnet.reference import check_sizes, make_network
 
     sizes = check_sizes(sizes)
     net = make_network(sizes, engine=engine, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.random(sizes[0])
-    t = np.where(rng.random(sizes[-1]) < 0.5, 0.1, 0.9)
+    t = np.where(rng.random(sizes[-1]) < 0.5, TARGET_OFF, TARGET_ON)
     return gradient_check(net, x, t, epsilon=epsilon)

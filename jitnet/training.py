@@ -1,8 +1,9 @@
 """The training experiment behind ``jitnet train``: cadence, stopping rule, checkpoints and resume.
 
-This module knows nothing about click. The command line builds a :class:`TrainConfig`, loads the
-data, calls :func:`prepare_data` and :func:`run_training`, and turns :class:`TrainingError` into a
-one-line message with exit code 2 and :class:`TrainingInterrupted` into exit code 130.
+This module knows nothing about click. The command line builds a :class:`TrainConfig`, checks
+where the run will write (:func:`prepare_output`), loads the data, calls :func:`prepare_data` and
+:func:`run_training`, and turns :class:`TrainingError` into a one-line message with exit code 2
+and :class:`TrainingInterrupted` into exit code 130.
 
 The experiment
 --------------
@@ -33,9 +34,16 @@ performs the same float operations as one that ran straight through: in float64 
 are bitwise equal.
 
 On resume, the options in :data:`RESUME_FIXED` must equal the saved ones (they define the
-experiment), while those in :data:`RESUME_OVERRIDABLE` may change: ``epochs`` to extend a run,
-``patience`` and ``eval_every`` to change when it stops, and where files go. The data may come from
-another directory, but it must be the same data (same shapes and fingerprint).
+experiment), while those in :data:`RESUME_OVERRIDABLE` may change: ``epochs`` to extend a run (never
+below the epochs already completed), ``patience`` and ``eval_every`` to change when it stops, and
+where files go. The data may come from another directory, but it must be the same data (same
+shapes and fingerprint).
+
+Extending a finished run with a larger ``epochs`` continues it exactly -- the weights after each
+epoch are those of a run started with the larger ``epochs`` -- but the evaluation it made after its
+old last epoch stays in its history, in the choice of the best model and in the stopping count:
+with ``eval_every=3``, a 2-epoch run extended to 6 epochs has evaluations after epochs 2, 3 and 6,
+where a straight 6-epoch run has them after 3 and 6.
 """
 
 from __future__ import annotations
@@ -43,9 +51,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
-import platform
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -54,6 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from jitnet._atomic import atomic_save_npz, atomic_write_bytes
+from jitnet._machine import machine_info
 
 CHECKPOINT_FORMAT = "jitnet-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -124,6 +132,24 @@ class TrainingInterrupted(Exception):
 # --------------------------------------------------------------------------------------------
 
 
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _is_int(value):
+    """An integer that is not a bool (JSON's true and false are ints to Python)."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _is_real(value):
+    """A real number that is not a bool."""
+    return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that describes one training run.
@@ -183,24 +209,50 @@ class TrainConfig:
     report: str | None = None
 
     def __post_init__(self):
+        # Types first (a configuration may come from a checkpoint's JSON), normalised to plain
+        # Python values so that to_dict() is always JSON-ready.
+        def fail(name, what):
+            raise TrainingError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
+            fail("hidden", "a sequence of layer sizes")
+        if not all(_is_int(h) for h in self.hidden):
+            fail("hidden", "a sequence of integer layer sizes")
         hidden = tuple(int(h) for h in self.hidden)
         object.__setattr__(self, "hidden", hidden)
         if not hidden or min(hidden) < 1:
             raise TrainingError(f"hidden layer sizes must be positive integers, got {list(hidden)}")
-        if not (math.isfinite(self.rate) and self.rate > 0):
-            raise TrainingError(f"the learning rate must be a positive number, got {self.rate}")
+        if not (_is_real(self.rate) and math.isfinite(self.rate) and self.rate > 0):
+            raise TrainingError(f"the learning rate must be a positive number, got {self.rate!r}")
+        object.__setattr__(self, "rate", float(self.rate))
         if self.dtype not in ("float64", "float32"):
             raise TrainingError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        for name in ("epochs", "eval_every", "patience"):
-            if getattr(self, name) < 1:
-                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("validation", "checkpoint_every", "seed"):
-            if getattr(self, name) < 0:
-                raise TrainingError(f"{name} must not be negative, got {getattr(self, name)}")
-        for name in ("train_limit", "test_limit"):
+        for name in ("epochs", "eval_every", "patience", "validation", "checkpoint_every", "seed",
+                     "train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is None and name in ("train_limit", "test_limit"):
+                continue
+            if not _is_int(value):
+                fail(name, "an integer")
+            object.__setattr__(self, name, int(value))
+        for name in ("epochs", "eval_every", "patience", "train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise TrainingError(f"{name} must be at least 1, got {value}")
+        for name in ("validation", "checkpoint_every", "seed"):
+            if getattr(self, name) < 0:
+                raise TrainingError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("shuffle", "raw_pixels"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                fail(name, "True or False")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        for name in ("data", "checkpoint_dir", "output", "report"):
+            value = getattr(self, name)
+            if value is None and name != "checkpoint_dir":
+                continue
+            if not isinstance(value, (str, os.PathLike)):
+                fail(name, "a path")
+            object.__setattr__(self, name, os.fspath(value))
 
     @property
     def input_scale(self):
@@ -227,12 +279,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys are ignored.
+
+        Raises
+        ------
+        TrainingError
+            When ``d`` is not a dict or a value has the wrong type or range.
+        """
+        if not isinstance(d, dict):
+            raise TrainingError(f"a configuration must be a dict, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in names}
-        if "hidden" in kwargs:
-            kwargs["hidden"] = tuple(kwargs["hidden"])
-        return cls(**kwargs)
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -258,6 +315,11 @@ class Splits:
     test: object
     val_is_test: bool
     info: dict = field(default_factory=dict)
+
+    @property
+    def label(self):
+        """What the stopping rule's error is called in output: ``'test'`` or ``'val'``."""
+        return "test" if self.val_is_test else "val"
 
 
 def _crc(crc, array):
@@ -330,6 +392,78 @@ def network_sizes(config, splits):
     return [splits.info["n_inputs"], *config.hidden, splits.info["n_classes"]]
 
 
+def _same_file(a, b):
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, and what resolve() cannot see
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _directory_problem(directory):
+    """Why ``directory`` cannot be created or written to, or None if it can (as far as one can
+    tell without creating it)."""
+    for existing in (directory, *directory.parents):
+        if existing.is_dir():
+            break
+        if existing.exists() or existing.is_symlink():
+            return f"{existing} is not a directory"
+    else:
+        return None
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in {existing}"
+    return None
+
+
+def prepare_output(config):
+    """Check and create the directories a run writes to, before any training time is spent.
+
+    The checkpoint, the best model and the report (when asked for) must be three different files
+    whose directories exist or can be created, and are writable. Nothing is created unless every
+    check passes.
+
+    Parameters
+    ----------
+    config : TrainConfig
+
+    Raises
+    ------
+    TrainingError
+        With a one-line message naming the option and the path.
+    """
+    files = [
+        ("checkpoint", config.checkpoint_path, "--checkpoint-dir"),
+        ("model", config.model_path, "--output"),
+    ]
+    if config.report is not None:
+        files.append(("report", Path(config.report), "--report"))
+    for i, (what, path, option) in enumerate(files):
+        for other, other_path, _ in files[:i]:
+            if _same_file(path, other_path):
+                raise TrainingError(
+                    f"{option} {path} is the {other} file: the {what} would overwrite it; "
+                    f"give the {what} another path"
+                )
+    for what, path, option in files:
+        shown = path.parent if what == "checkpoint" else path
+        if path.is_dir():
+            raise TrainingError(f"{option} {shown}: the {what} file {path} is a directory")
+        problem = _directory_problem(path.parent)
+        if problem:
+            raise TrainingError(f"{option} {shown}: cannot write the {what} there: {problem}")
+    for what, path, option in files:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            shown = path.parent if what == "checkpoint" else path
+            raise TrainingError(
+                f"{option} {shown}: cannot create the directory {path.parent} "
+                f"({exc.strerror or exc})"
+            ) from None
+
+
 # --------------------------------------------------------------------------------------------
 # State, checkpoints and model files
 # --------------------------------------------------------------------------------------------
@@ -343,45 +477,69 @@ def _json_load(array):
     return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
 
 
+def _stored(kinds, key=None, **kwargs):
+    """A :class:`TrainState` field kept in the checkpoint's JSON under ``key`` (default: its
+    name); ``kinds`` are the JSON types it may have (None: may be null)."""
+    return field(metadata={"json": key, "kinds": kinds}, **kwargs)
+
+
 @dataclass
 class TrainState:
-    """The state of a run at the end of a completed epoch: everything a checkpoint holds."""
+    """The state of a run at the end of a completed epoch: everything a checkpoint holds.
 
-    config: TrainConfig
-    data_info: dict
-    epoch: int
-    rng_state: dict
+    ``net_arrays`` and ``best_arrays`` are stored as arrays; every other field is stored in the
+    checkpoint's JSON (see :meth:`meta`).
+    """
+
+    config: TrainConfig = _stored((dict,))
+    data_info: dict = _stored((dict,), key="data")
+    epoch: int = _stored((int,))
+    rng_state: dict = _stored((dict,))
     net_arrays: dict
     best_arrays: dict | None = None
-    best_epoch: int | None = None
-    best_error: float | None = None
-    bad_evals: int = 0
-    losses: list = field(default_factory=list)
-    history: list = field(default_factory=list)
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-    elapsed_seconds: float = 0.0
-    stop_reason: str | None = None
+    best_epoch: int | None = _stored((int, None), default=None)
+    best_error: float | None = _stored((float, None), default=None)
+    bad_evals: int = _stored((int,), default=0)
+    losses: list = _stored((list,), default_factory=list)
+    history: list = _stored((list,), default_factory=list)
+    train_seconds: float = _stored((float,), default=0.0)
+    eval_seconds: float = _stored((float,), default=0.0)
+    elapsed_seconds: float = _stored((float,), default=0.0)
+    stop_reason: str | None = _stored((str, None), default=None)
+    # Networks already built from net_arrays / best_arrays (by load_checkpoint, which builds them
+    # to validate the file), handed to the first caller of network() / best_network().
+    _built: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def meta(self):
         """The JSON part of the checkpoint."""
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": self.config.to_dict(),
-            "data": self.data_info,
-            "epoch": self.epoch,
-            "rng_state": self.rng_state,
-            "best_epoch": self.best_epoch,
-            "best_error": self.best_error,
-            "bad_evals": self.bad_evals,
-            "losses": self.losses,
-            "history": self.history,
-            "train_seconds": self.train_seconds,
-            "eval_seconds": self.eval_seconds,
-            "elapsed_seconds": self.elapsed_seconds,
-            "stop_reason": self.stop_reason,
-        }
+        meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
+        for f in _stored_fields():
+            value = getattr(self, f.name)
+            meta[f.metadata["json"] or f.name] = value.to_dict() if f.name == "config" else value
+        return meta
+
+    def network(self):
+        """The current network, a :class:`jitnet.Network` holding ``net_arrays``.
+
+        The caller owns it (it may train it): only the first call may return the network that
+        :func:`load_checkpoint` built; later calls build a new one.
+        """
+        return self._take("net", self.net_arrays, "network")
+
+    def best_network(self):
+        """The best network so far (None before the first evaluation); see :meth:`network`."""
+        if self.best_arrays is None:
+            return None
+        return self._take("best", self.best_arrays, "best network")
+
+    def _take(self, key, arrays, what):
+        net = self._built.pop(key, None)
+        return net if net is not None else _network_from_arrays(arrays, f"checkpoint {what}")
+
+
+def _stored_fields():
+    """The fields of :class:`TrainState` kept in the checkpoint's JSON."""
+    return [f for f in dataclasses.fields(TrainState) if "json" in f.metadata]
 
 
 def save_checkpoint(path, state):
@@ -400,7 +558,7 @@ def save_checkpoint(path, state):
 
 
 def _read_npz(path, what):
-    """All arrays of an ``.npz`` file, or a one-line error naming it."""
+    """All arrays of an ``.npz`` file (a checkpoint or a model), or a one-line error naming it."""
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
@@ -415,35 +573,62 @@ def _read_npz(path, what):
         ) from None
 
 
-def _network_from_arrays(arrays, source, error=CheckpointError):
+def _network_from_arrays(arrays, source):
+    """``Network.from_arrays`` with its ModelFileError (a ValueError) as a CheckpointError."""
     from jitnet.network import Network
 
     try:
         return Network.from_arrays(arrays, source=str(source))
-    except ValueError as exc:  # ModelFileError and friends
+    except ValueError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise error(message) from None
+        raise CheckpointError(message) from None
 
 
-def load_checkpoint(path):
-    """Read and validate a checkpoint.
+def _stored_value(meta, f):
+    """The value of field ``f`` in a checkpoint's JSON, checked against the field's kinds."""
+    key = f.metadata["json"] or f.name
+    if key not in meta:
+        raise CheckpointError(f"missing field {key!r}")
+    value = meta[key]
+    kinds = f.metadata["kinds"]
+    if value is None and None in kinds:
+        return None
+    if int in kinds and _is_int(value):
+        return value
+    if float in kinds and _is_real(value) and math.isfinite(value):
+        return float(value)
+    if any(kind in (dict, list, str) and isinstance(value, kind) for kind in kinds):
+        return value
+    names = " or ".join("null" if k is None else {float: "number"}.get(k, k.__name__)
+                        for k in kinds)
+    raise CheckpointError(f"field {key!r} is {json.dumps(value)[:40]}, not {names}")
 
-    Parameters
-    ----------
-    path : str or os.PathLike
 
-    Returns
-    -------
-    TrainState
+def _check_state(state):
+    """The consistency checks of a checkpoint's state; a CheckpointError says what is wrong."""
+    config = state.config
+    if not 0 <= state.epoch <= config.epochs:
+        raise CheckpointError(f"epoch {state.epoch} is outside 0..{config.epochs}")
+    if len(state.losses) != state.epoch:
+        raise CheckpointError(f"{len(state.losses)} epoch losses for epoch {state.epoch}")
+    if not all(_is_real(loss) for loss in state.losses):
+        raise CheckpointError("an epoch loss is not a number")
+    if not all(isinstance(record, dict) for record in state.history):
+        raise CheckpointError("an evaluation in its history is not a JSON object")
+    best = (state.best_arrays is not None, state.best_epoch is not None,
+            state.best_error is not None)
+    if any(best) and not all(best):
+        raise CheckpointError("its best model, best epoch and best error do not go together")
+    if state.best_epoch is not None and not 1 <= state.best_epoch <= state.epoch:
+        raise CheckpointError(f"best epoch {state.best_epoch} is outside 1..{state.epoch}")
+    if state.best_error is not None and not 0 <= state.best_error <= 1:
+        raise CheckpointError(f"best error {state.best_error} is not a fraction in [0, 1]")
+    if state.bad_evals < 0:
+        raise CheckpointError(f"negative count of bad evaluations {state.bad_evals}")
 
-    Raises
-    ------
-    CheckpointError
-        With a one-line message naming ``path`` when the file is missing, truncated, not a jitnet
-        checkpoint or holds arrays that do not describe a network.
-    """
-    path = Path(path)
-    arrays = _read_npz(path, "checkpoint")
+
+def _checkpoint_from_arrays(arrays, path):
+    """The validated TrainState of a checkpoint's arrays; its networks are built once here."""
     if STATE_KEY not in arrays:
         raise CheckpointError(f"{path} is not a jitnet training checkpoint (no {STATE_KEY})")
     try:
@@ -461,49 +646,62 @@ def load_checkpoint(path):
         )
     net_arrays = {k[len(NET_PREFIX):]: v for k, v in arrays.items() if k.startswith(NET_PREFIX)}
     best_arrays = {k[len(BEST_PREFIX):]: v for k, v in arrays.items() if k.startswith(BEST_PREFIX)}
-    try:
-        config = TrainConfig.from_dict(meta["config"])
-        state = TrainState(
-            config=config,
-            data_info=dict(meta["data"]),
-            epoch=int(meta["epoch"]),
-            rng_state=meta["rng_state"],
-            net_arrays=net_arrays,
-            best_arrays=best_arrays or None,
-            best_epoch=meta["best_epoch"],
-            best_error=meta["best_error"],
-            bad_evals=int(meta["bad_evals"]),
-            losses=list(meta["losses"]),
-            history=list(meta["history"]),
-            train_seconds=float(meta["train_seconds"]),
-            eval_seconds=float(meta["eval_seconds"]),
-            elapsed_seconds=float(meta["elapsed_seconds"]),
-            stop_reason=meta["stop_reason"],
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt: bad or missing field {exc}") from None
     if not net_arrays:
         raise CheckpointError(f"checkpoint {path} is corrupt: it holds no network")
-    if len(state.losses) != state.epoch:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt: "
-            f"{len(state.losses)} epoch losses for epoch {state.epoch}"
-        )
-    # Validate the arrays now, so that a bad file fails before any data is loaded.
-    net = _network_from_arrays(net_arrays, path)
-    if state.best_arrays is not None:
-        _network_from_arrays(state.best_arrays, path)
-    expected = [state.data_info.get("n_inputs"), *config.hidden, state.data_info.get("n_classes")]
-    if list(net.sizes) != expected or str(np.dtype(net.dtype)) != config.dtype:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt: its network ({_sizes_text(net.sizes)}, "
-            f"{np.dtype(net.dtype)}) does not match its configuration"
-        )
+    try:
+        values = {f.name: _stored_value(meta, f) for f in _stored_fields()}
+        values["config"] = TrainConfig.from_dict(values["config"])
+        state = TrainState(net_arrays=net_arrays, best_arrays=best_arrays or None, **values)
+        _check_state(state)
+    except (TrainingError, KeyError, TypeError, AttributeError) as exc:
+        reason = exc if isinstance(exc, TrainingError) else f"bad field ({exc!r})"
+        raise CheckpointError(f"checkpoint {path} is corrupt: {_one_line(reason)}") from None
     try:
         _restore_generator(state.rng_state)
-    except (TypeError, ValueError, KeyError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise CheckpointError(f"checkpoint {path} is corrupt: bad random generator state") from None
+    # Build the networks now, so that a bad file fails before any data is loaded; the state keeps
+    # them for the first caller of network() and best_network().
+    net = _network_from_arrays(net_arrays, path)
+    expected = [state.data_info.get("n_inputs"), *state.config.hidden,
+                state.data_info.get("n_classes")]
+    if list(net.sizes) != expected or net.dtype.name != state.config.dtype:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its network ({_sizes_text(net.sizes)}, "
+            f"{net.dtype.name}) does not match its configuration"
+        )
+    state._built["net"] = net
+    if state.best_arrays is not None:
+        best = _network_from_arrays(state.best_arrays, path)
+        if best.sizes != net.sizes or best.dtype != net.dtype:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: its best network ({_sizes_text(best.sizes)}, "
+                f"{best.dtype.name}) does not match its network"
+            )
+        state._built["best"] = best
     return state
+
+
+def load_checkpoint(path):
+    """Read and validate a checkpoint.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    TrainState
+        Its :meth:`~TrainState.network` and :meth:`~TrainState.best_network` are already built.
+
+    Raises
+    ------
+    CheckpointError
+        With a one-line message naming ``path`` when the file is missing, truncated, not a jitnet
+        checkpoint, holds fields of the wrong type or arrays that do not describe its network.
+    """
+    path = Path(path)
+    return _checkpoint_from_arrays(_read_npz(path, "checkpoint"), path)
 
 
 def _option(name):
@@ -518,13 +716,13 @@ def _option_value(name, value):
     return "none" if value is None else str(value)
 
 
-def resume_config(saved, requested, checkpoint_path):
+def resume_config(state, requested, checkpoint_path):
     """The configuration of a resumed run.
 
     Parameters
     ----------
-    saved : TrainConfig
-        The configuration stored in the checkpoint.
+    state : TrainState
+        The checkpoint being resumed (:func:`load_checkpoint`).
     requested : dict
         Options the user gave explicitly on this command line, by field name.
     checkpoint_path : str or os.PathLike
@@ -533,13 +731,16 @@ def resume_config(saved, requested, checkpoint_path):
     Returns
     -------
     TrainConfig
-        ``saved`` with the overridable options replaced by the requested ones.
+        The saved configuration with the overridable options replaced by the requested ones
+        (``report`` is not carried over: without a requested one, there is none).
 
     Raises
     ------
     CheckpointError
-        When a requested option in :data:`RESUME_FIXED` differs from the saved value.
+        When a requested option in :data:`RESUME_FIXED` differs from the saved value, or
+        ``epochs`` is below the epochs the checkpoint has already completed.
     """
+    saved = state.config
     changes = {}
     for name, value in requested.items():
         if name in RESUME_FIXED:
@@ -556,6 +757,12 @@ def resume_config(saved, requested, checkpoint_path):
             changes[name] = value
         else:
             raise TrainingError(f"unknown option {name!r}")
+    epochs = changes.get("epochs", saved.epochs)
+    if epochs < state.epoch:
+        raise CheckpointError(
+            f"checkpoint {checkpoint_path} has completed {state.epoch} epochs; --epochs {epochs} "
+            f"would end before them (give --epochs {state.epoch} or more)"
+        )
     if "checkpoint_dir" not in changes:
         changes["checkpoint_dir"] = str(Path(checkpoint_path).parent)
     if "report" not in changes:
@@ -626,17 +833,17 @@ def load_model(path):
     CheckpointError
         With a one-line message naming ``path``.
     """
-    arrays = _read_npz(path, "model file")
-    info = {}
+    path = Path(path)
+    arrays = _read_npz(path, "model file")  # read once, whichever kind of file it is
     if STATE_KEY in arrays:
-        state = load_checkpoint(path)
-        net = _network_from_arrays(state.net_arrays, path)
-        return net, {
+        state = _checkpoint_from_arrays(arrays, path)
+        return state.network(), {
             "input_scale": state.config.input_scale,
             "config": state.config.to_dict(),
             "epoch": state.epoch,
             "checkpoint": True,
         }
+    info = {}
     if MODEL_META_KEY in arrays:
         try:
             info = _json_load(arrays.pop(MODEL_META_KEY))
@@ -646,6 +853,13 @@ def load_model(path):
             ) from None
         if not isinstance(info, dict):
             raise CheckpointError(f"model file {path} is corrupt: bad description")
+        scale = info.get("input_scale")
+        if scale is not None and not (_is_real(scale) and math.isfinite(scale) and scale > 0):
+            raise CheckpointError(
+                f"model file {path} is corrupt: input_scale {json.dumps(scale)[:40]} is not a "
+                f"positive number"
+            )
+    # A plain model: Network.from_arrays, the reader of Network.load, on the arrays read above.
     return _network_from_arrays(arrays, path), info
 
 
@@ -657,8 +871,9 @@ def load_model(path):
 class Reporter:
     """Receives what a run has to say; the default one says nothing.
 
-    The command line subclasses it to print evaluation lines on stdout and diagnostics and a
-    progress bar on stderr.
+    :func:`run_training` only calls these four methods, so any object that has them will do: the
+    command line's reporter (``jitnet.cli._ClickReporter``, which prints evaluation lines on stdout
+    and diagnostics and a progress bar on stderr) does not derive from this class.
     """
 
     def message(self, text):
@@ -724,33 +939,6 @@ def _restore_generator(rng_state):
     return rng
 
 
-def machine_info():
-    """Platform, CPU and library versions, for reports."""
-    import numba
-
-    import jitnet
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "jitnet": jitnet.__version__,
-        "numba_threads": int(numba.config.NUMBA_NUM_THREADS),
-    }
-
-
 def _report(state, result_fields, splits, compile_seconds, status):
     epochs_done = state.epoch
     n_train = state.data_info["n_train"]
@@ -761,7 +949,7 @@ def _report(state, result_fields, splits, compile_seconds, status):
     return {
         "status": status,
         "config": state.config.to_dict(),
-        "sizes": [state.data_info["n_inputs"], *state.config.hidden, state.data_info["n_classes"]],
+        "sizes": network_sizes(state.config, splits),
         "data": state.data_info,
         "validation_set": "test" if splits.val_is_test else "held-out training samples",
         "epochs_completed": epochs_done,
@@ -830,7 +1018,8 @@ def run_training(config, splits, resume=None, reporter=None):
         From :func:`prepare_data`.
     resume : TrainState, optional
         A loaded checkpoint to continue; its configuration must already be merged into ``config``
-        (:func:`resume_config`) and its data checked (:func:`check_resume_data`).
+        (:func:`resume_config`) and its data checked (:func:`check_resume_data`). The run takes
+        over its :meth:`~TrainState.network`.
     reporter : Reporter, optional
 
     Returns
@@ -839,17 +1028,24 @@ def run_training(config, splits, resume=None, reporter=None):
 
     Raises
     ------
+    TrainingError
+        From :func:`prepare_output`, before anything is trained.
     TrainingInterrupted
         On Ctrl-C (KeyboardInterrupt), after saving the state of the last completed epoch.
+    OSError
+        When a checkpoint, the model or the report cannot be written; the checkpoint is always
+        written before the model.
     """
+    from jitnet.datasets import one_hot_targets
     from jitnet.network import Network, compile_kernels
 
+    prepare_output(config)
     reporter = reporter or Reporter()
     scale = config.input_scale
     sizes = network_sizes(config, splits)
     train, val = splits.train, splits.val
     n_train = len(train)
-    label = "test" if splits.val_is_test else "val"
+    label = splits.label
 
     if resume is None:
         net = Network(sizes, dtype=config.dtype, seed=config.seed)
@@ -864,7 +1060,7 @@ def run_training(config, splits, resume=None, reporter=None):
             net_arrays=net.to_arrays(),  # copies, not views
         )
     else:
-        net = _network_from_arrays(resume.net_arrays, "checkpoint")
+        net = resume.network()
         rng = _restore_generator(resume.rng_state)
         state = dataclasses.replace(
             resume,
@@ -874,6 +1070,8 @@ def run_training(config, splits, resume=None, reporter=None):
             stop_reason=None,
         )
     best_arrays = state.best_arrays
+    # The targets, built once in the network's dtype: each epoch's call then converts nothing.
+    targets = one_hot_targets(train.labels, sizes[-1], net.dtype)
 
     reporter.message(
         f"network {_sizes_text(sizes)} {net.activation} {config.dtype}, rate {config.rate}, "
@@ -893,9 +1091,16 @@ def run_training(config, splits, resume=None, reporter=None):
         "config": config.to_dict(),
         "sizes": list(sizes),
     }
+    # The best epoch whose model this session has written to model_path. A resumed run writes
+    # its checkpoint's best model once (model_path may have changed, or the run that saved the
+    # checkpoint may have been killed before it wrote the model).
+    written = None
 
-    def save_best(epoch, error, arrays):
-        save_model(model_path, arrays, {**model_info, "epoch": epoch, "val_error": error})
+    def save_best(state):
+        nonlocal written
+        save_model(model_path, state.best_arrays,
+                   {**model_info, "epoch": state.best_epoch, "val_error": state.best_error})
+        written = state.best_epoch
 
     session_start = time.perf_counter()
     elapsed_base = state.elapsed_seconds
@@ -905,12 +1110,12 @@ def run_training(config, splits, resume=None, reporter=None):
     try:
         while committed.epoch < config.epochs and committed.bad_evals < config.patience:
             epoch = committed.epoch + 1
-            order = rng.permutation(n_train).astype(np.int64) if config.shuffle else None
+            order = rng.permutation(n_train) if config.shuffle else None  # int64 already
             progress = reporter.epoch_progress(epoch, config.epochs, n_train) or _noop_progress
             t0 = time.perf_counter()
             loss = float(
                 net.train_epoch(
-                    train.images, train.labels, rate=config.rate, order=order, scale=scale,
+                    train.images, targets, rate=config.rate, order=order, scale=scale,
                     progress=progress,
                 )
             )
@@ -964,16 +1169,17 @@ def run_training(config, splits, resume=None, reporter=None):
             )
             if record is not None:
                 reporter.evaluation(format_evaluation(record, config.epochs, label), record)
-                if record["improved"]:
-                    save_best(epoch, best_error, best_arrays)
+            # The checkpoint first: a model that cannot be written must not cost the run.
             if config.checkpoint_every and epoch % config.checkpoint_every == 0:
                 save_checkpoint(checkpoint_path, committed)
                 reporter.message(f"checkpoint after epoch {epoch}: {checkpoint_path}")
+            if record is not None and record["improved"]:
+                save_best(committed)
     except KeyboardInterrupt:
         # The committed state is the end of the last completed epoch: resuming from it is exact.
         save_checkpoint(checkpoint_path, committed)
-        if committed.best_arrays is not None:
-            save_best(committed.best_epoch, committed.best_error, committed.best_arrays)
+        if committed.best_arrays is not None and written != committed.best_epoch:
+            save_best(committed)
         if config.report:
             write_report(
                 config.report,
@@ -987,12 +1193,20 @@ def run_training(config, splits, resume=None, reporter=None):
     state = dataclasses.replace(committed, stop_reason=stop_reason)
     save_checkpoint(checkpoint_path, state)
 
-    if state.best_arrays is not None:
-        best_net = _network_from_arrays(state.best_arrays, "best model")
-        save_best(state.best_epoch, state.best_error, state.best_arrays)
-    else:  # no evaluation ever ran (cannot happen with epochs >= 1, kept for safety)
+    if state.best_arrays is None:
+        # No evaluation ever ran: a resumed run whose epochs equals the epochs its checkpoint
+        # had completed, saved before the first evaluation. The final network stands in.
         best_net = net
         save_model(model_path, state.net_arrays, {**model_info, "epoch": state.epoch})
+    else:
+        if written != state.best_epoch:
+            save_best(state)
+        if state.best_epoch == state.epoch:
+            best_net = net  # the best is the final network
+        elif resume is not None and state.best_epoch == resume.best_epoch:
+            best_net = resume.best_network()  # unchanged since the checkpoint
+        else:
+            best_net = _network_from_arrays(state.best_arrays, "best model")
     test_error = float(best_net.evaluate(splits.test.images, splits.test.labels, scale=scale))
 
     report = _report(

@@ -105,10 +105,10 @@ def test_framework_engines_match_the_object_version(framework):
     limits = bench.ThreadLimits()
     try:
         if framework == "torch":
-            build = lambda: bench.TorchEngine(sizes, init, data, limits)  # noqa: E731
+            build = lambda: bench.TorchEngine(init, data, limits)  # noqa: E731
         else:
-            build = lambda: bench.JaxEngine(sizes, init, data, limits, False)  # noqa: E731
-        builders = {"object": (lambda: bench.ObjectEngine(sizes, init, data, limits), True),
+            build = lambda: bench.JaxEngine(init, data, False)  # noqa: E731
+        builders = {"object": (lambda: bench.ObjectEngine(init, data), True),
                     framework: (build, False)}
         checks = bench.validate(builders, 5, init)
     finally:
@@ -144,6 +144,24 @@ def test_scaling_runs_and_writes_results(tmp_path, capsys):
     for row in record["hidden"] + record["density"]:
         assert row["us_per_sample"] > 0 and len(row["times_s"]) == 3
     assert "W1 fits" in (tmp_path / "scaling-quick-latest.md").read_text()
+
+
+def test_first_layer_size_counts_the_row_padding():
+    scaling = _load_scaling()
+    # 300 float32 weights are 1,200 bytes: 19 cache lines, 1,216 bytes per input row.
+    assert scaling.first_layer_size([784, 300, 10], 4) == 784 * 1216
+    assert scaling.first_layer_size([784, 300, 10], 8) == 784 * 2432
+    assert scaling.first_layer_size([4, 3, 2], 8) == 4 * 64
+    assert scaling.cache_level(1000, {"L1": 1024, "L2": 4096}) == "L1"
+
+
+def test_one_machine_description_for_benchmarks_and_training_reports():
+    from jitnet import _machine, training
+
+    assert bench.machine_info is _machine.machine_info is training.machine_info
+    info = bench.machine_info()
+    assert {"cpu", "cpu_count", "caches", "platform", "numpy", "numba", "jitnet"} <= set(info)
+    assert info["cpu"] in bench.machine_line(info)
 
 
 def test_synthetic_images_have_the_requested_density():

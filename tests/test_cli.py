@@ -79,6 +79,24 @@ def test_every_option_is_kebab_case_with_help_and_default(command):
         assert param.show_default or param.required, param.name
 
 
+def test_no_arguments_show_the_help_as_click_does():
+    result = invoke()
+    assert result.exit_code == 2  # click 8.2+: no command is a usage error that shows the help
+    lines = result.stderr.splitlines()
+    assert not lines[0].startswith("Error")
+    assert lines[0].startswith("Usage:") and "Commands:" in lines and len(lines) > 10
+    assert any(line.split()[:1] == ["train"] for line in lines)
+
+
+def test_resume_help_names_exactly_the_options_that_may_change():
+    from jitnet.training import RESUME_FIXED, RESUME_OVERRIDABLE
+
+    params = {p.name: p for p in cli.commands["train"].params}
+    assert set(RESUME_FIXED + RESUME_OVERRIDABLE) == set(params) - {"resume"}
+    named = set(re.findall(r"--[a-z-]+", params["resume"].help.split(" may differ")[0]))
+    assert named == {"--" + name.replace("_", "-") for name in RESUME_OVERRIDABLE}
+
+
 def test_help_is_fast_and_does_not_load_the_engine():
     code = ("import sys; from jitnet.cli import main; sys.argv = ['cli.py', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
@@ -153,6 +171,103 @@ def test_resume_may_extend_epochs_and_refuses_changed_options(trained, tmp_path)
     assert load_checkpoint(tmp_path / "more" / "checkpoint.npz").epoch == 3
 
 
+def test_resume_refuses_epochs_below_the_completed_ones(trained):
+    before = trained.checkpoint.read_bytes()
+    result = invoke("train", "--resume", trained.checkpoint, "--epochs", "1")
+    assert_user_error(result, "completed 2 epochs", "--epochs 1")
+    assert trained.checkpoint.read_bytes() == before
+
+
+def test_relative_output_and_report_survive_a_resume_from_elsewhere(tmp_path, monkeypatch):
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    first.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(first)
+    result = invoke("train", *SMALL, "--epochs", "1", "--checkpoint-dir", "ck",
+                    "--output", "out/m.npz", "--report", "r.json")
+    assert result.exit_code == 0, result.output
+    config = load_checkpoint(first / "ck" / "checkpoint.npz").config
+    assert config.output == str(first / "out" / "m.npz")
+    assert config.report == str(first / "r.json")
+    monkeypatch.chdir(elsewhere)
+    result = invoke("train", "--resume", first / "ck" / "checkpoint.npz", "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert load_model(first / "out" / "m.npz")[1]["config"]["epochs"] == 2  # rewritten there
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.fixture
+def afile(tmp_path):
+    """A regular file where a directory would have to be."""
+    path = tmp_path / "afile"
+    path.write_text("not a directory")
+    return path
+
+
+@pytest.mark.parametrize(
+    "option, path, words",
+    [
+        ("--checkpoint-dir", "afile/sub", ["afile", "checkpoint"]),
+        ("--output", "afile/m.npz", ["afile", "model"]),
+        ("--report", "afile/r.json", ["afile", "report"]),
+        ("--output", "ck/checkpoint.npz", ["--output", "checkpoint file"]),
+        ("--report", "ck/model.npz", ["--report", "model file"]),
+        ("--report", "ck/checkpoint.npz", ["--report", "checkpoint file"]),
+        ("--output", "ck", ["--output", "is a directory"]),
+    ],
+)
+def test_unwritable_or_clashing_output_fails_before_the_data_is_loaded(
+    afile, tmp_path, monkeypatch, option, path, words
+):
+    (tmp_path / "ck").mkdir()
+
+    def no_data(data):
+        raise AssertionError("the data was loaded before the output paths were checked")
+
+    monkeypatch.setattr(cli_module, "_load_data", no_data)
+    args = ["--checkpoint-dir", tmp_path / "ck", option, tmp_path / path]
+    if option == "--checkpoint-dir":
+        args = args[2:]
+    assert_user_error(invoke("train", *SMALL, *args), *words)
+
+
+def test_output_equal_to_the_resumed_checkpoint_leaves_it_intact(trained):
+    before = trained.checkpoint.read_bytes()
+    result = invoke("train", "--resume", trained.checkpoint, "--output", trained.checkpoint)
+    assert_user_error(result, "checkpoint file")
+    assert trained.checkpoint.read_bytes() == before
+    result = invoke("train", "--resume", trained.checkpoint, "--report", trained.model)
+    assert_user_error(result, "model file")
+
+
+def test_write_error_during_the_run_is_one_line_after_the_checkpoint(tmp_path, monkeypatch):
+    from jitnet import training
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(training, "save_model", disk_full)
+    ck = tmp_path / "ck"
+    result = invoke("train", *SMALL, "--checkpoint-every", "1", "--checkpoint-dir", ck)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"Error: cannot write {ck / 'model.npz'}: No space left on device"
+    # The checkpoint of the epoch whose model could not be written is there.
+    assert load_checkpoint(ck / "checkpoint.npz").epoch == 1
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
+def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "_load_data", ctrl_c)
+    result = invoke(command[0], trained.model, *command[1:])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == "interrupted" and result.stdout == ""
+
+
 # -- user errors -----------------------------------------------------------------------------
 
 
@@ -206,6 +321,19 @@ def test_corrupt_checkpoint(trained, tmp_path, content):
     bad.write_bytes(content or good[: len(good) // 3])
     assert_user_error(invoke("train", "--resume", bad), str(bad))
     assert_user_error(invoke("evaluate", bad), str(bad))
+
+
+@pytest.mark.parametrize("changes", [{"config": [1]}, {"best_error": "x"}, {"losses": 3}])
+def test_checkpoint_with_fields_of_the_wrong_type(trained, tmp_path, changes):
+    with np.load(trained.checkpoint) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays["state/json"].tobytes())
+    meta.update(changes)
+    arrays["state/json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    bad = tmp_path / "checkpoint.npz"
+    np.savez(bad, **arrays)
+    assert_user_error(invoke("train", "--resume", bad), str(bad), "corrupt")
+    assert_user_error(invoke("evaluate", bad), str(bad), "corrupt")
 
 
 def test_model_file_that_is_not_a_model(tmp_path):

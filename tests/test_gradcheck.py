@@ -100,6 +100,16 @@ def test_run_gradcheck(engine):
     assert again.expected.tobytes() == result.expected.tobytes()
 
 
+def test_run_gradcheck_draws_the_tutorial_targets(monkeypatch):
+    import jitnet.gradcheck as gradcheck
+    from jitnet.datasets import TARGET_OFF, TARGET_ON
+
+    seen = []
+    monkeypatch.setattr(gradcheck, "gradient_check", lambda net, x, t, epsilon: seen.append(t))
+    run_gradcheck([4, 3, 12], engine="jit", seed=1)
+    assert set(seen[0].tolist()) == {TARGET_OFF, TARGET_ON}
+
+
 def test_run_gradcheck_refuses_unknown_engine():
     with pytest.raises(ValueError, match="unknown engine"):
         run_gradcheck([3, 2], engine="torch")

@@ -68,6 +68,13 @@ def net_arrays_equal(a, b):
         ({"patience": 0}, "patience"),
         ({"validation": -1}, "validation"),
         ({"train_limit": 0}, "train_limit"),
+        ({"hidden": "300"}, "hidden"),
+        ({"rate": "0.3"}, "rate"),
+        ({"epochs": "5"}, "epochs"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"seed": True}, "seed"),
+        ({"shuffle": "yes"}, "shuffle"),
+        ({"output": 5}, "output"),
     ],
 )
 def test_config_rejects_bad_values(changes, words):
@@ -78,6 +85,34 @@ def test_config_rejects_bad_values(changes, words):
 def test_config_round_trips_through_dict():
     config = TrainConfig(hidden=(500, 150), rate=0.1, shuffle=False, output="m.npz")
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(TrainingError, match="dict"):
+        TrainConfig.from_dict([1])
+
+
+def test_prepare_output_creates_directories_and_refuses_clashes(tmp_path, monkeypatch):
+    config = TrainConfig(checkpoint_dir=str(tmp_path / "a" / "ck"),
+                         output=str(tmp_path / "b" / "m.npz"), report=str(tmp_path / "c" / "r"))
+    training.prepare_output(config)
+    assert all((tmp_path / d).is_dir() for d in ("a/ck", "b", "c"))
+    ck = tmp_path / "a" / "ck"
+    for changes, words in [
+        ({"output": str(ck / "checkpoint.npz")}, "--output .* is the checkpoint file"),
+        ({"output": str(ck / "sub" / ".." / "checkpoint.npz")}, "checkpoint file"),
+        ({"report": str(ck / "model.npz"), "output": None}, "--report .* is the model file"),
+        ({"report": str(tmp_path / "b" / "m.npz")}, "--report .* is the model file"),
+    ]:
+        with pytest.raises(TrainingError, match=words):
+            training.prepare_output(dataclasses.replace(config, **changes))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(TrainingError, match="afile is not a directory"):
+        training.prepare_output(dataclasses.replace(config, checkpoint_dir=str(tmp_path / "afile")))
+    fresh = dataclasses.replace(config, checkpoint_dir=str(tmp_path / "new"))
+    with pytest.raises(TrainingError, match="--report .*afile is not a directory"):
+        training.prepare_output(dataclasses.replace(fresh, report=str(tmp_path / "afile" / "r")))
+    assert not (tmp_path / "new").exists()  # nothing is created unless every check passes
+    monkeypatch.setattr(training.os, "access", lambda path, mode: False)
+    with pytest.raises(TrainingError, match="no permission to write in"):
+        training.prepare_output(fresh)
 
 
 def test_prepare_data_limits_and_holds_out_the_last_samples(mnist):
@@ -172,6 +207,44 @@ def test_patience_and_best_model(mnist, tmp_path, monkeypatch, errors, patience,
     assert net_arrays_equal(best.to_arrays(), weights_at[best_epoch])
 
 
+def test_best_model_is_written_only_when_it_improves(mnist, tmp_path, monkeypatch):
+    written = []
+    real_save_model = training.save_model
+
+    def save_model(path, arrays, info):
+        written.append(info["epoch"])
+        real_save_model(path, arrays, info)
+
+    monkeypatch.setattr(training, "save_model", save_model)
+    ScriptedErrors(monkeypatch, [0.5, 0.4, 0.45, 0.3])
+    config = small_config(tmp_path, epochs=4, patience=2)
+    result, _ = run_small(mnist, config)
+    assert result.state.best_epoch == 4 and written == [1, 2, 4]
+    # A resumed run writes its checkpoint's best model once (its --output may have moved).
+    written.clear()
+    state = load_checkpoint(config.checkpoint_path)
+    moved = str(tmp_path / "moved.npz")
+    extended = resume_config(state, {"epochs": 5, "output": moved}, config.checkpoint_path)
+    ScriptedErrors(monkeypatch, [0.35])
+    result = run_training(extended, prepare_data(extended, *mnist), resume=state)
+    assert written == [4] and load_model(moved)[1]["epoch"] == 4
+
+
+def test_targets_are_built_once_in_the_network_dtype(mnist, tmp_path, monkeypatch):
+    seen = []
+    real_train_epoch = Network.train_epoch
+
+    def train_epoch(net, X, targets, *args, **kwargs):
+        seen.append(targets)
+        return real_train_epoch(net, X, targets, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "train_epoch", train_epoch)
+    run_small(mnist, small_config(tmp_path, dtype="float32", epochs=2))
+    runs = [t for t in seen if t.shape == (1200, 10)]
+    assert len(runs) == 2 and runs[0] is runs[1] and runs[0].dtype == np.float32
+    assert set(np.unique(runs[0])) == {np.float32(0.1), np.float32(0.9)}
+
+
 def test_evaluates_every_n_epochs_and_after_the_last(mnist, tmp_path):
     config = small_config(tmp_path, epochs=5, eval_every=2, checkpoint_every=0)
     result, _ = run_small(mnist, config)
@@ -264,7 +337,7 @@ def test_interrupt_saves_last_complete_epoch_and_resume_is_exact(mnist, tmp_path
     state = load_checkpoint(interrupted.checkpoint_path)
     assert state.epoch == 2 and len(state.losses) == 2
 
-    config = resume_config(state.config, {}, interrupted.checkpoint_path)
+    config = resume_config(state, {}, interrupted.checkpoint_path)
     splits = prepare_data(config, *mnist)
     check_resume_data(state, splits, interrupted.checkpoint_path)
     result_b = run_training(config, splits, resume=state)
@@ -282,25 +355,101 @@ def test_resume_can_extend_a_finished_run(mnist, tmp_path):
     config = small_config(tmp_path, epochs=2, patience=100)
     run_small(mnist, config)
     state = load_checkpoint(config.checkpoint_path)
-    extended = resume_config(state.config, {"epochs": 4}, config.checkpoint_path)
+    extended = resume_config(state, {"epochs": 4}, config.checkpoint_path)
     assert extended.epochs == 4 and extended.patience == 100
     result = run_training(extended, prepare_data(extended, *mnist), resume=state)
     assert result.state.epoch == 4 and len(result.state.losses) == 4
 
 
+def saved_state(config, epoch=1):
+    """A TrainState of ``config`` after ``epoch`` epochs, as far as resume_config looks."""
+    return training.TrainState(config=config, data_info={}, epoch=epoch, rng_state={},
+                               net_arrays={}, losses=[0.5] * epoch)
+
+
+def test_resume_refuses_epochs_below_the_completed_ones(tmp_path):
+    state = saved_state(small_config(tmp_path, epochs=3), epoch=2)
+    path = tmp_path / "ck" / "checkpoint.npz"
+    with pytest.raises(CheckpointError, match="completed 2 epochs; --epochs 1"):
+        resume_config(state, {"epochs": 1}, path)
+    assert resume_config(state, {"epochs": 2}, path).epochs == 2
+
+
+def test_resume_with_epochs_equal_to_a_checkpoint_before_any_evaluation(mnist, tmp_path):
+    config = small_config(tmp_path, epochs=4, eval_every=3)
+
+    class CtrlC(Reporter):
+        def epoch_progress(self, epoch, epochs, n_samples):
+            if epoch == 3:
+                def progress(n_done):
+                    raise KeyboardInterrupt
+
+                return progress
+            return None
+
+    with pytest.raises(TrainingInterrupted):
+        run_small(mnist, config, reporter=CtrlC())
+    state = load_checkpoint(config.checkpoint_path)
+    assert state.epoch == 2 and state.best_epoch is None
+    same = resume_config(state, {"epochs": 2}, config.checkpoint_path)
+    result = run_training(same, prepare_data(same, *mnist), resume=state)
+    assert result.state.epoch == 2 and result.state.history == []
+    model, info = load_model(config.model_path)  # the final network stands in for the best
+    assert info["epoch"] == 2 and net_arrays_equal(model.to_arrays(), state.net_arrays)
+
+
+def test_extending_a_finished_run_keeps_its_last_evaluation(mnist, tmp_path):
+    straight, _ = run_small(mnist, small_config(tmp_path / "a", epochs=4, eval_every=3,
+                                                patience=100))
+    short = small_config(tmp_path / "b", epochs=2, eval_every=3, patience=100)
+    run_small(mnist, short)
+    state = load_checkpoint(short.checkpoint_path)
+    extended = resume_config(state, {"epochs": 4}, short.checkpoint_path)
+    result = run_training(extended, prepare_data(extended, *mnist), resume=state)
+    assert [h["epoch"] for h in straight.state.history] == [3, 4]
+    assert [h["epoch"] for h in result.state.history] == [2, 3, 4]  # as documented
+    assert net_arrays_equal(straight.state.net_arrays, result.state.net_arrays)
+
+
+def test_a_checkpoint_is_read_once_and_its_networks_built_once(mnist, tmp_path, monkeypatch):
+    config = small_config(tmp_path, epochs=2)
+    run_small(mnist, config)
+    reads, builds = [], []
+    real_read, real_build = training._read_npz, Network.from_arrays
+
+    def read(path, what):
+        reads.append(path)
+        return real_read(path, what)
+
+    def build(arrays, source="<arrays>"):
+        builds.append(source)
+        return real_build(arrays, source)
+
+    monkeypatch.setattr(training, "_read_npz", read)
+    monkeypatch.setattr(Network, "from_arrays", staticmethod(build))
+    net, info = load_model(config.checkpoint_path)
+    assert info["checkpoint"] and len(reads) == 1 and len(builds) == 2  # network and best
+    reads.clear(), builds.clear()
+    state = load_checkpoint(config.checkpoint_path)
+    extended = resume_config(state, {"epochs": 3}, config.checkpoint_path)
+    run_training(extended, prepare_data(extended, *mnist), resume=state)
+    assert len(reads) == 1 and len(builds) == 2  # none by run_training
+
+
 def test_resume_config_refuses_changed_experiment_and_takes_overrides(tmp_path):
     saved = small_config(tmp_path)
+    state = saved_state(saved)
     path = tmp_path / "ck" / "checkpoint.npz"
     with pytest.raises(CheckpointError, match="--hidden 8, not 16") as err:
-        resume_config(saved, {"hidden": (16,)}, path)
+        resume_config(state, {"hidden": (16,)}, path)
     assert "\n" not in str(err.value)
     with pytest.raises(CheckpointError, match="--dtype"):
-        resume_config(saved, {"dtype": "float32"}, path)
+        resume_config(state, {"dtype": "float32"}, path)
     with pytest.raises(CheckpointError, match="--no-shuffle"):
-        resume_config(saved, {"shuffle": False}, path)
-    same = resume_config(saved, {"hidden": (8,), "rate": saved.rate}, path)
+        resume_config(state, {"shuffle": False}, path)
+    same = resume_config(state, {"hidden": (8,), "rate": saved.rate}, path)
     assert same.hidden == (8,)
-    moved = resume_config(saved, {"patience": 7, "epochs": 9}, tmp_path / "elsewhere" / "c.npz")
+    moved = resume_config(state, {"patience": 7, "epochs": 9}, tmp_path / "elsewhere" / "c.npz")
     assert (moved.patience, moved.epochs) == (7, 9)
     assert moved.checkpoint_dir == str(tmp_path / "elsewhere")
 
@@ -370,7 +519,10 @@ def _raise(*args, **kwargs):
 )
 def test_failed_write_keeps_the_previous_checkpoint(checkpoint, monkeypatch, target, replacement):
     before = load_checkpoint(checkpoint)
-    changed = dataclasses.replace(before, epoch=before.epoch + 1, losses=before.losses + [0.0])
+    changed = dataclasses.replace(
+        before, epoch=before.epoch + 1, losses=before.losses + [0.0],
+        config=dataclasses.replace(before.config, epochs=before.epoch + 1),
+    )
     files = sorted(os.listdir(checkpoint.parent))
     with monkeypatch.context() as m:
         m.setattr(os, target, replacement)
@@ -398,6 +550,12 @@ def _set_meta(arrays, **changes):
     arrays[training.STATE_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
 
 
+def _del_meta(arrays, key):
+    meta = json.loads(arrays[training.STATE_KEY].tobytes())
+    del meta[key]
+    arrays[training.STATE_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+
 @pytest.mark.parametrize(
     "corrupt, words",
     [
@@ -411,6 +569,21 @@ def _set_meta(arrays, **changes):
         (lambda p: _rewrite(p, lambda a: _set_meta(a, epoch=7)), "corrupt"),
         (lambda p: _rewrite(p, lambda a: _set_meta(a, rng_state={"bit_generator": "X"})),
          "generator"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, config=[1])), "corrupt: .*dict"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, config={"hidden": "abc"})), "hidden"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, data=[])), "'data'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_error="x")), "'best_error'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_error=2.0)), "best error"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_epoch="1")), "'best_epoch'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_epoch=None)), "best"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, epoch=True)), "'epoch'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, losses={"a": 1})), "'losses'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, losses=["x"])), "loss"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, history=[1])), "history"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, train_seconds="1")), "'train_seconds'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, stop_reason=5)), "'stop_reason'"),
+        (lambda p: _rewrite(p, lambda a: _set_meta(a, rng_state=[])), "'rng_state'"),
+        (lambda p: _rewrite(p, lambda a: _del_meta(a, "bad_evals")), "missing field 'bad_evals'"),
         (lambda p: _rewrite(p, lambda a: a.pop("net/W0")), "missing"),
         (lambda p: _rewrite(p, lambda a: a.__setitem__("net/W0", np.zeros((3, 3)))), "W"),
     ],
@@ -439,6 +612,14 @@ def test_load_model_reads_models_plain_saves_and_checkpoints(checkpoint, tmp_pat
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="junk.npz"):
         load_model(tmp_path / "junk.npz")
+
+
+def test_load_model_refuses_a_bad_input_scale(tmp_path):
+    net = Network([784, 5, 10], seed=1)
+    path = tmp_path / "m.npz"
+    training.save_model(path, net.to_arrays(), {"input_scale": "x"})
+    with pytest.raises(CheckpointError, match="input_scale"):
+        load_model(path)
 
 
 def test_format_evaluation_matches_the_house_style():
