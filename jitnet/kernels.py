@@ -54,9 +54,9 @@ def _activate(z, bits, kind):
 
     libm's exp is a scalar call that LLVM cannot vectorise, and it cost a fifth of the forward
     pass. Here e^-z = 2^k e^r with k = round(-z / ln 2), |r| <= ln(2)/2, e^r by its Taylor
-    series to r^13 (relative error below 1e-16; results within a few ulp of libm) and 2^k from its bit
-    pattern in the int64 scratch ``bits``: every step vectorises. Computed in float64 for both
-    dtypes.
+    series to r^13 (relative error below 1e-16; results within a few ulp of libm) and 2^k from
+    its bit pattern in the int64 scratch ``bits``: every step vectorises. Computed in float64
+    for both dtypes.
     """
     n = z.shape[0]
     if kind == TANH:
