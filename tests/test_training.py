@@ -317,22 +317,28 @@ def test_float32_run(mnist, tmp_path):
 # -- resume ----------------------------------------------------------------------------------
 
 
+class CtrlCAt(Reporter):
+    """A reporter whose progress callback raises KeyboardInterrupt during epoch ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def epoch_progress(self, epoch, epochs, n_samples):
+        if epoch == self.epoch:
+            def progress(n_done):
+                raise KeyboardInterrupt
+
+            return progress
+        return None
+
+
 def test_interrupt_saves_last_complete_epoch_and_resume_is_exact(mnist, tmp_path):
     straight = small_config(tmp_path / "a", epochs=4)
     result_a, _ = run_small(mnist, straight)
 
-    class CtrlC(Reporter):
-        def epoch_progress(self, epoch, epochs, n_samples):
-            if epoch == 3:
-                def progress(n_done):
-                    raise KeyboardInterrupt
-
-                return progress
-            return None
-
     interrupted = small_config(tmp_path / "b", epochs=4)
     with pytest.raises(TrainingInterrupted) as stop:
-        run_small(mnist, interrupted, reporter=CtrlC())
+        run_small(mnist, interrupted, reporter=CtrlCAt(3))
     assert stop.value.epoch == 2 and stop.value.checkpoint == interrupted.checkpoint_path
     state = load_checkpoint(interrupted.checkpoint_path)
     assert state.epoch == 2 and len(state.losses) == 2
@@ -378,17 +384,8 @@ def test_resume_refuses_epochs_below_the_completed_ones(tmp_path):
 def test_resume_with_epochs_equal_to_a_checkpoint_before_any_evaluation(mnist, tmp_path):
     config = small_config(tmp_path, epochs=4, eval_every=3)
 
-    class CtrlC(Reporter):
-        def epoch_progress(self, epoch, epochs, n_samples):
-            if epoch == 3:
-                def progress(n_done):
-                    raise KeyboardInterrupt
-
-                return progress
-            return None
-
     with pytest.raises(TrainingInterrupted):
-        run_small(mnist, config, reporter=CtrlC())
+        run_small(mnist, config, reporter=CtrlCAt(3))
     state = load_checkpoint(config.checkpoint_path)
     assert state.epoch == 2 and state.best_epoch is None
     same = resume_config(state, {"epochs": 2}, config.checkpoint_path)
