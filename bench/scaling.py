@@ -143,7 +143,6 @@ def machine_limits(quick, caches):
         b = np.ones(nbytes // 8)
         # reads a and b, writes a
         stream[level] = _median_rate(3 * nbytes / 1e9, lambda: np.add(a, b, out=a), min_seconds)
-        del a, b
     return {"gemm_gflops": gemm, "gemm_n": n, "stream_gbs": stream,
             "stream_array_bytes": sizes}
 

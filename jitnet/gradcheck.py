@@ -358,7 +358,8 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4):
     GradientCheckResult
     """
     from jitnet.datasets import TARGET_OFF, TARGET_ON
-    from jitnet.reference import check_sizes, make_network
+    from jitnet._checks import check_sizes
+    from jitnet.reference import make_network
 
     sizes = check_sizes(sizes)
     net = make_network(sizes, engine=engine, seed=seed)

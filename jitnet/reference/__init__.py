@@ -10,8 +10,6 @@ Both share the JIT engine's parameter interface (``sizes``, ``get_weights()``,
 loaded into every engine and the results compared (``tests/test_equivalence.py``).
 """
 
-from jitnet._checks import check_sizes, check_weight_pairs  # noqa: F401 (shared by all engines)
-
 ENGINES = ("object", "vectorized", "jit")
 
 
