@@ -120,7 +120,8 @@ def _connect(distributed, scheduler, workers, reporter):
     # One single-threaded process per worker: a trial is one core's per-sample SGD, and
     # separate processes keep Numba's and numpy's threads off each other.
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=None, silence_logs=logging.ERROR,
+                                       preload=["jitnet.sweep._worker"])
     try:
         client = distributed.Client(cluster)
     except BaseException:
@@ -292,6 +293,8 @@ def run_sweep(space, out_dir, scheduler=None, workers=None, random=None, yes=Fal
 def _run(distributed, todo, records, total, scheduler, workers, reporter):
     client, cluster = _connect(distributed, scheduler, workers, reporter)
     try:
+        if not client.nthreads():
+            reporter.message("the cluster has no workers yet: the trials wait for them")
         dtypes = trial_dtypes([options for _, options, _ in todo])
         # Compile once, on one worker: the kernels land in Numba's on-disk cache beside their
         # source, from which every other worker of that installation loads them.
@@ -302,9 +305,12 @@ def _run(distributed, todo, records, total, scheduler, workers, reporter):
                              f"{' '.join(str(exc).split())}") from None
         reporter.message(f"kernels for {', '.join(dtypes)} ready in {seconds:.1f} s "
                          f"(compiled or loaded from Numba's cache)")
-        if not client.nthreads():
-            reporter.message("the cluster has no workers yet: the trials wait for them")
         execute(client, todo, run_trial, reporter, records=records, total=total)
+    except KeyboardInterrupt:
+        # A worker in the middle of a trial stops when the cluster closes (a local one kills it
+        # after 4 s); its checkpoint holds its last completed epoch.
+        reporter.message("interrupted: cancelling the trials and closing the cluster")
+        raise
     finally:
         client.close()
         if cluster is not None:

@@ -178,6 +178,8 @@ def _layers(text, where):
     layers = []
     for part in text.lower().split("x"):
         part = part.strip()
+        if not part:
+            raise SweepError(f"{where}: empty layer size in {text!r} (layers are joined by x)")
         if ":" in part:
             layers.append(_range(part, "hidden", True, where))
         else:
