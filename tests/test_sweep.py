@@ -9,9 +9,11 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,7 @@ from jitnet.sweep.command import sweep_command
 
 distributed = pytest.importorskip("distributed")
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = {"epochs": "2", "train_limit": "2000", "test_limit": "1000", "validation": "500"}
 
 
@@ -51,6 +54,17 @@ def model_arrays(path):
 
 def same_arrays(a, b):
     return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def run_alone(argv):
+    """Run ``python argv...`` in a new process of this tree, as a user running a trial alone
+    would. (A new process, like the workers, loads the kernels from Numba's cache: kernels
+    compiled in the process itself may differ in the last bits, see warm_up.)"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -309,11 +323,9 @@ def test_command_on_a_local_cluster(tmp_path):
         assert (out / "trials" / t["key"] / "model.npz").exists()
 
     # The best trial's command, run alone by `train`, gives the same model bit for bit.
-    from jitnet.cli import cli
-
-    argv = shlex.split(data["best_command"])[2:] + ["--checkpoint-dir", str(tmp_path / "alone")]
-    alone = CliRunner().invoke(cli, argv)
-    assert alone.exit_code == 0, alone.output
+    program, script, *argv = shlex.split(data["best_command"])
+    assert (program, script) == ("python", "cli.py")
+    run_alone([str(ROOT / script), *argv, "--checkpoint-dir", str(tmp_path / "alone")])
     assert same_arrays(model_arrays(tmp_path / "alone" / "model.npz"),
                        model_arrays(out / "trials" / trials[0]["key"] / "model.npz"))
 
@@ -338,8 +350,17 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path, cluster):
     assert info.value.total == 4
     partial = json.loads((tmp_path / "results.json").read_text())["trials"]
     assert 1 <= len(partial) == info.value.done
-    stamps = {t["key"]: (tmp_path / "trials" / t["key"] / "result.json").stat().st_mtime_ns
-              for t in partial}
+    # On a cluster the sweep did not start, a cancelled trial that was already running finishes
+    # on its worker (and keeps its result): wait for the workers to be idle.
+    with distributed.Client(address) as client:
+        deadline = time.monotonic() + 30
+        while any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    done = [key for key in (trial_key(t) for t in space.trials())
+            if (tmp_path / "trials" / key / "result.json").exists()]
+    assert {t["key"] for t in partial} <= set(done)
+    stamps = {key: (tmp_path / "trials" / key / "result.json").stat().st_mtime_ns
+              for key in done}
 
     class Counting(SweepReporter):
         ran = []
@@ -348,7 +369,7 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path, cluster):
             self.ran.append(record["key"])
 
     result = run_sweep(space, tmp_path, scheduler=address, reporter=Counting())
-    assert result.skipped == len(partial) and result.ran == 4 - len(partial)
+    assert result.skipped == len(done) and result.ran == 4 - len(done)
     assert not set(Counting.ran) & set(stamps)
     assert all(r["status"] == "finished" for r in result.records)
     for key, stamp in stamps.items():
@@ -386,7 +407,9 @@ def test_killed_worker_trial_resumes_with_the_same_result(tmp_path, cluster):
     (record,) = result.records
     assert record["status"] == "finished" and record["resumed_from"] >= 1
 
-    alone = run_trial(trial, tmp_path / "alone")
+    code = "import json, sys; from jitnet.sweep import run_trial; " \
+           "print(json.dumps(run_trial(json.loads(sys.argv[1]), sys.argv[2])))"
+    alone = json.loads(run_alone(["-c", code, json.dumps(trial), str(tmp_path / "alone")]))
     assert alone["resumed_from"] is None
     assert record["val_error"] == alone["val_error"]
     assert record["test_error"] == alone["test_error"]

@@ -307,9 +307,13 @@ def _run(distributed, todo, records, total, scheduler, workers, reporter):
                          f"(compiled or loaded from Numba's cache)")
         execute(client, todo, run_trial, reporter, records=records, total=total)
     except KeyboardInterrupt:
-        # A worker in the middle of a trial stops when the cluster closes (a local one kills it
-        # after 4 s); its checkpoint holds its last completed epoch.
-        reporter.message("interrupted: cancelling the trials and closing the cluster")
+        # A local worker in the middle of a trial stops when the cluster closes (after up to 4 s);
+        # its checkpoint holds its last completed epoch. A remote worker cannot be stopped
+        # from here: it finishes the trial it has and keeps the result.
+        reporter.message("interrupted: cancelling the trials and closing the local cluster"
+                         if cluster is not None else
+                         "interrupted: trials not started are cancelled; those already running "
+                         "on the cluster finish there and keep their results")
         raise
     finally:
         client.close()

@@ -19,6 +19,9 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -242,25 +245,41 @@ def run_trial(trial, trial_dir):
     return result
 
 
-def warm_up(dtypes):
-    """Compile the kernels for ``dtypes``, or load them from Numba's on-disk cache.
+_WARM_UP = """
+import sys
+import numpy as np
+from jitnet.network import compile_kernels
+for dtype in sys.argv[1:]:
+    compile_kernels(np.dtype(dtype), x_dtype=np.uint8)
+"""
 
-    Run once (on one worker) before the trials: the kernels are cached next to their source
-    (``cache=True``), so every later process of the same installation loads them (~0.3 s)
-    instead of compiling them again (~7 s per dtype).
+
+def warm_up(dtypes):
+    """Fill Numba's on-disk cache with the kernels for ``dtypes``, in a child process.
+
+    Run once (on one worker) before the trials: the kernels are cached beside their source
+    (``cache=True``), so every process of the same installation then loads them (~0.3 s) instead
+    of compiling them (~7 s per dtype). The child compiles, not this process, so that every trial
+    runs cache-loaded kernels: with the engine's fastmath flags, kernels compiled in a process
+    and the same kernels loaded from the cache can differ in the last bits of a float64 run, and
+    a trial must give the same result wherever it runs, and alone.
 
     Returns
     -------
     float
         Seconds spent.
     """
-    import numpy as np
-
-    from jitnet.network import compile_kernels
+    import jitnet
 
     start = time.perf_counter()
-    for dtype in sorted(set(dtypes)):
-        compile_kernels(np.dtype(dtype), x_dtype=np.uint8)
+    root = str(Path(jitnet.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", _WARM_UP, *sorted(set(dtypes))], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise RuntimeError(f"compiling the kernels failed: {lines[-1]}")
     return time.perf_counter() - start
 
 
