@@ -244,6 +244,52 @@ def test_failing_trial_is_recorded_with_one_line(tmp_path):
         run_trial({"speed": 3}, tmp_path / "x")
 
 
+def _record(key, status, val_error=None, **options):
+    return {"key": key, "status": status, "options": {"hidden": [16], "rate": 0.3, **options},
+            "val_error": val_error, "test_error": None if val_error is None else val_error + 0.01,
+            "best_epoch": 1, "epochs_completed": 1, "stop_reason": "epochs", "seconds": 1.0,
+            "resumed_from": None, "note": None, "error": None if val_error else "boom",
+            "folder": f"/x/{key}"}
+
+
+def test_results_files_and_plot(tmp_path, monkeypatch):
+    """finish() sorts nothing itself, writes the three tables, and draws the plot through
+    jitnet.plots.sweep_plot when it imports (a stand-in module here), else notes why not."""
+    import types
+
+    from jitnet.sweep.results import finish, format_table, sort_records
+
+    records = sort_records([_record("b", "finished", 0.2, rate=1.0),
+                            _record("c", "failed"), _record("a", "finished", 0.1, rate=0.1)])
+    assert [r["key"] for r in records] == ["a", "b", "c"]
+    calls = []
+    plots = types.ModuleType("jitnet.plots")
+    plots.sweep_plot = lambda results, params, path: calls.append((results, params, path))
+    monkeypatch.setitem(sys.modules, "jitnet.plots", plots)
+    result = finish(tmp_path, records, ["rate"], SweepReporter(), ran=3)
+    assert result.best["key"] == "a" and result.best_command.endswith("--hidden 16 --rate 0.1")
+    assert [c[0] for c in calls] == [records[:2]] and calls[0][1:] == (["rate"],
+                                                                       tmp_path / "val_error.png")
+    assert result.files["plot"] == tmp_path / "val_error.png" and not result.notes
+    table = format_table(result).splitlines()
+    assert [line.split()[:3] for line in table[1:]] == [["1", "0.1", "10.00%"],
+                                                        ["2", "1", "20.00%"], ["3", "0.3", "-"]]
+    assert table[3].endswith("failed: boom")
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("key,status,rate,val_error") and csv_lines[1].startswith("a,")
+    assert json.loads((tmp_path / "results.json").read_text())["trials"] == records
+
+    def broken(results, params, path):
+        raise RuntimeError("no backend")
+
+    plots.sweep_plot = broken
+    result = finish(tmp_path, records, ["rate"], SweepReporter())
+    assert "plot" not in result.files and result.notes == ["no plot: RuntimeError: no backend"]
+    monkeypatch.setitem(sys.modules, "jitnet.plots", None)
+    result = finish(tmp_path, records, ["rate"], SweepReporter())
+    assert result.notes[0].startswith("no plot: jitnet.plots.sweep_plot cannot be imported")
+
+
 # -- run_sweep's checks, before any trial runs ------------------------------------------------
 
 
@@ -379,8 +425,8 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path, cluster):
 def test_killed_worker_trial_resumes_with_the_same_result(tmp_path, cluster):
     """SIGKILL the worker running a trial after its first checkpoint: the trial is run again
     on a worker, continues from the checkpoint, and ends with the weights of a run alone."""
-    options = {"hidden": "48", "epochs": "25", "eval_every": "5", "patience": "100",
-               "train_limit": "10000", "test_limit": "1000", "validation": "500"}
+    options = {"hidden": "48", "epochs": "20", "eval_every": "5", "patience": "100",
+               "train_limit": "8000", "test_limit": "1000", "validation": "500"}
     space = parse_space(options)
     (trial,) = space.trials()
     key = trial_key(trial)

@@ -43,7 +43,10 @@ def progress_line(progress):
 
 
 class _StderrReporter:
-    """One line on stderr per diagnostic and per trial done."""
+    """One line on stderr per diagnostic and per trial done (naming its swept options)."""
+
+    def __init__(self, params):
+        self.params = params
 
     def message(self, text):
         click.echo(text, err=True)
@@ -134,10 +137,9 @@ def sweep_command(ctx, config_path, out, seeds, random_trials, random_seed, sche
         options["seeds"] = str(seeds)
     if random_seed is not None:
         options["random_seed"] = str(random_seed)
-    reporter = _StderrReporter()
     try:
         space = parse_space(options, config_path)
-        reporter.params = space.swept(random_trials)
+        reporter = _StderrReporter(space.swept(random_trials))
         result = run_sweep(space, out, scheduler=scheduler, workers=workers,
                            random=random_trials, yes=yes, reporter=reporter)
     except SweepError as exc:

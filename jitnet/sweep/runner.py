@@ -19,7 +19,7 @@ from pathlib import Path
 from jitnet.sweep.results import finish, sort_records
 from jitnet.sweep.trial import (
     SweepError,
-    full_options,
+    blank_result,
     read_result,
     run_trial,
     trial_dtypes,
@@ -210,7 +210,7 @@ def execute(client, jobs, function, reporter, records=None, total=None):
             else:  # an exception after the retries, a worker lost too often, a cancelled task
                 exc = future.exception() if future.status == "error" else None
                 error = f"{type(exc).__name__}: {exc}" if exc is not None else future.status
-                record = _error_record(key, options, folder, " ".join(error.split()))
+                record = blank_result(options, folder, "error", " ".join(error.split()))
             records.append(record)
             reporter.trial_done(record, progress())
     except BaseException:
@@ -219,13 +219,6 @@ def execute(client, jobs, function, reporter, records=None, total=None):
         client.cancel(list(futures))
         raise
     return records
-
-
-def _error_record(key, options, folder, error):
-    return {"key": key, "status": "error", "options": full_options(options), "val_error": None,
-            "test_error": None, "best_epoch": None, "epochs_completed": None,
-            "stop_reason": None, "seconds": None, "resumed_from": None, "note": None,
-            "error": error, "folder": str(folder)}
 
 
 def run_sweep(space, out_dir, scheduler=None, workers=None, random=None, yes=False,
@@ -273,6 +266,10 @@ def run_sweep(space, out_dir, scheduler=None, workers=None, random=None, yes=Fal
     if len(jobs) > max_trials and not yes:
         raise SweepError(f"the search space has {len(jobs)} trials (more than {max_trials}): "
                          f"pass --yes to run them all, or narrow it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     params = space.swept(random)
     done = [r for r in (read_result(folder, key) for key, _, folder in jobs) if r is not None]
     done_keys = {r["key"] for r in done}

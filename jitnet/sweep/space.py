@@ -338,8 +338,8 @@ def parse_space(options, toml_path=None):
             continue
         negated = name.startswith("no_") and kinds.get(name[3:], ("",))[0] == "bool"
         if negated:
-            if value not in (None, [None]):
-                raise SweepError(f"{where} takes no value")
+            if value not in (None, [None], True):
+                raise SweepError(f"{where} takes no value (it means {name[3:]} false)")
             name, value = name[3:], "false"
         if name not in kinds:
             check_names([name])

@@ -186,6 +186,14 @@ def _resume_state(config):
         return None, f"started over: {_one_line(exc)}"
 
 
+def blank_result(trial, trial_dir, status, error=None):
+    """A result record with no outcome yet (or none ever: a failed trial)."""
+    return {"key": trial_key(trial), "status": status, "options": full_options(trial),
+            "val_error": None, "test_error": None, "best_epoch": None, "epochs_completed": None,
+            "stop_reason": None, "seconds": None, "resumed_from": None, "note": None,
+            "error": error, "folder": str(trial_dir)}
+
+
 def run_trial(trial, trial_dir):
     """Run one trial (or finish it from its checkpoint) and write its ``result.json``.
 
@@ -219,10 +227,7 @@ def run_trial(trial, trial_dir):
     if done is not None:
         return done
     config = _config(trial, checkpoint_dir=str(folder), report=str(folder / REPORT_NAME))
-    result = {"key": key, "status": "failed", "options": full_options(trial), "val_error": None,
-              "test_error": None, "best_epoch": None, "epochs_completed": None,
-              "stop_reason": None, "seconds": None, "resumed_from": None, "note": None,
-              "error": None, "folder": str(folder)}
+    result = blank_result(trial, folder, "failed")
     try:
         train_set, test_set = _load_data(config.data)
         splits = training.prepare_data(config, train_set, test_set)
