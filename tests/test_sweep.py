@@ -310,7 +310,8 @@ def test_large_space_needs_yes(tmp_path):
     "scheduler, workers, words",
     [
         ("tcp://127.0.0.1:{port}", None, "cannot connect"),
-        ("nonsense://127.0.0.1:1", None, "cannot connect"),
+        ("nonsense://127.0.0.1:1", None, "not a scheduler address"),
+        ("127.0.0.1:notaport", None, "not a scheduler address"),
         ("tcp://127.0.0.1:{port}", 2, "--workers sizes a local cluster"),
     ],
 )

@@ -20,31 +20,39 @@ Dask is needed only to run a sweep (``pip install "jitnet[sweep]"``); this packa
 lazily, and never imports click (the ``sweep`` command is :mod:`jitnet.sweep.command`).
 """
 
-from jitnet.sweep.results import SweepResult, format_table
-from jitnet.sweep.runner import (
-    MAX_TRIALS,
-    SweepInterrupted,
-    SweepProgress,
-    SweepReporter,
-    run_sweep,
-)
-from jitnet.sweep.space import Range, Space, parse_space
-from jitnet.sweep.trial import SweepError, option_kinds, run_trial, train_command, trial_key
+from importlib import import_module
 
-__all__ = [
-    "MAX_TRIALS",
-    "Range",
-    "Space",
-    "SweepError",
-    "SweepInterrupted",
-    "SweepProgress",
-    "SweepReporter",
-    "SweepResult",
-    "format_table",
-    "option_kinds",
-    "parse_space",
-    "run_sweep",
-    "run_trial",
-    "train_command",
-    "trial_key",
-]
+# Imported on first use, so that the command line (which imports jitnet.sweep.command) stays
+# fast: the training library, numpy and Numba load only when a sweep runs.
+_EXPORTS = {
+    "SweepResult": "jitnet.sweep.results",
+    "format_table": "jitnet.sweep.results",
+    "MAX_TRIALS": "jitnet.sweep.runner",
+    "SweepInterrupted": "jitnet.sweep.runner",
+    "SweepProgress": "jitnet.sweep.runner",
+    "SweepReporter": "jitnet.sweep.runner",
+    "run_sweep": "jitnet.sweep.runner",
+    "Range": "jitnet.sweep.space",
+    "Space": "jitnet.sweep.space",
+    "parse_space": "jitnet.sweep.space",
+    "SweepError": "jitnet.sweep.trial",
+    "option_kinds": "jitnet.sweep.trial",
+    "run_trial": "jitnet.sweep.trial",
+    "train_command": "jitnet.sweep.trial",
+    "trial_key": "jitnet.sweep.trial",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jitnet.sweep' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -110,9 +110,14 @@ def _connect(distributed, scheduler, workers, reporter):
                              "has the workers it has")
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
+        except OSError as exc:  # TimeoutError and ConnectionRefusedError are OSErrors
             raise SweepError(
                 f"--scheduler {scheduler}: cannot connect ({' '.join(str(exc).split())})"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise SweepError(
+                f"--scheduler {scheduler}: not a scheduler address, e.g. tcp://HOST:8786 "
+                f"({' '.join(str(exc).split())})"
             ) from None
         reporter.message(f"connected to {scheduler}: {len(client.nthreads())} workers")
         return client, None
@@ -263,6 +268,9 @@ def run_sweep(space, out_dir, scheduler=None, workers=None, random=None, yes=Fal
     jobs = plan(space, out_dir, random)
     if not jobs:
         raise SweepError("the search space is empty")
+    if len(jobs) < space.size(random):
+        reporter.message(f"{space.size(random)} trials in the space, {len(jobs)} distinct "
+                         f"(the same options twice are one trial)")
     if len(jobs) > max_trials and not yes:
         raise SweepError(f"the search space has {len(jobs)} trials (more than {max_trials}): "
                          f"pass --yes to run them all, or narrow it")
