@@ -59,8 +59,10 @@ class _StderrReporter:
 
         options = record["options"]
         what = " ".join(f"{name}={format_value(options.get(name))}" for name in self.params)
-        if record["status"] == "finished":
+        if record["status"] == "finished" and record["val_error"] is not None:
             outcome = f"val error {100 * record['val_error']:.2f}%"
+        elif record["status"] == "finished":
+            outcome = "finished (no evaluation)"
         else:
             outcome = f"{record['status']}: {record['error']}"
         click.echo(f"{progress_line(progress)}  | {what or record['key']}: {outcome}", err=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,11 +66,15 @@ class SweepResult:
         return [r for r in self.records if r["status"] != "finished"]
 
 
+def _or_inf(value):
+    return math.inf if value is None else value
+
+
 def sort_records(records):
     """Finished trials by validation error (then test error, then key), then the others by key."""
     def order(r):
         if r["status"] == "finished":
-            return (0, r["val_error"], r["test_error"], r["key"])
+            return (0, _or_inf(r["val_error"]), _or_inf(r["test_error"]), r["key"])
         return (1, 0.0, 0.0, r["key"])
 
     return sorted(records, key=order)

@@ -197,7 +197,8 @@ def execute(client, jobs, function, reporter, records=None, total=None):
         start = time.perf_counter()
 
         def progress():
-            finished = [r["val_error"] for r in records if r["status"] == "finished"]
+            finished = [r["val_error"] for r in records
+                        if r["status"] == "finished" and r["val_error"] is not None]
             elapsed = time.perf_counter() - start
             pending, ran = total - len(records), len(records) - skipped
             return SweepProgress(
