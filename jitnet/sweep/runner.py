@@ -1,10 +1,10 @@
 """Run a sweep's trials on Dask distributed: a LocalCluster by default, any cluster by address.
 
 Every trial is one ``client.submit(run_trial, options, folder, pure=False, retries=2, key=...)``;
-``as_completed`` collects them. A task that raises is retried twice (``retries``); a worker that
-dies mid-trial is replaced by the scheduler, which runs the trial again elsewhere (up to
-``distributed.scheduler.allowed-failures`` times), and the trial continues from its last
-checkpoint. Dask is imported only here and only when a sweep runs.
+``as_completed`` collects them. A task that raises is retried twice (``retries``). When a worker
+dies mid-trial, the scheduler runs the trial again on another worker (up to
+``distributed.scheduler.allowed-failures`` times; a nanny restarts the dead one), and the trial
+continues from its last checkpoint. Dask is imported only here and only when a sweep runs.
 """
 
 from __future__ import annotations
@@ -302,8 +302,9 @@ def _run(distributed, todo, records, total, scheduler, workers, reporter):
         if not client.nthreads():
             reporter.message("the cluster has no workers yet: the trials wait for them")
         dtypes = trial_dtypes([options for _, options, _ in todo])
-        # Compile once, on one worker: the kernels land in Numba's on-disk cache beside their
-        # source, from which every other worker of that installation loads them.
+        # Compile once, on one worker (in a child process, see warm_up): the kernels land in
+        # Numba's on-disk cache beside their source, from which every worker of that
+        # installation then loads them.
         try:
             seconds = client.submit(warm_up, dtypes, pure=False).result()
         except Exception as exc:
