@@ -225,8 +225,9 @@ def test_results_files_and_plot(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "jitnet.plots", plots)
     result = finish(tmp_path, records, ["rate"], SweepReporter(), ran=3)
     assert result.best["key"] == "a" and result.best_command.endswith("--hidden 16 --rate 0.1")
-    assert [c[0] for c in calls] == [records[:2]] and calls[0][1:] == (["rate"],
-                                                                       tmp_path / "val_error.png")
+    assert [[r["key"] for r in c[0]] for c in calls] == [["a", "b"]]
+    assert [r["params"]["rate"] for r in calls[0][0]] == [0.1, 1.0]
+    assert calls[0][1:] == (["rate"], tmp_path / "val_error.png")
     assert result.files["plot"] == tmp_path / "val_error.png" and not result.notes
     table = format_table(result).splitlines()
     assert [line.split()[:3] for line in table[1:]] == [["1", "0.1", "10.00%"],

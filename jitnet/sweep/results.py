@@ -166,8 +166,8 @@ def _plot(out_dir, records, params):
     except ImportError as exc:
         return None, f"no plot: jitnet.plots.sweep_plot cannot be imported ({exc})"
     path = out_dir / PLOT_NAME
-    try:
-        sweep_plot(finished, params, path)
+    try:  # sweep_plot finds each swept option under "params"
+        sweep_plot([{**r, "params": r["options"]} for r in finished], params, path)
     except Exception as exc:  # a picture must not cost the results of a whole sweep
         return None, f"no plot: {type(exc).__name__}: {' '.join(str(exc).split())}"
     return path, None

@@ -72,7 +72,7 @@ def option_kinds():
                 break
         else:
             kind = "str"
-        kinds[f.name] = (kind, "None" in text)
+        kinds[f.name] = (kind, "None" in text or f.default is None)
     return kinds
 
 
