@@ -125,7 +125,7 @@ def run(options, argv=()):
             cold = compile_cold(DTYPES)
         rows, jax_s = time_engines(builders, checks, options, notes)
     compile_s = {"in_process": compiled, "cold": cold, "jax_s": jax_s}
-    record = make_record(options, argv, sorted(builders), blas, checks, rows, compile_s, notes)
+    record = make_record(options, argv, blas, checks, rows, compile_s, notes)
     click.echo(text_report(record))
     stem = "compare-quick" if options.quick else "compare"
     paths = write_results(options.out_dir, stem, record, markdown_report(record))
@@ -136,7 +136,8 @@ def run(options, argv=()):
 def time_engines(builders, checks, options, notes):
     """Time each engine on its number of samples; the rows and JAX's compile seconds (or None).
 
-    Appends to ``notes`` a line for each framework timed although it failed validation.
+    Adds to ``notes`` JAX's compile time and a line for each framework timed although it failed
+    validation.
     """
     plan = [("object", options.object_samples)] if options.object_samples else []
     plan += [("vectorized", options.eager_samples), ("jit64", options.samples),
@@ -149,7 +150,7 @@ def time_engines(builders, checks, options, notes):
             continue
         engine = builders[key][0]()
         log(f"timing {engine.name} {engine.dtype}: {n:,} samples x {options.repeats} repeats ...")
-        row = time_engine(engine, n, options.repeats)
+        row = {"key": key, **time_engine(engine, n, options.repeats)}
         row["validated"] = checked[key]["ok"]
         if not row["validated"]:
             row["engine"] += " (!)"
@@ -157,13 +158,16 @@ def time_engines(builders, checks, options, notes):
                          f"(max |dw| {checked[key]['max_diff']:.1e}); timed anyway.")
         if key == "jax":
             jax_s = engine.compile_s
+            notes.insert(0, f"JAX compile for the timed shape ({n:,} samples): {jax_s:.2f} s, "
+                            f"not in its row.")
         rows.append(row)
     add_speedups(rows)
     return rows, jax_s
 
 
-def make_record(options, argv, engines, blas, checks, rows, compile_s, notes):
+def make_record(options, argv, blas, checks, rows, compile_s, notes):
     """Everything the run measured, as the JSON-ready dict the reports are made from."""
+    engines = {row["key"] for row in rows}
     config = dataclasses.asdict(options)
     del config["out_dir"]
     config.update(sizes=list(options.sizes), rate=RATE, epoch_samples=EPOCH_SAMPLES)
@@ -175,9 +179,6 @@ def make_record(options, argv, engines, blas, checks, rows, compile_s, notes):
               f"{options.samples:,} samples, vectorized{' and PyTorch' if 'torch' in engines else ''}"
               f" {options.eager_samples:,}, object {options.object_samples:,}; epochs not "
               f"measured whole are extrapolated to {EPOCH_SAMPLES:,} samples")
-    if compile_s["jax_s"] is not None:
-        notes.insert(0, f"JAX compile for the timed shape ({options.samples:,} samples): "
-                        f"{compile_s['jax_s']:.2f} s, not in its row.")
     note = noisy_note([(f"{r['engine']} {r['dtype']}", r) for r in rows])
     return {
         "benchmark": "compare",

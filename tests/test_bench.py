@@ -245,6 +245,18 @@ def test_framework_engines_match_the_object_version(small, framework):
     assert checks[1]["max_diff"] < validation.TOL_FLOAT32
 
 
+def test_missing_frameworks_are_skipped_with_a_note(small, monkeypatch):
+    init, samples, _ = small
+    monkeypatch.setattr(engines, "_importable", lambda name: False)
+    builders, notes = engines.engine_builders(init, samples, 1)
+    assert list(builders) == ["object", "vectorized", "jit64", "jit32"]
+    assert [b[1] for b in builders.values()] == [True] * 4
+    assert any("pip install torch" in n for n in notes)
+    assert any("pip install jax" in n for n in notes)
+    _, notes = engines.engine_builders(init, samples, 1, frameworks=False)
+    assert notes == ["PyTorch and JAX left out (--no-frameworks)."]
+
+
 # -- threads and machine ---------------------------------------------------------------------------
 
 
