@@ -175,9 +175,9 @@ def make_record(options, argv, blas, checks, rows, compile_s, notes):
                + (f", numpy BLAS {blas}" if blas is not None else ", numpy BLAS not found")
                + (", torch.set_num_threads(1)" if "torch" in engines else "")
                + (", XLA --xla_cpu_multi_thread_eigen=false" if "jax" in engines else "") + ")")
-    counts = (f"timed per repeat: jitnet{' and JAX' if 'jax' in engines else ''} "
-              f"{options.samples:,} samples, vectorized{' and PyTorch' if 'torch' in engines else ''}"
-              f" {options.eager_samples:,}, object {options.object_samples:,}; epochs not "
+    jax, torch = " and JAX" * ("jax" in engines), " and PyTorch" * ("torch" in engines)
+    counts = (f"timed per repeat: jitnet{jax} {options.samples:,} samples, vectorized{torch} "
+              f"{options.eager_samples:,}, object {options.object_samples:,}; epochs not "
               f"measured whole are extrapolated to {EPOCH_SAMPLES:,} samples")
     note = noisy_note([(f"{r['engine']} {r['dtype']}", r) for r in rows])
     return {
