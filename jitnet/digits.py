@@ -1,0 +1,287 @@
+"""Digits from image files, made to look like MNIST's, and small helpers to show predictions.
+
+``load_digit(path)`` turns a photo, scan or drawing of one digit into a (28, 28) uint8 image the
+way MNIST's images were made: white ink on black, the digit fitted into a 20x20 box keeping its
+aspect ratio, anti-aliased, and placed in the 28x28 field so that its centre of mass is at the
+field's centre. Needs Pillow (``pip install "jitnet[plots]"``); ``.npy`` files need only numpy.
+
+Shapes: an image is (rows, cols) uint8, 0 = background, 255 = ink; ``outputs`` are (n_classes,)
+or (N, n_classes).
+"""
+
+import math
+import os
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "ImageError", "load_digit", "save_digit", "text_art", "probabilities", "TEXT_ART_RAMP",
+    "FIELD", "BOX",
+]
+
+FIELD = 28  # MNIST's field: 28x28 pixels...
+BOX = 20  # ...with the digit fitted into a 20x20 box inside it
+CENTRE = 14.0  # where MNIST's centres of mass lie (row and column index; measured mean 14.0)
+TEXT_ART_RAMP = " .:-=+*#%@"
+_BBOX_LEVEL = 0.25  # ink above this fraction of the strongest stroke defines the digit's extent
+_MIN_CONTRAST = 24  # grey levels between ink and background below which an image is blank
+
+
+class ImageError(ValueError):
+    """An image file that cannot be turned into a digit; the message names the file."""
+
+
+def _pillow():
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        from jitnet.plots import MissingDependencyError
+
+        raise MissingDependencyError(
+            'reading image files needs Pillow: pip install "jitnet[plots]"'
+        ) from None
+    return Image, ImageOps
+
+
+def load_digit(path):
+    """Read one handwritten digit from an image file as an MNIST-style (28, 28) uint8 image.
+
+    Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...): transparency is composited on
+    white, colour becomes grey, a light background is inverted to black (decided by the median of
+    the border pixels), the background level and its noise are removed, the ink's bounding box is
+    scaled (LANCZOS) so that its longer side is 20 pixels, and the result is placed in the 28x28
+    field with its centre of mass at pixel (14, 14), shifted by whole pixels, as MNIST's images
+    were made. A ``.npy`` file holding a (28, 28) or (784,) array of 0-255 (or 0-1 floats) is
+    taken as already prepared and returned as uint8.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    ndarray of uint8, (28, 28)
+        0 is background, 255 the strongest ink.
+
+    Raises
+    ------
+    ImageError
+        The file is missing, unreadable, not an image, corrupt or truncated, larger than Pillow's
+        decompression-bomb limit, or holds no visible digit (a blank or single-colour image).
+    MissingDependencyError
+        Pillow is not installed (only for formats other than ``.npy``).
+    """
+    name = os.fspath(path)
+    if str(name).lower().endswith(".npy"):
+        return _load_npy(name)
+    grey = _read_grey(name)
+    return _mnist_style(grey, name)
+
+
+def _load_npy(name):
+    try:
+        array = np.load(name, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ImageError(f"{name}: cannot read as a .npy array ({_reason(exc)})") from None
+    if not isinstance(array, np.ndarray) or array.shape not in ((FIELD, FIELD), (FIELD * FIELD,)):
+        shape = getattr(array, "shape", None)
+        raise ImageError(f"{name}: a .npy digit must have shape (28, 28) or (784,), got {shape}")
+    if array.dtype.kind not in "uif" or not np.all(np.isfinite(array)):
+        raise ImageError(f"{name}: a .npy digit must hold finite numbers, got {array.dtype}")
+    if array.dtype.kind == "f" and array.max(initial=0) <= 1:
+        array = array * 255.0
+    if array.min(initial=0) < 0 or array.max(initial=0) > 255:
+        raise ImageError(f"{name}: .npy pixel values must lie in 0-255 (or 0-1 for floats)")
+    return np.rint(array).astype(np.uint8).reshape(FIELD, FIELD)
+
+
+def _reason(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
+def _read_grey(name):
+    """The file's pixels as a float (rows, cols) array of 0-255, transparency on white."""
+    Image, ImageOps = _pillow()
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that; refuse at once.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(name) as image:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_grey(image, Image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{name}: image too large (over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} "
+            "pixels; a possible decompression bomb)"
+        ) from None
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        # Truncated or corrupt data, unsupported modes, a directory, no permission.
+        raise ImageError(f"{name}: cannot read the image ({_reason(exc)})") from None
+
+
+def _to_grey(image, Image):
+    mode = image.mode
+    if mode in ("I", "F") or mode.startswith("I;"):
+        grey = np.asarray(image, dtype=np.float64)
+        if mode.startswith("I;16") or (mode == "I" and grey.max(initial=0) > 255):
+            grey = grey / 257.0  # 16-bit samples
+        elif mode == "F" and grey.max(initial=0) <= 1:
+            grey = grey * 255.0  # fractions
+        if not np.all(np.isfinite(grey)):
+            raise ValueError("pixel values are not finite")
+        return np.clip(grey, 0, 255)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.float64)
+    rgba = image.convert("RGBA")
+    grey = np.asarray(rgba.convert("L"), dtype=np.float64)
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64) / 255.0
+    on_white = grey * alpha + 255.0 * (1 - alpha)
+    if np.ptp(on_white) < _MIN_CONTRAST <= np.ptp(alpha * 255):
+        # Light ink on a transparent background vanishes on white: the opacity is the ink.
+        return 255.0 * alpha
+    return on_white
+
+
+def _border(grey):
+    width = max(1, min(grey.shape) // 20)
+    top, bottom = grey[:width].ravel(), grey[-width:].ravel()
+    left, right = grey[:, :width].ravel(), grey[:, -width:].ravel()
+    return np.concatenate([top, bottom, left, right])
+
+
+def _mnist_style(grey, name):
+    """MNIST's recipe on a float (rows, cols) image of 0-255: see :func:`load_digit`."""
+    border = _border(grey)
+    if np.median(border) > 127.5:  # a light background: dark ink, invert it
+        grey, border = 255.0 - grey, 255.0 - border
+    # Levels: the background (border median) and its noise (border's 99th percentile) go to 0,
+    # the strongest ink to 255, so JPEG noise and paper texture do not count as ink.
+    floor = max(np.median(border), np.percentile(border, 99))
+    peak = grey.max()
+    if peak - floor < _MIN_CONTRAST:
+        raise ImageError(f"{name}: no digit found (the image is blank or a single colour)")
+    ink = np.clip((grey - floor) * (255.0 / (peak - floor)), 0, 255)
+
+    rows = np.flatnonzero((ink > _BBOX_LEVEL * 255).any(axis=1))
+    cols = np.flatnonzero((ink > _BBOX_LEVEL * 255).any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    scale = BOX / max(bottom - top, right - left)
+    # Keep a margin around the box so the strokes' faint edges survive the crop.
+    margin = int(math.ceil(1.5 / scale))
+    top, left = max(top - margin, 0), max(left - margin, 0)
+    bottom, right = min(bottom + margin, ink.shape[0]), min(right + margin, ink.shape[1])
+    box = _resize(ink[top:bottom, left:right], scale)
+    return _centre(box)
+
+
+def _resize(ink, scale):
+    """``ink`` scaled by ``scale`` with Pillow's LANCZOS filter (anti-aliased both ways)."""
+    from PIL import Image
+
+    rows, cols = ink.shape
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(
+        size, Image.Resampling.LANCZOS
+    )
+    return np.clip(np.asarray(resized, dtype=np.float64), 0, 255)
+
+
+def _centre(box):
+    """``box`` pasted into the 28x28 field with its centre of mass on (14, 14), whole pixels."""
+    total = box.sum()
+    ys, xs = np.indices(box.shape)
+    com = ((ys * box).sum() / total, (xs * box).sum() / total)
+    field = np.zeros((FIELD, FIELD))
+    starts = [int(math.floor(CENTRE - c + 0.5)) for c in com]
+    src = tuple(slice(max(0, -s), min(n, FIELD - s)) for s, n in zip(starts, box.shape))
+    dst = tuple(slice(max(0, s), min(s + n, FIELD)) for s, n in zip(starts, box.shape))
+    field[dst] = box[src]
+    return np.rint(field).astype(np.uint8)
+
+
+def save_digit(image, path):
+    """Write a (28, 28) uint8 digit as a grayscale PNG (white ink on black, as the network sees it).
+
+    The file is written atomically; ``load_digit`` reads it back unchanged.
+    """
+    from jitnet._atomic import atomic_write
+
+    Image, _ = _pillow()
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 2:
+        raise ValueError(f"a digit must be a 2-D uint8 array, got {image.dtype} {image.shape}")
+    picture = Image.fromarray(image, mode="L")
+    atomic_write(path, lambda f: picture.save(f, format="PNG"))
+
+
+def text_art(image, shape=None, ramp=TEXT_ART_RAMP):
+    """An image as text: a line per pixel row, two ``ramp`` characters per pixel (dark to bright).
+
+    Parameters
+    ----------
+    image : ndarray of uint8, (rows, cols) or (rows*cols,)
+    shape : (int, int), optional
+        Needed for a flat image that is not square.
+    ramp : str
+        Characters from background (0) to ink (255).
+
+    Returns
+    -------
+    str
+        ``rows`` lines of at most ``2*cols`` characters (trailing blanks removed).
+    """
+    image = np.asarray(image)
+    if shape is None:
+        if image.ndim == 2:
+            shape = image.shape
+        else:
+            side = math.isqrt(image.size)
+            if side * side != image.size:
+                raise ValueError(f"give the shape of a flat image of {image.size} pixels")
+            shape = (side, side)
+    if not ramp:
+        raise ValueError("ramp must hold at least one character")
+    levels = (np.clip(image.astype(np.int64), 0, 255).reshape(shape) * len(ramp)) // 256
+    return "\n".join("".join(ramp[v] * 2 for v in row).rstrip() for row in levels)
+
+
+def probabilities(outputs, loss="squared"):
+    """Network outputs as scores that sum to 1 over the classes.
+
+    Softmax outputs (``loss="cross_entropy"``) already are a distribution and come back as
+    they are (renormalised against rounding). Sigmoid outputs of the tutorial's squared-error
+    network (``loss="squared"``) are each in (0, 1) and need not sum to 1: negative values
+    (possible with tanh) are set to 0 and each row is divided by its sum (a row of zeros becomes
+    uniform). These are scores for ranking and display, **not calibrated probabilities**: a
+    squared-error network's "93%" does not mean it is right 93% of the time.
+
+    Parameters
+    ----------
+    outputs : array_like, (n_classes,) or (N, n_classes)
+    loss : {"squared", "cross_entropy"}
+
+    Returns
+    -------
+    ndarray of float64, same shape as ``outputs``
+    """
+    if loss not in ("squared", "cross_entropy"):
+        raise ValueError(f"loss must be 'squared' or 'cross_entropy', got {loss!r}")
+    scores = np.asarray(outputs, dtype=np.float64)
+    if scores.ndim not in (1, 2) or scores.shape[-1] == 0:
+        raise ValueError(f"outputs must have shape (n_classes,) or (N, n_classes), "
+                         f"got {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("outputs must be finite")
+    scores = np.clip(scores, 0, None)
+    total = scores.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(scores, 1.0 / scores.shape[-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, scores / np.where(total > 0, total, 1), uniform)
