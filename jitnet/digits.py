@@ -47,13 +47,20 @@ def _pillow():
 def load_digit(path):
     """Read one handwritten digit from an image file as an MNIST-style (28, 28) uint8 image.
 
-    Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...): transparency is composited on
-    white, colour becomes grey, a light background is inverted to black (decided by the median of
-    the border pixels), the background level and its noise are removed, the ink's bounding box is
-    scaled (LANCZOS) so that its longer side is 20 pixels, and the result is placed in the 28x28
-    field with its centre of mass at pixel (14, 14), shifted by whole pixels, as MNIST's images
-    were made. A ``.npy`` file holding a (28, 28) or (784,) array of 0-255 (or 0-1 floats) is
-    taken as already prepared and returned as uint8.
+    Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...), as MNIST's images were made:
+
+    1. transparency is composited on white and colour becomes grey;
+    2. a light background is inverted to black: the background is the median of the border
+       pixels, light when nearer the lightest pixel than the darkest;
+    3. the background level and its noise go to 0 and the strongest ink to 255;
+    4. the ink's bounding box is scaled (LANCZOS, anti-aliased) so that its longer side is 20
+       pixels, keeping the aspect ratio;
+    5. it is placed in the 28x28 field with its centre of mass at pixel (14, 14), shifted by
+       whole pixels (a digit whose centre of mass lies near one end moves only as far as the
+       field allows).
+
+    A ``.npy`` file holding a (28, 28) or (784,) array of 0-255 (or 0-1 floats) is taken as
+    already prepared and returned as uint8.
 
     Parameters
     ----------
@@ -106,12 +113,18 @@ def _read_grey(name):
     Image, ImageOps = _pillow()
     try:
         with warnings.catch_warnings():
-            # Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that; refuse at once.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(name) as image:
+            # Pillow warns of damaged data (and of images above MAX_IMAGE_PIXELS, refusing only
+            # at twice that) and reads on regardless: refuse at once instead.
+            warnings.simplefilter("error")
+            image = Image.open(name)
+        with image:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
                 image.load()
-                image = ImageOps.exif_transpose(image)
-                return _to_grey(image, Image)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unreadable EXIF: leave the image unrotated
+                upright = ImageOps.exif_transpose(image)
+            return _to_grey(upright, Image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"{name}: image too large (over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} "
@@ -121,7 +134,7 @@ def _read_grey(name):
         raise ImageError(f"{name}: no such file") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Warning) as exc:
         # Truncated or corrupt data, unsupported modes, a directory, no permission.
         raise ImageError(f"{name}: cannot read the image ({_reason(exc)})") from None
 
@@ -160,11 +173,17 @@ def _border(grey):
 def _mnist_style(grey, name):
     """MNIST's recipe on a float (rows, cols) image of 0-255: see :func:`load_digit`."""
     border = _border(grey)
-    if np.median(border) > 127.5:  # a light background: dark ink, invert it
+    # The ink is whichever extreme lies farther from the background (the border's median): a
+    # background nearer the lightest pixel than the darkest has dark ink, so invert.
+    background = np.median(border)
+    if grey.max() - background < background - grey.min():
         grey, border = 255.0 - grey, 255.0 - border
-    # Levels: the background (border median) and its noise (border's 99th percentile) go to 0,
-    # the strongest ink to 255, so JPEG noise and paper texture do not count as ink.
-    floor = max(np.median(border), np.percentile(border, 99))
+    # Levels: the background and its noise go to 0, the strongest ink to 255, so that JPEG
+    # noise and paper texture do not count as ink. Median and median absolute deviation of
+    # the border are robust to ink that touches the border (up to half of it).
+    background = np.median(border)
+    noise = 1.4826 * np.median(np.abs(border - background))  # a standard deviation if normal
+    floor = background + 3 * noise
     peak = grey.max()
     if peak - floor < _MIN_CONTRAST:
         raise ImageError(f"{name}: no digit found (the image is blank or a single colour)")
@@ -176,10 +195,16 @@ def _mnist_style(grey, name):
     scale = BOX / max(bottom - top, right - left)
     # Keep a margin around the box so the strokes' faint edges survive the crop.
     margin = int(math.ceil(1.5 / scale))
-    top, left = max(top - margin, 0), max(left - margin, 0)
-    bottom, right = min(bottom + margin, ink.shape[0]), min(right + margin, ink.shape[1])
-    box = _resize(ink[top:bottom, left:right], scale)
-    return _centre(box)
+    crop_top, crop_left = max(top - margin, 0), max(left - margin, 0)
+    crop = ink[crop_top:min(bottom + margin, ink.shape[0]), crop_left:min(right + margin,
+                                                                        ink.shape[1])]
+    box = _resize(crop, scale)
+    box *= 255.0 / box.max()  # thin strokes shrunk to grey get MNIST's full ink back
+    # Where the 20x20 box lies inside the resized crop, in its pixels: (first, last) per axis.
+    core = [(math.floor((a - c) * f), math.ceil((b - c) * f))
+            for a, b, c, f in ((top, bottom, crop_top, box.shape[0] / crop.shape[0]),
+                               (left, right, crop_left, box.shape[1] / crop.shape[1]))]
+    return _centre(box, core)
 
 
 def _resize(ink, scale):
@@ -194,13 +219,18 @@ def _resize(ink, scale):
     return np.clip(np.asarray(resized, dtype=np.float64), 0, 255)
 
 
-def _centre(box):
-    """``box`` pasted into the 28x28 field with its centre of mass on (14, 14), whole pixels."""
+def _centre(box, core):
+    """``box`` pasted into the 28x28 field with its centre of mass on (14, 14), rounded to whole
+    pixels, unless that would push the digit's ``core`` (the 20x20 box, per axis its first and
+    last pixel) out of the field; only the faint margin around it may be cut."""
     total = box.sum()
     ys, xs = np.indices(box.shape)
     com = ((ys * box).sum() / total, (xs * box).sum() / total)
     field = np.zeros((FIELD, FIELD))
-    starts = [int(math.floor(CENTRE - c + 0.5)) for c in com]
+    starts = []
+    for c, (first, last) in zip(com, core):
+        start = int(math.floor(CENTRE - c + 0.5))
+        starts.append(min(max(start, -first), FIELD - last))  # whole-pixel shifts, as MNIST's
     src = tuple(slice(max(0, -s), min(n, FIELD - s)) for s, n in zip(starts, box.shape))
     dst = tuple(slice(max(0, s), min(s + n, FIELD)) for s, n in zip(starts, box.shape))
     field[dst] = box[src]
@@ -208,9 +238,14 @@ def _centre(box):
 
 
 def save_digit(image, path):
-    """Write a (28, 28) uint8 digit as a grayscale PNG (white ink on black, as the network sees it).
+    """Write a digit as a grayscale PNG, white ink on black: what the network is shown.
 
-    The file is written atomically; ``load_digit`` reads it back unchanged.
+    Parameters
+    ----------
+    image : ndarray of uint8, (rows, cols)
+        E.g. the result of :func:`load_digit`.
+    path : str or os.PathLike
+        Written atomically.
     """
     from jitnet._atomic import atomic_write
 
