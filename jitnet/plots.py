@@ -13,6 +13,7 @@ A ``history`` is a list of per-epoch dicts such as
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -246,20 +247,39 @@ def _images(images, name="images"):
 
 
 def _gallery(images, captions, path, title, columns):
-    """Digits in a grid, grayscale, dark ink on white, one caption above each."""
-    count = len(images)
+    """Images in a grid, grayscale, dark ink on white, each framed with its caption above.
+
+    The grid is one mosaic in one axes: a subplot per image would take matplotlib ~70 ms each.
+    """
+    from matplotlib.patches import Rectangle
+
+    count, rows_px, cols_px = images.shape
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
-    fig = _figure(1.55 * columns + 0.2, 1.75 * rows + 0.5)
-    vmax = 255 if count and images.max() > 1 else 1
-    for k, (image, caption) in enumerate(zip(images, captions)):
-        ax = fig.add_subplot(rows, columns, k + 1)
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(caption, fontsize=8)
-        ax.set_axis_off()
+    gap, caption = max(2, cols_px // 4), max(3, rows_px // 4)  # in image pixels
+    cell_w, cell_h = cols_px + gap, rows_px + caption
+    mosaic = np.full((rows * cell_h + gap // 2, columns * cell_w), np.nan)
+    width = 1.6 * columns + 0.2
+    fig = _figure(max(width, 4.5), width * mosaic.shape[0] / mosaic.shape[1] + 0.45)
+    ax = fig.subplots()
+    for k, (image, text) in enumerate(zip(images, captions)):
+        top, left = (k // columns) * cell_h + caption, (k % columns) * cell_w + gap // 2
+        mosaic[top:top + rows_px, left:left + cols_px] = image
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), cols_px, rows_px, fill=False,
+                               edgecolor="0.8", linewidth=0.8))
+        ax.text(left + cols_px / 2 - 0.5, top - 1.5, text, ha="center", va="bottom",
+                fontsize=8)
+    vmax = 255 if count and np.nanmax(mosaic) > 1 else 1
+    from matplotlib import colormaps
+
+    cmap = colormaps["gray_r"].with_extremes(bad="white")
+    ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=vmax,
+              interpolation="nearest")
+    ax.set_axis_off()
     if count == 0:
-        fig.text(0.5, 0.45, "nothing to show", ha="center", va="center", color="0.4")
-    fig.suptitle(title)
+        ax.text(0.5, 0.5, "nothing to show", transform=ax.transAxes, ha="center",
+                va="center", color="0.4")
+    fig.suptitle("\n".join(textwrap.wrap(title, int(max(width, 4.5) * 10))))
     _save(fig, path)
 
 
