@@ -28,20 +28,25 @@ _BBOX_LEVEL = 0.25  # ink above this fraction of the strongest stroke defines th
 _MIN_CONTRAST = 24  # grey levels between ink and background below which an image is blank
 
 
+_ORIENTATION = 0x0112  # the EXIF tag
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+            6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
 class ImageError(ValueError):
     """An image file that cannot be turned into a digit; the message names the file."""
 
 
 def _pillow():
     try:
-        from PIL import Image, ImageOps
+        from PIL import Image
     except ImportError:
         from jitnet.plots import MissingDependencyError
 
         raise MissingDependencyError(
             'reading image files needs Pillow: pip install "jitnet[plots]"'
         ) from None
-    return Image, ImageOps
+    return Image
 
 
 def load_digit(path):
@@ -110,7 +115,7 @@ def _reason(exc):
 
 def _read_grey(name):
     """The file's pixels as a float (rows, cols) array of 0-255, transparency on white."""
-    Image, ImageOps = _pillow()
+    Image = _pillow()
     try:
         with warnings.catch_warnings():
             # Pillow warns of damaged data (and of images above MAX_IMAGE_PIXELS, refusing only
@@ -119,12 +124,14 @@ def _read_grey(name):
             image = Image.open(name)
         with image:
             with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unreadable EXIF: leave the image unrotated
+                orientation = image.getexif().get(_ORIENTATION)  # before load closes the file
+            with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 image.load()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # unreadable EXIF: leave the image unrotated
-                upright = ImageOps.exif_transpose(image)
-            return _to_grey(upright, Image)
+            if orientation in _UPRIGHT:  # a camera's photo: turn it as the camera was held
+                image = image.transpose(getattr(Image.Transpose, _UPRIGHT[orientation]))
+            return _to_grey(image, Image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"{name}: image too large (over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} "
@@ -213,7 +220,7 @@ def _resize(ink, scale):
 
     rows, cols = ink.shape
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(
+    resized = Image.fromarray(ink.astype(np.float32)).resize(
         size, Image.Resampling.LANCZOS
     )
     return np.clip(np.asarray(resized, dtype=np.float64), 0, 255)
@@ -249,11 +256,11 @@ def save_digit(image, path):
     """
     from jitnet._atomic import atomic_write
 
-    Image, _ = _pillow()
+    Image = _pillow()
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 2:
         raise ValueError(f"a digit must be a 2-D uint8 array, got {image.dtype} {image.shape}")
-    picture = Image.fromarray(image, mode="L")
+    picture = Image.fromarray(image)
     atomic_write(path, lambda f: picture.save(f, format="PNG"))
 
 

@@ -251,8 +251,6 @@ def _gallery(images, captions, path, title, columns):
 
     The grid is one mosaic in one axes: a subplot per image would take matplotlib ~70 ms each.
     """
-    from matplotlib.patches import Rectangle
-
     count, rows_px, cols_px = images.shape
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
@@ -261,6 +259,9 @@ def _gallery(images, captions, path, title, columns):
     mosaic = np.full((rows * cell_h + gap // 2, columns * cell_w), np.nan)
     width = 1.6 * columns + 0.2
     fig = _figure(max(width, 4.5), width * mosaic.shape[0] / mosaic.shape[1] + 0.45)
+    from matplotlib import colormaps  # after _figure, which says how to install matplotlib
+    from matplotlib.patches import Rectangle
+
     ax = fig.subplots()
     for k, (image, text) in enumerate(zip(images, captions)):
         top, left = (k // columns) * cell_h + caption, (k % columns) * cell_w + gap // 2
@@ -270,8 +271,6 @@ def _gallery(images, captions, path, title, columns):
         ax.text(left + cols_px / 2 - 0.5, top - 1.5, text, ha="center", va="bottom",
                 fontsize=8)
     vmax = 255 if count and np.nanmax(mosaic) > 1 else 1
-    from matplotlib import colormaps
-
     cmap = colormaps["gray_r"].with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=vmax,
               interpolation="nearest")

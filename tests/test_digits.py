@@ -67,23 +67,32 @@ def enlarged_off_centre(image, path):
 def transparent(image, path):
     rgba = np.zeros((28, 28, 4), np.uint8)  # black ink whose opacity is the pixel value
     rgba[..., 3] = image
-    Image.fromarray(rgba, "RGBA").save(path)
+    Image.fromarray(rgba).save(path)
 
 
 def light_ink_on_transparent(image, path):
     rgba = np.full((28, 28, 4), 255, np.uint8)  # white ink: invisible if put on white
     rgba[..., 3] = image
-    Image.fromarray(rgba, "RGBA").save(path)
+    Image.fromarray(rgba).save(path)
 
 
 def jpeg(image, path):
     Image.fromarray(255 - image).convert("RGB").save(path, quality=90)
 
 
+def phone_photo(image, path):
+    """Pixels stored turned a quarter left, with EXIF orientation 6 saying "turn right"."""
+    turned = Image.fromarray(255 - image).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned.convert("RGB").save(path, quality=95, exif=exif.tobytes())
+
+
 WRITERS = [
     (white_on_black, "png"), (black_on_white, "png"), (enlarged_off_centre, "png"),
     (transparent, "png"), (light_ink_on_transparent, "png"), (jpeg, "jpg"),
     (black_on_white, "bmp"), (black_on_white, "gif"), (black_on_white, "tiff"),
+    (phone_photo, "jpg"),
 ]
 
 
