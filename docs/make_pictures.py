@@ -43,16 +43,15 @@ def distortions(image):
 
     picture = Image.fromarray(image)
     out, labels = [], []
-    for angle in (-15, 15):
+    for angle, way in ((15, "anticlockwise"), (-15, "clockwise")):
         out.append(picture.rotate(angle, resample=Image.Resampling.BILINEAR))
-        labels.append(f"rotated {angle:+d}°")
-    for shift in ((2, 0), (0, -2)):
-        out.append(picture.transform(picture.size, Image.Transform.AFFINE,
-                                     (1, 0, -shift[0], 0, 1, -shift[1])))
-        labels.append(f"shifted {shift[0]:+d},{shift[1]:+d} px")
+        labels.append(f"turned 15° {way}")
+    for (dx, dy), way in (((2, 0), "2 px right"), ((0, -2), "2 px up")):
+        out.append(picture.transform(picture.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy)))
+        labels.append(f"moved {way}")
     out.append(picture.transform(picture.size, Image.Transform.AFFINE, (1, 0.3, -4, 0, 1, 0),
                                  resample=Image.Resampling.BILINEAR))
-    labels.append("sheared 0.3")
+    labels.append("slanted (shear 0.3)")
     return np.stack([np.asarray(p) for p in out]), labels
 
 

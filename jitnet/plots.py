@@ -12,7 +12,6 @@ A ``history`` is a list of per-epoch dicts such as
 
 import json
 import math
-import os
 import textwrap
 from pathlib import Path
 
@@ -325,6 +324,8 @@ def mistakes_gallery(images, true, predicted, confidence, path, n=24,
         for i in shown
     ]
     what = f"{len(shown)} of {len(wrong):,} misclassified"
+    if confidence is not None:
+        what += ", most confident first; % = score of the predicted class"
     _gallery(images[shown], captions, path, f"{title} ({what})", columns)
     return shown
 
@@ -377,7 +378,7 @@ def compare_curves(runs, path, metric="val_error", title="comparison", log_scale
     ax = fig.subplots()
     scale = 100 if metric.endswith("error") else 1
     drawn = 0
-    for k, (label, history) in enumerate(runs):
+    for label, history in runs:
         epochs, values = _series(_check_history(history, f"run {label!r}"), metric, scale)
         if not epochs:
             continue
