@@ -183,6 +183,16 @@ def _rng_state(value):
     return value
 
 
+def _from_arrays(arrays, source):
+    """Network.from_arrays, its errors as a one-line CheckpointError naming ``source``."""
+    try:
+        return Network.from_arrays(arrays, source=source)
+    except ValueError as exc:
+        raise CheckpointError(one_line(exc)) from None
+    except TypeError as exc:  # numpy's, for a dtype entry such as "0.0"
+        raise CheckpointError(f"{source}: not a valid jitnet model ({one_line(exc)})") from None
+
+
 def _network(arrays, prefix, sizes, dtype, path):
     """The network stored under ``prefix``, after checking that its shapes are ``sizes`` (before
     anything is allocated from them)."""
@@ -195,10 +205,7 @@ def _network(arrays, prefix, sizes, dtype, path):
         for key, shape in ((f"W{layer}", (n_out, n_in)), (f"b{layer}", (n_out,))):
             if key not in arrays or arrays[key].shape != shape:
                 raise TrainingError(f"its {what} has no {key} of shape {shape}")
-    try:
-        net = Network.from_arrays(arrays, source=f"checkpoint {path}")
-    except ValueError as exc:
-        raise CheckpointError(one_line(exc)) from None
+    net = _from_arrays(arrays, f"checkpoint {path} ({what})")
     if net.dtype.name != dtype:
         raise TrainingError(f"its {what} is {net.dtype.name}, its configuration {dtype}")
     return net
@@ -327,7 +334,4 @@ def load_model(path):
                 checked("input_scale", scale, positive_number)
         except TrainingError as exc:
             raise CheckpointError(f"model file {path} is corrupt: {exc}") from None
-    try:
-        return Network.from_arrays(arrays, source=f"model file {path}"), info
-    except ValueError as exc:
-        raise CheckpointError(one_line(exc)) from None
+    return _from_arrays(arrays, f"model file {path}"), info

@@ -26,7 +26,9 @@ from jitnet.training.checkpoint import (
 )
 from jitnet.training.config import resume_config
 from jitnet.training.data import check_resume_data, load_splits, network_sizes, prepare_data
-from jitnet.training.errors import RunDiverged, TrainingInterrupted
+from jitnet.training.errors import (
+    CheckpointError, RunDiverged, TrainingError, TrainingInterrupted,
+)
 from jitnet.training.report import Reporter, build_report
 
 # The shuffling generator gets its own stream, distinct from the one that draws the weights.
@@ -153,7 +155,10 @@ def resume_training(path, changes=None, *, data=None, reporter=None):
     checkpoint_path, run_dir = runs.locate_checkpoint(path)
     saved = load_checkpoint(checkpoint_path)
     config = resume_config(saved.config, saved.epoch, changes or {}, checkpoint_path)
-    splits = load_splits(config) if data is None else prepare_data(config, *data)
+    try:
+        splits = load_splits(config) if data is None else prepare_data(config, *data)
+    except TrainingError as exc:  # options from the checkpoint that do not fit the data
+        raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the data: {exc}") from None
     check_resume_data(saved.data, splits, checkpoint_path)
     removed = runs.remove_stale_temporaries(run_dir)
     runs.write_config(run_dir, config)
