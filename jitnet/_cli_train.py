@@ -31,14 +31,13 @@ def _run_name(ctx, param, value):
 def _command_prefix():
     """How this process was started, as a command that works when pasted into a shell."""
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if main_spec is not None and main_spec.name == "jitnet.cli":
-        return [sys.executable, "-m", "jitnet.cli"]
-    if os.path.basename(argv0) in ("jitnet", "jitnet.exe"):
+    if getattr(sys.modules.get("__main__"), "__spec__", None) is not None:
+        return [sys.executable, "-m", "jitnet.cli"]  # python -m jitnet.cli (or a test runner)
+    if os.path.basename(argv0) in ("jitnet", "jitnet.exe"):  # the console script
         found = shutil.which("jitnet")
         same = found is not None and os.path.exists(argv0) and os.path.samefile(found, argv0)
         return ["jitnet" if same else argv0]
-    if argv0.endswith(".py"):
+    if argv0.endswith(".py"):  # python cli.py, with whichever python ran it
         return [sys.executable, argv0]
     return [sys.executable, "-m", "jitnet.cli"]
 
