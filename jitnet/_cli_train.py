@@ -203,6 +203,8 @@ def train(ctx, **options):
             ctx.exit(128 + (signals[0] if signals else signal.SIGINT))
         except (training.TrainingError, DataError) as exc:
             raise CliError(str(exc)) from None
+        except BrokenPipeError:
+            raise  # the reader of stdout went away: the group ends quietly
         except OSError as exc:  # a file of the run could not be written (disk full, ...)
             where = f" {exc.filename}" if exc.filename else ""
             raise CliError(f"cannot write{where}: {exc.strerror or exc}") from None

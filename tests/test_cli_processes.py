@@ -131,3 +131,18 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
         os.close(write_end)
     rc, _, err = finish(proc)
     assert (rc, err) == (141, "")
+
+
+def test_train_whose_reader_goes_away_ends_quietly_keeping_its_checkpoint(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = run_cli("train", "--hidden", "8", "--epochs", "3", "--eval-every", "2",
+                       "--checkpoint-every", "1", "--train-limit", "1500", "--validation", "300",
+                       "--name", "run", cwd=tmp_path, stdout=write_end)
+    finally:
+        os.close(write_end)
+    rc, _, err = finish(proc)
+    assert rc == 141 and "Traceback" not in err and "Error" not in err, err
+    # The first evaluation line (epoch 2) could not be written; epoch 2's checkpoint was.
+    assert load_checkpoint(tmp_path / "runs" / "run" / "checkpoint.npz").epoch == 2

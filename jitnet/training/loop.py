@@ -250,13 +250,14 @@ class _Run:
         evaluated = epoch % config.eval_every == 0 or epoch == config.epochs
         bad_evals = self.evaluate(net, record) if evaluated else self.state.bad_evals
         self.commit(net, rng, record, bad_evals)
+        # Files before the reporter (a closed stdout must not cost the epoch), the checkpoint
+        # before the model (a model that cannot be written must not cost the run).
         runs.append_log(self.run_dir, record)
-        self.reporter.epoch_end(record)
-        # The checkpoint first: a model that cannot be written must not cost the run.
         if config.checkpoint_every and epoch % config.checkpoint_every == 0:
             save_checkpoint(self.run_dir / runs.CHECKPOINT_NAME, self.state)
         if evaluated and record["improved"]:
             self.save_best()
+        self.reporter.epoch_end(record)
         if evaluated:
             self.reporter.on_evaluation(self.state)
 
