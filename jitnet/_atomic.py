@@ -32,7 +32,8 @@ def atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.basename(path), dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.basename(path),
+                                   dir=directory)
     except OSError as exc:
         if exc.errno is not None:
             exc.filename, exc.filename2 = path, None

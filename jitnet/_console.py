@@ -43,7 +43,7 @@ class ConsoleReporter:
         self.quiet = quiet
         self._out, self._err = out, err
         self.bar = not quiet and (self.err.isatty() if bar is None else bar)
-        self.epochs = 0
+        self.epochs = self.n_samples = 0
         self.drawn = False
         self.samples_done = 0  # in this session, for the run's time left
         self.seconds_done = 0.0
@@ -68,7 +68,7 @@ class ConsoleReporter:
             print(text, file=self.err, flush=True)
 
     def epoch_start(self, epoch, epochs, n_samples):
-        self.epochs = epochs
+        self.epochs, self.n_samples = epochs, n_samples
         if not self.bar:
             return None
         start = time.perf_counter()
@@ -100,7 +100,7 @@ class ConsoleReporter:
 
     def epoch_end(self, record):
         self._clear_bar()
-        self.samples_done += round(record["samples_per_second"] * record["seconds"])
+        self.samples_done += self.n_samples
         self.seconds_done += record["seconds"]
         if self.quiet:
             return

@@ -47,8 +47,8 @@ def same_network(a, b):
 
 def test_importing_the_library_does_not_import_the_command_line():
     code = ("import sys, jitnet.training, jitnet.training.loop\n"
-            "bad = [m for m in sys.modules if m == 'click' or m.startswith(('click.', 'jitnet.cli',"
-            " 'jitnet._cli'))]\n"
+            "bad = [m for m in sys.modules\n"
+            "       if m == 'click' or m.startswith(('click.', 'jitnet.cli', 'jitnet._cli'))]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
 
@@ -251,7 +251,8 @@ def test_a_run_folder_holds_config_log_checkpoint_model_and_report(mnist, tmp_pa
     run = tmp_path / "run"
     assert sorted(os.listdir(run)) == ["checkpoint.npz", "config.json", "log.jsonl", "model.npz",
                                        "report.json"]
-    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == result.state.config
+    saved_config = json.loads((run / "config.json").read_text())
+    assert TrainConfig.from_dict(saved_config) == result.state.config
     log = runs.read_log(run)
     assert log == reporter.records == result.state.records
     assert [r["epoch"] for r in log] == [1, 2, 3]
@@ -270,7 +271,8 @@ def test_a_run_folder_holds_config_log_checkpoint_model_and_report(mnist, tmp_pa
     assert report["files"]["model"] == str(run / "model.npz")
 
     state = load_checkpoint(run / "checkpoint.npz")
-    assert state.epoch == 3 and state.stop_reason == "epochs" and state.config == result.state.config
+    assert (state.epoch, state.stop_reason) == (3, "epochs")
+    assert state.config == result.state.config
     best, info = load_model(run / "model.npz")
     assert info["input_scale"] is None and info["epoch"] == state.best_epoch
     assert same_network(best, state.best)
@@ -351,11 +353,22 @@ def test_interrupt_saves_the_last_complete_epoch_and_resume_is_exact(mnist, tmp_
         assert json.loads(report.read_text())["status"] == "finished"
 
 
+def test_an_interrupt_before_the_first_epoch_saves_epoch_0(mnist, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(training.loop, "compile_kernels", lambda *a, **k: (_ for _ in ()).throw(
+            KeyboardInterrupt))
+        with pytest.raises(TrainingInterrupted) as stop:
+            run_small(mnist, tmp_path / "run")
+    assert stop.value.epoch == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").epoch == 0
+    assert resume_training(tmp_path / "run", data=mnist).state.epoch == 3
+
+
 def test_resume_drops_log_lines_after_the_checkpoint(mnist, tmp_path):
     run = tmp_path / "run"
     saved = {}
 
-    class KeepEpoch2(Reporter):  # the files as a kill -9 right after epoch 3's log line leaves them
+    class KeepEpoch2(Reporter):  # the files as a kill -9 after epoch 3's log line leaves them
         def epoch_end(self, record):
             if record["epoch"] == 3:
                 saved["checkpoint"] = (run / "checkpoint.npz").read_bytes()

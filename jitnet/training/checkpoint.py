@@ -1,4 +1,4 @@
-"""Checkpoints and model files: what a run keeps on disk, and the strict reader behind ``--resume``.
+"""Checkpoints and model files: what a run keeps on disk, and the strict reader of ``--resume``.
 
 A checkpoint is one ``.npz`` file, written atomically (temporary file, fsync, rename):
 
@@ -112,7 +112,8 @@ def read_npz(path, what):
         raise CheckpointError(f"{what} {path} is a directory, not a file") from None
     except Exception as exc:  # BadZipFile, ValueError, EOFError, OSError, MemoryError, ...
         reason = one_line(exc) or type(exc).__name__
-        raise CheckpointError(f"{what} {path} is truncated or not an .npz file ({reason})") from None
+        raise CheckpointError(
+            f"{what} {path} is truncated or not an .npz file ({reason})") from None
 
 
 def _json(array, what):

@@ -158,7 +158,8 @@ def resume_training(path, changes=None, *, data=None, reporter=None):
     try:
         splits = load_splits(config) if data is None else prepare_data(config, *data)
     except TrainingError as exc:  # options from the checkpoint that do not fit the data
-        raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the data: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint {checkpoint_path} does not fit the data: {exc}") from None
     check_resume_data(saved.data, splits, checkpoint_path)
     removed = runs.remove_stale_temporaries(run_dir)
     runs.write_config(run_dir, config)
