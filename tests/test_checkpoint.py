@@ -382,3 +382,20 @@ def test_property_truncated_or_flipped_file(tiny_run, cut, flips):
     path.write_bytes(bytes(content))
     assert_error_or_correct_resume(path, base)
     shutil.rmtree(path.parent.parent)
+
+
+def test_an_array_header_claiming_terabytes(tmp_path):
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                               "shape": (10 ** 11,)})
+    path = tmp_path / "checkpoint.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.npy", header.getvalue() + bytes(64))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert_one_line_naming(err, path)
