@@ -346,6 +346,23 @@ def gradcheck(ctx, sizes, engine, seed, epsilon, top):
     ctx.exit(0 if result.passed else 1)
 
 
+def _bench_main():
+    """``main(argv, prog_name)`` of bench/compare.py in the source tree jitnet runs from."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "compare.py"
+    if not script.is_file():
+        raise CliError(
+            "the benchmark lives in the source tree's bench/ folder, which is not installed: "
+            "in a checkout of jitnet's repository run python bench/compare.py"
+        )
+    spec = importlib.util.spec_from_file_location("bench_compare", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as for an import: the script's dataclasses look there
+    spec.loader.exec_module(module)
+    return module.main
+
+
 @cli.command(
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
@@ -353,13 +370,9 @@ def gradcheck(ctx, sizes, engine, seed, epsilon, top):
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def bench(ctx, args):
-    """Speed comparison of the engines (bench/compare.py); arguments pass through, try --help."""
-    try:
-        from jitnet.bench import main as bench_main
-    except ImportError as exc:
-        raise CliError(f"the benchmark is not available: {exc}") from None
-
-    ctx.exit(int(bench_main(list(args)) or 0))
+    """Speed comparison of the engines (bench/compare.py of a source checkout); try --help."""
+    bench_main = _bench_main()
+    ctx.exit(int(bench_main(list(args), prog_name=f"{ctx.find_root().info_name} bench") or 0))
 
 
 def main():

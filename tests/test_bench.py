@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,26 +126,29 @@ def test_cold_compile_failure_is_one_line(monkeypatch):
         timing.compile_cold(["float64"])
 
 
-# -- the shim behind `jitnet bench` ---------------------------------------------------------------
+# -- `jitnet bench` ---------------------------------------------------------------------------------
 
 
-def test_jitnet_bench_runs_the_checkouts_script(capsys):
-    from jitnet import bench
+def test_jitnet_bench_runs_the_checkouts_script():
+    from click.testing import CliRunner
 
-    assert bench.main(["--help"]) == 0
-    assert "Usage: jitnet bench" in capsys.readouterr().out
+    from jitnet.cli import cli
+
+    result = CliRunner().invoke(cli, ["bench", "--help"], prog_name="jitnet")
+    assert result.exit_code == 0, result.output
+    assert "Usage: jitnet bench" in result.output
 
 
-def test_jitnet_bench_without_a_source_tree_says_how_to_get_it(tmp_path):
-    # An installed package: jitnet/ in site-packages with no bench/ beside it.
-    installed = tmp_path / "site-packages" / "jitnet"
-    installed.mkdir(parents=True)
-    shutil.copy(os.path.join(ROOT, "jitnet", "bench.py"), installed / "bench.py")
-    import importlib.util
+def test_jitnet_bench_without_a_source_tree_says_how_to_get_it(monkeypatch):
+    from click.testing import CliRunner
 
-    spec = importlib.util.spec_from_file_location("installed_bench", installed / "bench.py")
-    with pytest.raises(ImportError, match=r"bench/ folder.*python bench/compare.py"):
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    from jitnet import cli as cli_module
+
+    real_is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda p: False if p.name == "compare.py" else real_is_file(p))
+    result = CliRunner().invoke(cli_module.cli, ["bench"], prog_name="jitnet")
+    assert result.exit_code == 2
+    assert "bench/ folder" in result.output and "python bench/compare.py" in result.output
 
 
 # -- validation ------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from jitnet import cli as cli_module
+
 from jitnet import _cli_train
 from jitnet.cli import cli
 from jitnet.network import Network
@@ -538,11 +540,11 @@ def test_gradcheck_failure_exits_1(monkeypatch):
 def test_bench_passes_every_argument_through(monkeypatch):
     calls = []
 
-    def fake_main(argv):
+    def fake_main(argv, prog_name):
         calls.append(argv)
         return 3
 
-    monkeypatch.setitem(sys.modules, "jitnet.bench", types.SimpleNamespace(main=fake_main))
+    monkeypatch.setattr(cli_module, "_bench_main", lambda: fake_main)
     result = invoke("bench", "--quick", "--sizes", "784,30,10", "--help", "-x")
     assert calls == [["--quick", "--sizes", "784,30,10", "--help", "-x"]]
     assert result.exit_code == 3
