@@ -12,8 +12,12 @@ Layout legend (``L`` layers of weights, ``sizes = [n_0, n_1, ..., n_L]``)::
                       (the input layer a[0] is not copied: its non-zero entries are gathered
                       into ``nz_idx``/``nz_val``, scaled by ``scale``)
     delta[l]: (n_l,)  error terms in the flat buffer ``delta`` at a_off[l], l = 1..L
-    nz_idx, nz_val: (n_0,)  scratch: indices and scaled values of a sample's non-zero inputs
+    nz_idx, nz_val: (n_0,)  indices and scaled values of a sample's non-zero inputs
     bits: (max n_l,)  int64 scratch of the vectorised exp
+
+The offsets travel together as a :class:`Layout`, the per-sample buffers as a :class:`Scratch`
+(a few KB: every public call allocates its own, so inference on one network is safe from
+several threads at once).
 
 The equations are the tutorial's: Eq. 1/2 forward ``a = f(W a_prev + b)`` with the bias as the
 weight of a constant input 1; Eq. 3 output error term ``delta = y(1 - y)(t - y)``; Eq. 4 hidden
@@ -21,17 +25,24 @@ error term ``delta = a(1 - a) * sum_k w_kj delta_k``; Eq. 5 update ``w += eta * 
 error terms of a sample are computed from the weights before that sample's update, as in the
 tutorial. ``delta`` is therefore ``-dE/dz`` for ``E = 1/2 sum (t - y)^2``.
 
-The activation is chosen by an integer code: ``SIGMOID`` or ``TANH``. Kernels take only arrays and
-scalars, write into the buffers they are given and allocate nothing per sample.
+The unit non-linearity ``f`` is chosen by an integer activation code (``SIGMOID``, ``TANH``):
+``hidden`` for layers 1..L-1 and ``output`` for layer L. Kernels take only arrays, scalars and
+the two tuples, write into the buffers they are given and allocate nothing per sample.
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
 SIGMOID = 0
 TANH = 1
+
+#: Where each layer lives in ``params`` and in the activation/error-term buffers (see above).
+Layout = namedtuple("Layout", ["sizes", "w_off", "b_off", "a_off", "stride0"])
+#: The per-sample working buffers of one caller (see above).
+Scratch = namedtuple("Scratch", ["act", "delta", "bits", "nz_idx", "nz_val"])
 
 # Reassociation lets LLVM vectorise the dot products; no "fast" NaN/Inf assumptions, so a
 # saturated sigmoid still gives exactly 0 or 1. error_model="numpy": a float division never
@@ -48,8 +59,14 @@ LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two so that k * LN2_HI is e
 LN2_LO = 1.90821492927058770002e-10
 
 
+def row_stride(n1, itemsize):
+    """Length of a stored first-layer row: ``n1`` rounded up to a whole number of 64-byte lines."""
+    per_line = 64 // itemsize
+    return -(-n1 // per_line) * per_line
+
+
 @_jit_ordered
-def _activate(z, bits, kind):
+def _activate(z, bits, f):
     """a = f(z) in place for a whole layer: the sigmoid 1 / (1 + e^-z), or tanh.
 
     libm's exp is a scalar call that LLVM cannot vectorise, and it cost a fifth of the forward
@@ -59,7 +76,7 @@ def _activate(z, bits, kind):
     for both dtypes.
     """
     n = z.shape[0]
-    if kind == TANH:
+    if f == TANH:
         for j in range(n):
             z[j] = math.tanh(z[j])
         return
@@ -89,9 +106,9 @@ def _activate(z, bits, kind):
 
 
 @_jit
-def _derivative(a, kind):
+def _derivative(a, f):
     """f'(z) written in terms of the output a = f(z)."""
-    if kind == TANH:
+    if f == TANH:
         return 1.0 - a * a
     return a * (1.0 - a)
 
@@ -110,105 +127,121 @@ def _gather_input(x, scale, nz_idx, nz_val):
 
 
 @_jit
-def _row0(params, w_off, stride0, n1, i):
+def _row0(params, layout, i):
     """Wt[0][i, :], the first-layer weights leaving input i: (n_1,)."""
-    start = w_off[0] + i * stride0
-    return params[start : start + n1]
+    start = layout.w_off[0] + i * layout.stride0
+    return params[start : start + layout.sizes[1]]
 
 
 @_jit
-def _forward(
-    params, sizes, w_off, b_off, a_off, stride0, act, bits, x, scale, nz_idx, nz_val, kind
-):
+def _layer(buffer, layout, l):
+    """Layer l's slice (n_l,) of the activation or error-term buffer, l = 1..L."""
+    return buffer[layout.a_off[l] : layout.a_off[l] + layout.sizes[l]]
+
+
+@_jit
+def _forward(params, layout, scratch, x, scale, hidden, output):
     """Eq. 1/2 for every layer of one sample x: (n_0,); returns how many inputs are non-zero.
 
-    The non-zero inputs are left in nz_idx/nz_val for the update.
+    The non-zero inputs are left in ``scratch.nz_idx``/``nz_val`` for the update.
     """
-    nnz = _gather_input(x, scale, nz_idx, nz_val)
+    sizes, act, bits = layout.sizes, scratch.act, scratch.bits
+    nnz = _gather_input(x, scale, scratch.nz_idx, scratch.nz_val)
+    nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
+    L = sizes.shape[0] - 1
     # First layer: z = b + sum over non-zero inputs i of x_i * Wt[0][i, :], four rows per
     # pass over z so that z is loaded and stored a quarter as often.
     n1 = sizes[1]
-    z = act[a_off[1] : a_off[1] + n1]
-    z[:] = params[b_off[0] : b_off[0] + n1]
+    z = _layer(act, layout, 1)
+    z[:] = params[layout.b_off[0] : layout.b_off[0] + n1]
     p = 0
     while p + 4 <= nnz:
-        r0 = _row0(params, w_off, stride0, n1, nz_idx[p])
-        r1 = _row0(params, w_off, stride0, n1, nz_idx[p + 1])
-        r2 = _row0(params, w_off, stride0, n1, nz_idx[p + 2])
-        r3 = _row0(params, w_off, stride0, n1, nz_idx[p + 3])
+        r0 = _row0(params, layout, nz_idx[p])
+        r1 = _row0(params, layout, nz_idx[p + 1])
+        r2 = _row0(params, layout, nz_idx[p + 2])
+        r3 = _row0(params, layout, nz_idx[p + 3])
         x0, x1, x2, x3 = nz_val[p], nz_val[p + 1], nz_val[p + 2], nz_val[p + 3]
         for j in range(n1):
             z[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
         p += 4
     while p < nnz:
-        r0 = _row0(params, w_off, stride0, n1, nz_idx[p])
+        r0 = _row0(params, layout, nz_idx[p])
         x0 = nz_val[p]
         for j in range(n1):
             z[j] += x0 * r0[j]
         p += 1
-    _activate(z, bits, kind)
+    _activate(z, bits, output if L == 1 else hidden)
     # Later layers: a[l+1][j] = f(b[j] + W[l][j, :] . a[l]).
-    for l in range(1, sizes.shape[0] - 1):
+    for l in range(1, L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        a_prev = act[a_off[l] : a_off[l] + n_in]
-        a = act[a_off[l + 1] : a_off[l + 1] + n_out]
+        w0 = layout.w_off[l]
+        a_prev = _layer(act, layout, l)
+        a = _layer(act, layout, l + 1)
         for j in range(n_out):
-            row = params[w_off[l] + j * n_in : w_off[l] + (j + 1) * n_in]
-            s = params[b_off[l] + j]
+            row = params[w0 + j * n_in : w0 + (j + 1) * n_in]
+            s = params[layout.b_off[l] + j]
             for i in range(n_in):
                 s += row[i] * a_prev[i]
             a[j] = s
-        _activate(a, bits, kind)
+        _activate(a, bits, output if l + 1 == L else hidden)
     return nnz
 
 
 @_jit
-def _output(act, a_off, sizes):
-    """The output layer's activations y = a[L] of the last forward pass: (n_L,)."""
-    L = sizes.shape[0] - 1
-    return act[a_off[L] : a_off[L] + sizes[L]]
-
-
-@_jit
-def _output_delta(y, t, delta_out, kind):
+def _output_delta(y, t, delta_out, output):
     """Eq. 3: delta = f'(y) (t - y) for each output; returns the sample's E = 1/2 sum (t - y)^2."""
     loss = 0.0
     for k in range(y.shape[0]):
         err = t[k] - y[k]
-        delta_out[k] = _derivative(y[k], kind) * err
+        delta_out[k] = _derivative(y[k], output) * err
         loss += 0.5 * err * err
     return loss
 
 
 @_jit
-def _hidden_delta(params, sizes, w_off, a_off, act, delta, l, kind):
+def _hidden_delta(params, layout, scratch, l, hidden):
     """Eq. 4: error terms of the units feeding layer l (l >= 1) from those of layer l + 1."""
-    n_in = sizes[l]
-    n_out = sizes[l + 1]
-    a_prev = act[a_off[l] : a_off[l] + n_in]
-    d_prev = delta[a_off[l] : a_off[l] + n_in]
-    d = delta[a_off[l + 1] : a_off[l + 1] + n_out]
+    n_in = layout.sizes[l]
+    n_out = layout.sizes[l + 1]
+    w0 = layout.w_off[l]
+    a_prev = _layer(scratch.act, layout, l)
+    d_prev = _layer(scratch.delta, layout, l)
+    d = _layer(scratch.delta, layout, l + 1)
     d_prev[:] = 0.0
     for j in range(n_out):
         dj = d[j]
-        row = params[w_off[l] + j * n_in : w_off[l] + (j + 1) * n_in]
+        row = params[w0 + j * n_in : w0 + (j + 1) * n_in]
         for i in range(n_in):
             d_prev[i] += row[i] * dj
     for i in range(n_in):
-        d_prev[i] *= _derivative(a_prev[i], kind)
+        d_prev[i] *= _derivative(a_prev[i], hidden)
 
 
 @_jit
-def _update(params, sizes, w_off, b_off, a_off, stride0, act, delta, nnz, nz_idx, nz_val, eta):
+def _backprop(params, layout, scratch, x, t, scale, hidden, output):
+    """Forward pass and all error terms of one sample, no update; returns (E, nnz)."""
+    L = layout.sizes.shape[0] - 1
+    nnz = _forward(params, layout, scratch, x, scale, hidden, output)
+    y = _layer(scratch.act, layout, L)
+    loss = _output_delta(y, t, _layer(scratch.delta, layout, L), output)
+    for l in range(L - 1, 0, -1):
+        _hidden_delta(params, layout, scratch, l, hidden)
+    return loss, nnz
+
+
+@_jit
+def _update(params, layout, scratch, nnz, eta):
     """Eq. 5: w += eta * delta * x and b += eta * delta, for every layer of one sample."""
+    sizes, act, delta = layout.sizes, scratch.act, scratch.delta
+    nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     # First layer: only the rows of the non-zero inputs change; two rows per pass over d.
     n1 = sizes[1]
-    d = delta[a_off[1] : a_off[1] + n1]
+    d = _layer(delta, layout, 1)
     p = 0
     while p + 2 <= nnz:
-        r0 = _row0(params, w_off, stride0, n1, nz_idx[p])
-        r1 = _row0(params, w_off, stride0, n1, nz_idx[p + 1])
+        r0 = _row0(params, layout, nz_idx[p])
+        r1 = _row0(params, layout, nz_idx[p + 1])
         g0 = eta * nz_val[p]
         g1 = eta * nz_val[p + 1]
         for j in range(n1):
@@ -216,46 +249,29 @@ def _update(params, sizes, w_off, b_off, a_off, stride0, act, delta, nnz, nz_idx
             r1[j] += g1 * d[j]
         p += 2
     if p < nnz:
-        r0 = _row0(params, w_off, stride0, n1, nz_idx[p])
+        r0 = _row0(params, layout, nz_idx[p])
         g0 = eta * nz_val[p]
         for j in range(n1):
             r0[j] += g0 * d[j]
-    b = params[b_off[0] : b_off[0] + n1]
+    b = params[layout.b_off[0] : layout.b_off[0] + n1]
     for j in range(n1):
         b[j] += eta * d[j]
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        a_prev = act[a_off[l] : a_off[l] + n_in]
-        d = delta[a_off[l + 1] : a_off[l + 1] + n_out]
+        w0 = layout.w_off[l]
+        a_prev = _layer(act, layout, l)
+        d = _layer(delta, layout, l + 1)
         for j in range(n_out):
             g = eta * d[j]
-            row = params[w_off[l] + j * n_in : w_off[l] + (j + 1) * n_in]
+            row = params[w0 + j * n_in : w0 + (j + 1) * n_in]
             for i in range(n_in):
                 row[i] += g * a_prev[i]
-            params[b_off[l] + j] += g
+            params[layout.b_off[l] + j] += g
 
 
 @_jit
-def _backprop(
-    params, sizes, w_off, b_off, a_off, stride0, act, bits, delta, x, t, scale, nz_idx, nz_val, kind
-):
-    """Forward pass and all error terms of one sample, no update; returns (E, nnz)."""
-    L = sizes.shape[0] - 1
-    nnz = _forward(
-        params, sizes, w_off, b_off, a_off, stride0, act, bits, x, scale, nz_idx, nz_val, kind
-    )
-    loss = _output_delta(_output(act, a_off, sizes), t, delta[a_off[L] : a_off[L] + sizes[L]], kind)
-    for l in range(L - 1, 0, -1):
-        _hidden_delta(params, sizes, w_off, a_off, act, delta, l, kind)
-    return loss, nnz
-
-
-@_jit
-def _train_epoch(
-    params, sizes, w_off, b_off, a_off, stride0, act, bits, delta, nz_idx, nz_val,
-    X, T, order, scale, eta, kind,
-):
+def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output):
     """One SGD update per sample, samples in ``order``; returns the summed loss (before updates).
 
     X: (N, n_0) uint8 or float, T: (N, n_L), order: (M,) sample indices. Serial and
@@ -263,26 +279,10 @@ def _train_epoch(
     """
     total = 0.0
     for s in order:
-        loss, nnz = _backprop(
-            params, sizes, w_off, b_off, a_off, stride0, act, bits, delta,
-            X[s], T[s], scale, nz_idx, nz_val, kind,
-        )
+        loss, nnz = _backprop(params, layout, scratch, X[s], T[s], scale, hidden, output)
         total += loss
-        _update(params, sizes, w_off, b_off, a_off, stride0, act, delta, nnz, nz_idx, nz_val, eta)
+        _update(params, layout, scratch, nnz, eta)
     return total
-
-
-@_jit
-def _predict(
-    params, sizes, w_off, b_off, a_off, stride0, act, bits, nz_idx, nz_val, X, scale, kind, out
-):
-    """Forward pass of every row of X into out: (N, n_L)."""
-    for s in range(X.shape[0]):
-        _forward(
-            params, sizes, w_off, b_off, a_off, stride0, act, bits,
-            X[s], scale, nz_idx, nz_val, kind,
-        )
-        out[s, :] = _output(act, a_off, sizes)
 
 
 @_jit
@@ -296,28 +296,14 @@ def _argmax(y):
 
 
 @_jit
-def _classify(
-    params, sizes, w_off, b_off, a_off, stride0, act, bits, nz_idx, nz_val, X, scale, kind, out
-):
-    """Index of the largest output (the tutorial's get_result) of every row of X into out: (N,)."""
+def _forward_rows(params, layout, scratch, X, scale, hidden, output, y_out, class_out):
+    """Forward pass of every row s of X: the index of its largest output (the tutorial's
+    get_result) into class_out[s], and its outputs into y_out[s] when y_out has rows."""
+    L = layout.sizes.shape[0] - 1
+    keep_outputs = y_out.shape[0] > 0
     for s in range(X.shape[0]):
-        _forward(
-            params, sizes, w_off, b_off, a_off, stride0, act, bits,
-            X[s], scale, nz_idx, nz_val, kind,
-        )
-        out[s] = _argmax(_output(act, a_off, sizes))
-
-
-@_jit
-def _evaluate(
-    params, sizes, w_off, b_off, a_off, stride0, act, bits, nz_idx, nz_val, X, labels, scale, kind
-):
-    """Number of rows of X whose largest output is not at ``labels[s]``."""
-    errors = 0
-    for s in range(X.shape[0]):
-        _forward(
-            params, sizes, w_off, b_off, a_off, stride0, act, bits,
-            X[s], scale, nz_idx, nz_val, kind,
-        )
-        errors += _argmax(_output(act, a_off, sizes)) != labels[s]
-    return errors
+        _forward(params, layout, scratch, X[s], scale, hidden, output)
+        y = _layer(scratch.act, layout, L)
+        if keep_outputs:
+            y_out[s, :] = y
+        class_out[s] = _argmax(y)

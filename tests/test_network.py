@@ -115,7 +115,7 @@ def test_uint8_inputs_are_scaled_inside_the_kernel():
     # An explicit scale (e.g. the tutorial's raw pixels) is honoured.
     c, d = Network([16, 5, 3], seed=0), Network([16, 5, 3], seed=0)
     c.train_epoch(images, labels, scale=1.0)
-    d.train_epoch(images.astype(np.float64), labels)
+    d.train_epoch(images.astype(np.float64), labels, scale=1.0)
     np.testing.assert_allclose(c.params, d.params, rtol=0, atol=TOL)
 
 
