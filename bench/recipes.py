@@ -50,6 +50,11 @@ OLD_REV = "02dd5ae"  # the last revision before the kernels took Layout/Scratch 
 #: name -> (Network keyword arguments, train_epoch keyword arguments)
 RECIPES = {
     "tutorial": ({}, {}),
+    "cross_entropy": ({"loss": "cross_entropy"}, {}),
+    "tanh": ({"activation": "tanh"}, {}),
+    "scaled_tanh": ({"activation": "scaled_tanh"}, {}),
+    "relu": ({"activation": "relu", "init": "he"}, {}),
+    "momentum 0.9": ({}, {"momentum": 0.9}),
 }
 
 
@@ -86,7 +91,7 @@ class Config:
         self.net = jitnet.Network(SIZES, dtype=dtype, seed=SEED, **net_kwargs)
         self.start = self.net.params.copy()
         self.X, self.labels = images, labels
-        self.T = self.net._targets(labels, len(labels))
+        self.T = self.net.targets(labels)
 
     @property
     def label(self):
@@ -94,6 +99,7 @@ class Config:
 
     def reset(self):
         self.net.params[...] = self.start
+        self.net.velocity = None
 
     def epoch(self, n):
         """One epoch over the first n samples; returns the mean loss."""

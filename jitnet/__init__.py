@@ -10,6 +10,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Network": "jitnet.network",
+    "ModelFileError": "jitnet.network",
+    "TrainingDiverged": "jitnet.network",
+    "Schedule": "jitnet.schedules",
+    "make_schedule": "jitnet.schedules",
     "Dataset": "jitnet.datasets",
     "load_mnist": "jitnet.datasets",
     "read_idx": "jitnet.idx",

@@ -1,5 +1,6 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
+import math
 import os
 import time
 import zipfile
@@ -10,6 +11,7 @@ from jitnet import kernels
 from jitnet._atomic import atomic_save_npz
 from jitnet._checks import (
     check_count,
+    check_fraction,
     check_inputs,
     check_labels,
     check_order,
@@ -20,12 +22,22 @@ from jitnet._checks import (
     check_weight_pairs,
     input_scale,
 )
-from jitnet.datasets import one_hot_targets
+from jitnet.recipes import (
+    ACTIVATIONS,
+    OUTPUTS,
+    check_activation,
+    check_distributions,
+    check_init,
+    check_loss,
+    draw_initial_weights,
+    label_targets,
+    output_activation,
+)
+from jitnet.schedules import make_schedule
 
-ACTIVATIONS = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 DTYPES = ("float64", "float32")
 FORMAT = "jitnet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds loss, init and output_activation; version 1 files still load
 
 
 class ModelFileError(ValueError):
@@ -68,18 +80,33 @@ class Network:
     ----------
     sizes : sequence of int
         Units per layer, inputs first: ``[784, 300, 10]`` or ``[784, 500, 150, 10]``.
-    activation : {'sigmoid', 'tanh'}
-        Unit non-linearity of every layer (the tutorial uses the sigmoid).
+    activation : {'sigmoid', 'tanh', 'scaled_tanh', 'relu'}
+        Non-linearity of the hidden units: the tutorial's sigmoid, tanh, LeCun's
+        ``1.7159 tanh(2z/3)``, or ``max(z, 0)``.
     dtype : {'float64', 'float32'}
         Precision of weights and arithmetic. float64 agrees with the references to 1e-10;
         float32 is about twice as fast.
     seed : int or None
-        Seed of ``np.random.default_rng`` for the initial weights, uniform(-0.1, 0.1).
+        Seed of ``np.random.default_rng`` for the initial weights.
+    loss : {'squared', 'cross_entropy'}
+        ``squared``: the tutorial's ``E = 1/2 sum (t - y)^2``; integer labels become 0.9/0.1
+        targets. The output layer then uses the hidden activation (sigmoid, tanh or
+        scaled_tanh on every layer), except that relu networks get sigmoid outputs (a relu
+        output aiming at a 0.1 target can die). ``cross_entropy``: softmax outputs and
+        ``E = -sum t log y`` (computed from ``log y = z - logsumexp(z)``, so never NaN);
+        labels become one-hot 1/0 targets, and target vectors must be distributions.
+    init : str
+        Initial weights. ``tutorial`` (default): W and b uniform(-0.1, 0.1), drawn W then b
+        layer by layer; ``uniform:A``: the same with uniform(-A, A). With b = 0 and W
+        uniform(-s, s): ``glorot`` s = sqrt(6 / (n_in + n_out)), ``lecun`` s = sqrt(3 / n_in),
+        ``he`` s = sqrt(6 / n_in).
 
     Attributes
     ----------
     sizes : list of int
         A copy of the layer sizes (the configuration is fixed once built).
+    activation, loss, init, output_activation : str
+        The recipe; ``output_activation`` follows from ``activation`` and ``loss`` (above).
     params : ndarray, (P,)
         Every weight and bias, in one contiguous, cache-line aligned buffer the kernels update
         in place (the first layer's rows are padded to 64 bytes; the padding stays zero).
@@ -87,6 +114,9 @@ class Network:
         ``weights[l]``: (n_out, n_in) views into ``params`` (writing them changes the network).
     biases : tuple of ndarray
         ``biases[l]``: (n_out,) views into ``params``.
+    velocity : ndarray, (P,), or None
+        Momentum's velocity, laid out like ``params``; None until an epoch trains with
+        momentum (an epoch without momentum drops it). Assign a saved one to resume.
 
     Notes
     -----
@@ -96,28 +126,28 @@ class Network:
     threads, or train it while another thread uses it.
     """
 
-    def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None):
-        self._configure(sizes, activation, dtype)
+    def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None,
+                 loss="squared", init="tutorial"):
+        self._configure(sizes, activation, dtype, loss, init)
         rng = np.random.default_rng(check_seed(seed))
-        for W, b in zip(self.weights, self.biases):
-            W[...] = rng.uniform(-0.1, 0.1, size=W.shape)
-            b[...] = rng.uniform(-0.1, 0.1, size=b.shape)
+        draw_initial_weights(self._weights, self._biases, self._init, rng)
 
     @classmethod
-    def _unfilled(cls, sizes, activation="sigmoid", dtype="float64"):
+    def _unfilled(cls, sizes, activation="sigmoid", dtype="float64", loss="squared",
+                  init="tutorial"):
         """A network with all parameters zero, for callers that load their own."""
         net = cls.__new__(cls)
-        net._configure(sizes, activation, dtype)
+        net._configure(sizes, activation, dtype, loss, init)
         return net
 
-    def _configure(self, sizes, activation, dtype):
+    def _configure(self, sizes, activation, dtype, loss, init):
         sizes = check_sizes(sizes)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
-            )
-        self._activation = activation
+        self._activation = check_activation(activation)
+        self._loss = check_loss(loss, sizes[-1])
+        self._init = check_init(init)
+        self._output = output_activation(activation, loss)
         self._dtype = _check_dtype(dtype)
+        self._velocity = None
         self._build_layout(sizes)
 
     # -- layout ---------------------------------------------------------------------------
@@ -159,17 +189,20 @@ class Network:
             bits=np.zeros(max(self._sizes[1:]), np.int64),
             nz_idx=np.zeros(self._sizes[0], np.int64),
             nz_val=np.zeros(self._sizes[0], self._dtype),
+            log_y=np.zeros(self._sizes[-1], self._dtype),
         )
 
     def _units(self):
         """The activation codes of the hidden and the output layer, as the kernels take them."""
-        code = ACTIVATIONS[self._activation]
-        return code, code
+        return ACTIVATIONS[self._activation], OUTPUTS[self._output]
 
     # -- read-only configuration ----------------------------------------------------------
 
     sizes = property(lambda self: list(self._sizes), doc="A copy of the layer sizes.")
-    activation = property(lambda self: self._activation, doc="The units' non-linearity.")
+    activation = property(lambda self: self._activation, doc="The hidden units' activation.")
+    loss = property(lambda self: self._loss, doc="'squared' or 'cross_entropy'.")
+    init = property(lambda self: self._init, doc="How the initial weights were drawn.")
+    output_activation = property(lambda self: self._output, doc="The output layer's activation.")
     dtype = property(lambda self: self._dtype, doc="The precision of weights and arithmetic.")
     params = property(lambda self: self._params, doc="The flat parameter buffer (P,).")
     weights = property(lambda self: self._weights, doc="Per layer (n_out, n_in) views.")
@@ -187,9 +220,30 @@ class Network:
     def n_params(self):
         return sum(W.size + b.size for W, b in zip(self._weights, self._biases))
 
+    @property
+    def velocity(self):
+        """Momentum's velocity (P,), laid out like ``params``, or None."""
+        return self._velocity
+
+    @velocity.setter
+    def velocity(self, velocity):
+        if velocity is None:
+            self._velocity = None
+            return
+        with np.errstate(over="ignore"):
+            checked = np.asarray(velocity).astype(self._dtype)
+        if checked.shape != self._params.shape or not np.isfinite(checked).all():
+            raise ValueError(
+                f"velocity must be {self._params.shape[0]} finite numbers laid out like params, "
+                f"got shape {np.shape(velocity)}"
+            )
+        self._velocity = _aligned_zeros(checked.size, self._dtype)
+        self._velocity[...] = checked
+
     def __repr__(self):
+        recipe = "" if self._loss == "squared" else f", loss={self._loss!r}"
         return (
-            f"Network(sizes={self.sizes}, activation={self._activation!r}, "
+            f"Network(sizes={self.sizes}, activation={self._activation!r}{recipe}, "
             f"dtype={self._dtype.name})"
         )
 
@@ -210,9 +264,11 @@ class Network:
             b_self[...] = b
 
     def copy(self):
-        """An independent network with the same configuration and parameters."""
-        other = Network._unfilled(self._sizes, self._activation, self._dtype)
+        """An independent network with the same configuration, parameters and velocity."""
+        other = Network._unfilled(self._sizes, self._activation, self._dtype, self._loss,
+                                  self._init)
         other._params[...] = self._params
+        other.velocity = self._velocity
         return other
 
     def __deepcopy__(self, memo):
@@ -221,10 +277,11 @@ class Network:
     def __getstate__(self):
         # Pickle the model's content, never the views: a rebuilt network gets a fresh aligned
         # buffer with weights/biases viewing it.
-        return self.to_arrays()
+        return {"arrays": self.to_arrays(), "velocity": self._velocity}
 
-    def __setstate__(self, arrays):
-        self.__dict__.update(Network.from_arrays(arrays, source="<pickle>").__dict__)
+    def __setstate__(self, state):
+        self.__dict__.update(Network.from_arrays(state["arrays"], source="<pickle>").__dict__)
+        self.velocity = state["velocity"]
 
     # -- input checks, done once per call at the boundary ---------------------------------
 
@@ -237,16 +294,26 @@ class Network:
     def _labels(self, labels, n, name="labels"):
         return check_labels(labels, n, self.n_outputs, name)
 
+    def targets(self, labels):
+        """Target vectors (N, n_out) for integer labels (N,), as this network's loss wants them:
+        0.9 at the label and 0.1 elsewhere for ``squared``, one-hot 1/0 for ``cross_entropy``."""
+        labels = np.asarray(labels)
+        return label_targets(self._labels(labels, labels.shape[0] if labels.ndim else -1),
+                             self.n_outputs, self._loss, self._dtype)
+
     def _targets(self, targets, n):
-        """(N, n_out) targets in the network's dtype; (N,) labels become 0.9/0.1 vectors."""
+        """(N, n_out) targets in the network's dtype; (N,) labels become target vectors."""
         targets = np.asarray(targets)
         if targets.ndim == 1:
-            return one_hot_targets(self._labels(targets, n, "targets"), self.n_outputs, self._dtype)
-        return check_target_rows(targets, n, self.n_outputs, self._dtype)
+            labels = self._labels(targets, n, "targets")
+            return label_targets(labels, self.n_outputs, self._loss, self._dtype)
+        T = check_target_rows(targets, n, self.n_outputs, self._dtype)
+        return check_distributions(T) if self._loss == "cross_entropy" else T
 
     # -- training -------------------------------------------------------------------------
 
-    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None):
+    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
+                    momentum=0.0):
         """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
 
         Parameters
@@ -256,7 +323,7 @@ class Network:
             Other integer types need an explicit ``scale``; so do float inputs that look like
             raw 0-255 pixels (whole numbers, largest above 1): see ``scale``.
         targets : ndarray, (N, n_out) or (N,)
-            Target vectors, or integer labels that become 0.9 (true class) / 0.1 targets.
+            Target vectors, or integer labels (see :meth:`targets`).
         rate : float
             Learning rate eta > 0 (finite in the network's dtype).
         order : ndarray of int, (M,), optional
@@ -265,12 +332,16 @@ class Network:
             Input factor; default 1/255 for uint8 and 1 for float inputs.
         progress : callable, optional
             Called as ``progress(n_done)`` between chunks of samples (plain Python, so a
-            Ctrl-C lands there); without it the epoch is one compiled call.
+            Ctrl-C lands there); without it the epoch is one compiled call. Chunked or not,
+            the weights come out bitwise the same.
+        momentum : float
+            Classical momentum mu in [0, 1): ``v = mu v + rate delta x; w += v``, with the
+            velocity kept in :attr:`velocity` across epochs. 0 (default) is plain SGD.
 
         Returns
         -------
         float
-            Mean of E = 1/2 sum (t - y)^2 over the samples, each measured before its update.
+            Mean loss over the samples, each measured before its update.
 
         Raises
         ------
@@ -281,23 +352,49 @@ class Network:
         n = X.shape[0]
         T = self._targets(targets, n)
         eta = check_positive("rate", rate, self._dtype)
-        return self._run_epoch(X, T, eta, scale, check_order(order, n), progress)
+        mu = check_fraction("momentum", momentum)
+        return self._run_epoch(X, T, eta, scale, check_order(order, n), progress, mu)
 
-    def _run_epoch(self, X, T, eta, scale, order, progress=None):
+    def _momentum(self, mu, n_samples):
+        """The kernels' momentum state for one epoch of n_samples (mu = 0: off, no buffers)."""
+        dtype = self._dtype
+        if mu == 0.0:
+            self._velocity = None
+            empty = np.zeros(0, dtype)
+            return kernels.Momentum(0.0, empty, np.zeros(0, np.int64), np.zeros(1, np.int64),
+                                    empty, empty)
+        if self._velocity is None:
+            self._velocity = _aligned_zeros(self._params.size, dtype)
+        # A row can wait at most n_samples samples; past the point where mu^d underflows to 0
+        # in float64 the tables stop changing (see kernels' momentum section).
+        longest = min(n_samples, int(math.log(5e-324) / math.log(mu)) + 2)
+        decay = mu ** np.arange(longest + 1, dtype=np.float64)
+        gain = np.concatenate([[0.0], np.cumsum(decay[1:])])
+        return kernels.Momentum(
+            mu, self._velocity, np.full(self._sizes[0], -1, np.int64), np.zeros(1, np.int64),
+            decay.astype(dtype), gain.astype(dtype),
+        )
+
+    def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0):
         """The compiled epoch on inputs already checked and converted; returns the mean loss."""
         if order.size == 0:
             return 0.0
+        momentum = self._momentum(mu, order.size)
         args = (self._params, self._layout, self._scratch(), X, T)
-        hidden, output = self._units()
-        if progress is None:
-            total = kernels._train_epoch(*args, order, scale, eta, hidden, output)
-        else:
-            total = 0.0
-            chunk = max(1000, order.size // 100)
-            for start in range(0, order.size, chunk):
-                part = order[start : start + chunk]
-                total += kernels._train_epoch(*args, part, scale, eta, hidden, output)
-                progress(start + part.size)
+        units = self._units()
+        try:
+            if progress is None:
+                total = kernels._train_epoch(*args, order, scale, eta, *units, momentum)
+            else:
+                total = 0.0
+                chunk = max(1000, order.size // 100)
+                for start in range(0, order.size, chunk):
+                    part = order[start : start + chunk]
+                    total += kernels._train_epoch(*args, part, scale, eta, *units, momentum)
+                    progress(start + part.size)
+        finally:  # also on Ctrl-C in progress(): leave every weight and velocity up to date
+            if mu > 0.0:
+                kernels._finish_momentum_epoch(self._params, self._layout, momentum)
         loss = total / order.size
         if not np.isfinite(loss):
             raise TrainingDiverged(f"training diverged: loss is {loss}; try a smaller rate")
@@ -309,24 +406,30 @@ class Network:
             )
         return loss
 
-    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None):
+    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
+              schedule="constant", momentum=0.0):
         """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
 
         Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
         ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
-        ``np.random.default_rng(seed)``; otherwise in file order.
+        ``np.random.default_rng(seed)``; otherwise in file order. ``schedule`` sets the rate of
+        each epoch from ``rate`` (see :mod:`jitnet.schedules`: ``constant``,
+        ``exponential:GAMMA``, ``step:FACTOR:EVERY``); epochs count from 0 in every call.
         """
         epochs = check_count("epochs", epochs)
         X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
-        eta = check_positive("rate", rate, self._dtype)
+        plan = make_schedule(schedule, check_positive("rate", rate, self._dtype))
+        mu = check_fraction("momentum", momentum)
         rng = np.random.default_rng(check_seed(seed))
         in_file_order = np.arange(n, dtype=np.int64)
-        return [
-            self._run_epoch(X, T, eta, scale, rng.permutation(n) if shuffle else in_file_order)
-            for _ in range(epochs)
-        ]
+        losses = []
+        for epoch in range(epochs):
+            eta = check_positive(f"rate of epoch {epoch}", plan.rate_at(epoch), self._dtype)
+            order = rng.permutation(n) if shuffle else in_file_order
+            losses.append(self._run_epoch(X, T, eta, scale, order, mu=mu))
+        return losses
 
     # -- inference ------------------------------------------------------------------------
 
@@ -362,7 +465,8 @@ class Network:
         return np.count_nonzero(classes != labels) / X.shape[0]
 
     def gradient(self, x, t, scale=None):
-        """dE/dW and dE/db of E = 1/2 sum (t - y)^2 for one sample, per layer.
+        """dE/dW and dE/db of the network's loss E for one sample x (n_in,) with target t
+        (n_out,) or label, per layer.
 
         Returns
         -------
@@ -394,6 +498,9 @@ class Network:
             "format_version": np.array(FORMAT_VERSION),
             "sizes": np.asarray(self._sizes, np.int64),
             "activation": np.array(self._activation),
+            "loss": np.array(self._loss),
+            "init": np.array(self._init),
+            "output_activation": np.array(self._output),
             "dtype": np.array(self._dtype.name),
         }
         for l, (W, b) in enumerate(zip(self._weights, self._biases)):
@@ -412,19 +519,30 @@ class Network:
             if "format" not in arrays or str(arrays["format"][()]) != FORMAT:
                 fail("not a jitnet model (no 'format' entry saying jitnet-model)")
             version = int(arrays["format_version"][()])
-            if version != FORMAT_VERSION:
-                fail(f"model format version {version}, this jitnet reads {FORMAT_VERSION}")
+            if version not in (1, FORMAT_VERSION):
+                fail(f"model format version {version}, this jitnet reads 1 and {FORMAT_VERSION}")
             sizes = [int(n) for n in np.asarray(arrays["sizes"]).ravel()]
             activation = str(arrays["activation"][()])
             dtype = str(arrays["dtype"][()])
+            # Version 1 knew only the tutorial's squared error and initial weights, with the
+            # activation (sigmoid or tanh) on every layer: what version 2 derives from them.
+            recipe = {"loss": "squared", "init": "tutorial", "output_activation": None}
+            if version >= 2:
+                recipe = {key: str(arrays[key][()]) for key in recipe}
         except KeyError as missing:
             fail(f"not a complete jitnet model (missing {missing})")
         except (ValueError, TypeError, IndexError, OverflowError) as error:
             fail(f"not a valid jitnet model ({error})")
+        if version == 1 and activation not in ("sigmoid", "tanh"):
+            fail(f"invalid model configuration (activation {activation!r} in a version 1 file)")
         try:
-            net = cls._unfilled(sizes, activation, dtype)
+            net = cls._unfilled(sizes, activation, dtype, recipe["loss"], recipe["init"])
         except ValueError as error:
             fail(f"invalid model configuration ({error})")
+        if recipe["output_activation"] not in (None, net.output_activation):
+            fail(f"invalid model configuration (output activation "
+                 f"{recipe['output_activation']!r}; activation {activation!r} with loss "
+                 f"{recipe['loss']!r} has {net.output_activation!r})")
         pairs = []
         for l in range(len(sizes) - 1):
             if f"W{l}" not in arrays or f"b{l}" not in arrays:
@@ -456,7 +574,8 @@ class Network:
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
-    """Compile (or load from Numba's cache) every kernel for one dtype combination.
+    """Compile (or load from Numba's cache) every kernel for one dtype combination (the same
+    compiled kernels serve every activation, loss and momentum).
 
     Returns
     -------
@@ -469,7 +588,7 @@ def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
     X[:, :2] = 1
     labels = np.array([0, 1])
     net.train_epoch(X, labels, 0.1)
-    net.train_epoch(X, net._targets(labels, 2), 0.1, progress=lambda n: None)
+    net.train_epoch(X, net._targets(labels, 2), 0.1, progress=lambda n: None, momentum=0.5)
     net.predict(X)
     net.classify(X)
     net.evaluate(X, labels)

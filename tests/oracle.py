@@ -14,7 +14,8 @@ SCALED_A, SCALED_B = 1.7159, 2.0 / 3.0
 def activate(z, f):
     """f(z) for a whole layer."""
     if f == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore"):  # exp(-z) = inf gives the right limit, 0
+            return 1.0 / (1.0 + np.exp(-z))
     if f == "tanh":
         return np.tanh(z)
     if f == "scaled_tanh":
@@ -30,7 +31,7 @@ def activate(z, f):
 def derivative(z, f):
     """f'(z), from z."""
     if f == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-z))
+        s = activate(z, "sigmoid")
         return s * (1.0 - s)
     if f == "tanh":
         return 1.0 - np.tanh(z) ** 2
