@@ -69,13 +69,14 @@ def trained(tmp_path_factory):
 def test_help_and_version():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "evaluate", "predict", "gradcheck", "bench"):
+    for command in ("train", "evaluate", "predict", "plot", "compare", "gradcheck", "bench"):
         assert command in result.stdout
     result = invoke("--version")
     assert result.exit_code == 0 and "0.1.0" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "gradcheck"])
+@pytest.mark.parametrize("command",
+                         ["train", "evaluate", "predict", "plot", "compare", "gradcheck"])
 def test_every_option_is_kebab_case_with_help_and_default(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.stdout
@@ -131,7 +132,8 @@ def test_train_prints_one_line_per_evaluation_and_a_summary(trained):
 
 def test_the_run_folder_and_its_report(trained):
     assert sorted(p.name for p in trained.run.iterdir()) == [
-        "checkpoint.npz", "config.json", "log.jsonl", "model.npz", "report.json"]
+        "checkpoint.npz", "config.json", "confusion_matrix.png", "learning_curve.png",
+        "log.jsonl", "mistakes.png", "model.npz", "report.json"]
     report = trained.report
     assert report["config"]["hidden"] == [8] and report["config"]["rate"] == 0.3
     shown = re.search(r"test error (\d+\.\d\d)%", trained.result.stdout).group(1)
@@ -450,9 +452,11 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     wrong, total = (int(n.replace(",", "")) for n in
                     re.search(r"\(([\d,]+) of ([\d,]+) wrong\)", out).groups())
     assert total == 10000 and rate == pytest.approx(100 * wrong / total, abs=0.005)
-    rows = out.splitlines()[-10:]
+    lines = out.splitlines()
+    start = lines.index("true \\ predicted") + 2
+    rows = lines[start:start + 10]
     assert len({len(row) for row in rows}) == 1  # aligned
-    matrix = np.array([[int(v.replace(",", "")) for v in row.split()[1:]] for row in rows])
+    matrix = np.array([[int(v.replace(",", "")) for v in row.split()[1:-1]] for row in rows])
     assert [int(row.split()[0]) for row in rows] == list(range(10))
     assert matrix.shape == (10, 10) and matrix.sum() == total
     assert total - np.trace(matrix) == wrong
@@ -462,13 +466,6 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=10))
     net, _ = load_model(trained.model)  # the best model of the run
     assert wrong == int((net.classify(load_mnist()[1].images) != labels).sum())
-
-
-def test_confusion_matrix_counts():
-    from jitnet import cli as cli_module
-
-    m = cli_module.confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3)
-    assert m.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
 
 
 def test_predict_shows_the_image_label_and_outputs(trained):
@@ -490,22 +487,14 @@ def test_predict_shows_the_image_label_and_outputs(trained):
     assert np.allclose(outputs, net.predict(load_mnist()[1].images[0]), atol=5e-5)
 
 
-def test_text_art_ramp():
-    from jitnet import cli as cli_module
-
-    image = np.zeros(4, np.uint8)
-    image[1], image[3] = 255, 128
-    assert cli_module.text_art(image, (2, 2)).splitlines() == ["  @@", "  ++"]
-
-
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
 def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
-    from jitnet import cli as cli_module
+    from jitnet import _cli_inspect
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "_load_data", ctrl_c)
+    monkeypatch.setattr(_cli_inspect, "_load_data", ctrl_c)
     result = invoke(command[0], trained.model, *command[1:])
     assert result.exit_code == 130, result.output
     assert result.stderr.strip() == "interrupted" and result.stdout == ""
