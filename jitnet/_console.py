@@ -7,7 +7,7 @@
   evaluation line, so that a log holds every epoch once.
 
 With ``quiet`` nothing is shown; the command's summary still is. Given a run folder, the
-reporter also redraws its learning curve after every evaluation (:mod:`jitnet._run_pictures`).
+reporter also redraws its learning curve after evaluations (:mod:`jitnet._run_pictures`).
 """
 
 import sys
@@ -39,8 +39,9 @@ class ConsoleReporter:
     out, err : file, optional
         Default ``sys.stdout`` and ``sys.stderr``, looked up when writing (tests replace them).
     pictures : str or os.PathLike, optional
-        The run folder: draw ``learning_curve.png`` there after every evaluation and, through
-        :meth:`final_pictures`, the test set's pictures at the end.
+        The run folder: draw ``learning_curve.png`` there after evaluations and, through
+        :meth:`final_pictures`, the test set's pictures at the end (see
+        :mod:`jitnet._run_pictures`).
     """
 
     def __init__(self, quiet=False, bar=None, out=None, err=None, pictures=None):
@@ -118,12 +119,13 @@ class ConsoleReporter:
             print(format_epoch(record, self.epochs), file=self.err, flush=True)
 
     def on_evaluation(self, state):
-        """Redraw the learning curve (the first time also imports matplotlib, about 1 s)."""
+        """Redraw the learning curve, unless the last redraw was too recent (the first also
+        imports matplotlib, 0.4-1 s)."""
         if self.pictures is not None:
             self.pictures.curve(state)
 
     def final_pictures(self, result, test):
         """The pictures of a finished run: learning curve with the test error, confusion
-        matrix and mistakes of the best model on ``test`` (a Dataset)."""
+        matrix and mistakes of the best model on ``test`` (a Dataset); about 1.5 s."""
         if self.pictures is not None:
             self.pictures.final(result, test)

@@ -1,7 +1,10 @@
 """The pictures of a run folder, drawn by ``jitnet train`` and redrawn by ``jitnet plot``.
 
-* ``learning_curve.png``: after every evaluation (training loss per epoch, validation error per
-  evaluation), and once more at the end with the best model's test error added;
+* ``learning_curve.png``: after evaluations (training loss per epoch, validation error per
+  evaluation), and once more at the end with the best model's test error added. A redraw takes
+  about 0.3 s (the first also imports matplotlib, 0.4-1 s), so during training the curve is
+  redrawn only while that stays within ``CURVE_BUDGET`` of the run's time: every evaluation of
+  the tutorial's run (one per ~6 s), not every one of ``--eval-every 1`` on a tiny network;
 * ``confusion_matrix.png`` and ``mistakes.png`` (the 24 test images the best model got wrong
   most confidently): at the end, on the run's test set.
 
@@ -11,12 +14,15 @@ nothing, so that training never depends on them.
 """
 
 import json
+import time
 from pathlib import Path
 
 CURVE_NAME = "learning_curve.png"
 CONFUSION_NAME = "confusion_matrix.png"
 MISTAKES_NAME = "mistakes.png"
 N_MISTAKES = 24
+#: The largest share of a run's time that redrawing the learning curve may take during training.
+CURVE_BUDGET = 0.05
 NOTE = 'note: no pictures in the run folder; pip install "jitnet[plots]" to get them'
 
 
@@ -126,6 +132,8 @@ class RunPictures:
         self.run_dir = Path(run_dir)
         self.message = message
         self.enabled = True
+        self.last_end = None  # when the last curve was drawn, and how long it took
+        self.last_seconds = 0.0
 
     def _draw(self, what, *args, **kwargs):
         from jitnet.plots import MissingDependencyError
@@ -149,19 +157,26 @@ class RunPictures:
         return run_title(self.run_dir.name, state.config.to_dict(),
                          network_sizes(state.config, state.data))
 
-    def curve(self, state, test_error=None):
-        """learning_curve.png of ``state`` (a :class:`jitnet.training.TrainState`)."""
+    def curve(self, state, test_error=None, always=False):
+        """learning_curve.png of ``state`` (a :class:`jitnet.training.TrainState`); unless
+        ``always``, skipped when the last redraw was too recent for :data:`CURVE_BUDGET`."""
         from jitnet import plots
 
+        start = time.perf_counter()
+        wait = self.last_seconds * (1 - CURVE_BUDGET) / CURVE_BUDGET
+        if not always and self.last_end is not None and start - self.last_end < wait:
+            return
         records = with_test_error(state.records, state.best_epoch, test_error)
         self._draw(plots.learning_curve, records, self.run_dir / CURVE_NAME,
                    title=self.title(state))
+        self.last_end = time.perf_counter()
+        self.last_seconds = self.last_end - start
 
     def final(self, result, test):
         """At the end of a run: the learning curve with the test error, then the confusion
         matrix and the mistakes of the best model on the test set ``test``."""
         state = result.state
-        self.curve(state, result.test_error)
+        self.curve(state, result.test_error, always=True)
         net = state.best if state.best is not None else state.net
         which = (f"best model (epoch {state.best_epoch})" if state.best is not None
                  else f"model after epoch {state.epoch}")

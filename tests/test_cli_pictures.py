@@ -164,6 +164,31 @@ def test_an_interrupted_run_keeps_its_curve_and_a_resumed_one_draws_everything(m
     assert (folder / "learning_curve.png").read_bytes() != curve  # redrawn with epoch 2
 
 
+def test_the_curve_is_redrawn_within_its_share_of_the_run_time(monkeypatch, tmp_path):
+    from jitnet import _run_pictures, plots
+    from jitnet.training import TrainConfig
+
+    clock, drawn = [100.0], []
+
+    def learning_curve(history, path, title):  # a drawing that takes 1 s
+        drawn.append((clock[0], [r["epoch"] for r in history], title))
+        clock[0] += 1.0
+
+    monkeypatch.setattr(plots, "learning_curve", learning_curve)
+    monkeypatch.setattr(_run_pictures.time, "perf_counter", lambda: clock[0])
+    pictures = _run_pictures.RunPictures(tmp_path / "r", print)
+    state = types.SimpleNamespace(config=TrainConfig(hidden=(16,)), best_epoch=1, records=[],
+                                  data={"n_inputs": 784, "n_classes": 10})
+    for seconds in (0, 10, 10, 10, 10):  # evaluations 10 s apart; a redraw may take 5%
+        clock[0] += seconds
+        state.records.append({"epoch": len(state.records) + 1, "loss": 0.1, "val_error": 0.1})
+        pictures.curve(state)
+    assert [t for t, _, _ in drawn] == [100.0, 121.0, 142.0]  # 1 s of drawing per 20 s
+    pictures.curve(state, always=True)  # the end of the run
+    assert drawn[-1][1] == [1, 2, 3, 4, 5]
+    assert drawn[-1][2] == "r: 784-16-10, rate 0.3, float64, seed 0"
+
+
 # -- evaluate --------------------------------------------------------------------------------
 
 
