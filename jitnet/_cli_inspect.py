@@ -383,9 +383,12 @@ def compare(runs, metric, out, log_scale, force):
     from jitnet import plots
 
     _check_new_file("--out", out, force)
+    loaded = [_history(run) for run in runs]  # (history, "NAME: 784-300-10, rate 0.3, ...")
     names = [(run if run.is_dir() else run.parent).name for run in runs]
-    labels = names if len(set(names)) == len(names) else [str(run) for run in runs]
-    histories = [(label, _history(run)[0]) for label, run in zip(labels, runs)]
+    if len(set(names)) < len(names):  # same folder names in different places: say which
+        loaded = [(history, str(run) + title[len(name):]) for (history, title), run, name
+                  in zip(loaded, runs, names)]
+    histories = [(title, history) for history, title in loaded]
     missing = [label for label, history in histories
                if not any(isinstance(r.get(metric), (int, float)) for r in history)]
     what = {"val_error": "validation error", "test_error": "test error",
