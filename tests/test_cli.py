@@ -36,6 +36,18 @@ def in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def no_pictures():
+    """The pictures train draws (tests/test_cli_pictures.py) would add about 2 s to each run
+    here, where no test looks at them."""
+    from jitnet._run_pictures import RunPictures
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
+        m.setattr(RunPictures, "final", lambda *args, **kwargs: None)
+        yield
+
+
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
@@ -132,8 +144,7 @@ def test_train_prints_one_line_per_evaluation_and_a_summary(trained):
 
 def test_the_run_folder_and_its_report(trained):
     assert sorted(p.name for p in trained.run.iterdir()) == [
-        "checkpoint.npz", "config.json", "confusion_matrix.png", "learning_curve.png",
-        "log.jsonl", "mistakes.png", "model.npz", "report.json"]
+        "checkpoint.npz", "config.json", "log.jsonl", "model.npz", "report.json"]
     report = trained.report
     assert report["config"]["hidden"] == [8] and report["config"]["rate"] == 0.3
     shown = re.search(r"test error (\d+\.\d\d)%", trained.result.stdout).group(1)
