@@ -127,8 +127,8 @@ def _describe(net):
               help="Also draw the N misclassified images the model was surest about as a PNG "
                    "gallery, and print its path.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              show_default="mistakes-SPLIT.png in the run folder or beside the model file, "
-                           "numbered if taken",
+              show_default="mistakes-SPLIT.png in the run folder, MODEL-mistakes-SPLIT.png "
+                           "beside a model file; numbered if taken",
               help="Where --mistakes writes its gallery.")
 @click.option("--confusion-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               show_default="none", help="Also draw the confusion matrix as a PNG at this path.")
@@ -346,7 +346,8 @@ def _history(run):
 @click.option("--log-scale", is_flag=True, default=False, show_default=True,
               help="Logarithmic y axes (loss and error).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              show_default="learning_curve.png beside the log or report, numbered if taken",
+              show_default="learning_curve.png (learning_curve-log.png with --log-scale) "
+                           "beside the log or report; numbered if taken",
               help="Where to write the PNG.")
 @_force_option
 def plot(run, log_scale, out, force):
