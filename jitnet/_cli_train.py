@@ -182,15 +182,20 @@ def train(ctx, **options):
                                f"--resume continues the run in its own folder")
     with _sigterm_as_interrupt() as signals:
         try:
-            reporter = ConsoleReporter(quiet=run["quiet"])
             if run["resume"] is not None:
+                run_dir = training.locate_checkpoint(run["resume"])[1]
+                reporter = ConsoleReporter(quiet=run["quiet"], pictures=run_dir)
                 result = training.resume_training(run["resume"], given, reporter=reporter)
+                test = training.load_splits(result.state.config).test
             else:
                 config = training.TrainConfig(
                     **{name: _config_value(name, value) for name, value in options.items()})
                 splits = training.load_splits(config)  # data errors before any folder exists
                 run_dir = training.create_run_dir(run["runs_dir"], run["name"])
+                reporter = ConsoleReporter(quiet=run["quiet"], pictures=run_dir)
                 result = training.run_training(config, run_dir, splits=splits, reporter=reporter)
+                test = splits.test
+            reporter.final_pictures(result, test)  # confusion matrix and mistakes of the test set
         except training.TrainingInterrupted as stop:
             signum = signals[0] if signals else signal.SIGINT
             what = "terminated" if signum == signal.SIGTERM else "interrupted"

@@ -6,7 +6,8 @@
 * stderr elsewhere (a log file, a pipe): diagnostics and one line per epoch that has no
   evaluation line, so that a log holds every epoch once.
 
-With ``quiet`` nothing is shown; the command's summary still is.
+With ``quiet`` nothing is shown; the command's summary still is. Given a run folder, the
+reporter also redraws its learning curve after evaluations (:mod:`jitnet._run_pictures`).
 """
 
 import sys
@@ -37,10 +38,17 @@ class ConsoleReporter:
         Draw a progress bar; default: when stderr is a terminal.
     out, err : file, optional
         Default ``sys.stdout`` and ``sys.stderr``, looked up when writing (tests replace them).
+    pictures : str or os.PathLike, optional
+        The run folder: draw ``learning_curve.png`` there after evaluations and, through
+        :meth:`final_pictures`, the test set's pictures at the end (see
+        :mod:`jitnet._run_pictures`).
     """
 
-    def __init__(self, quiet=False, bar=None, out=None, err=None):
+    def __init__(self, quiet=False, bar=None, out=None, err=None, pictures=None):
+        from jitnet._run_pictures import RunPictures
+
         self.quiet = quiet
+        self.pictures = None if pictures is None else RunPictures(pictures, self.message)
         self._out, self._err = out, err
         self.bar = not quiet and (self.err.isatty() if bar is None else bar)
         self.epochs = self.n_samples = 0
@@ -111,4 +119,13 @@ class ConsoleReporter:
             print(format_epoch(record, self.epochs), file=self.err, flush=True)
 
     def on_evaluation(self, state):
-        """Nothing yet: the place to draw ``state.history`` as a learning curve."""
+        """Redraw the learning curve, unless the last redraw was too recent (the first also
+        imports matplotlib, 0.4-1 s)."""
+        if self.pictures is not None:
+            self.pictures.curve(state)
+
+    def final_pictures(self, result, test):
+        """The pictures of a finished run: learning curve with the test error, confusion
+        matrix and mistakes of the best model on ``test`` (a Dataset); about 1.5 s."""
+        if self.pictures is not None:
+            self.pictures.final(result, test)

@@ -2,21 +2,28 @@
 
 Commands
 --------
-train      The tutorial's MNIST experiment in a run folder: checkpoints, resume, log, report.
-evaluate   Error rate and confusion matrix of a saved model.
-predict    One test image as text art, with the model's outputs.
+train      The tutorial's MNIST experiment in a run folder: checkpoints, resume, log, report,
+           pictures (``jitnet/_cli_train.py``).
+evaluate   Error rate, confusion matrix, precision and recall of a saved model; pictures of
+           its mistakes and confusions (``jitnet/_cli_inspect.py``, as the next three).
+predict    The digit a model sees in image files of your own, or in one test image.
+plot       The learning curve of a run, redrawn.
+compare    The learning curves of several runs in one picture.
 gradcheck  Back-propagated gradients against central differences (tutorial Eq. 6).
 bench      The speed comparison of ``bench/compare.py``; arguments are passed through.
+
+``python -m jitnet`` is the same command line.
 
 Results go to stdout, progress and diagnostics to stderr. Errors a user can cause end in one line
 ``Error: ...`` and exit code 2; Ctrl-C ends any command with one line and exit code 130 (``train``
 saves its state first, and treats SIGTERM the same way, exit code 143). When the reader of stdout
 goes away (``jitnet evaluate ... | head``) a command ends silently with exit code 141, as a tool
-killed by SIGPIPE does. Heavy modules (numpy, numba, the engine) and the ``train`` command
-(``jitnet/_cli_train.py``) are imported only when used, so ``--help`` is fast.
+killed by SIGPIPE does. Heavy modules (numpy, numba, the engine, matplotlib) and the commands
+in other modules are imported only when used, so ``--help`` is fast.
 """
 
 import importlib
+import json
 import math
 import os
 import signal
@@ -31,7 +38,6 @@ from jitnet import __version__
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool killed by SIGPIPE
 SHIPPED = "shipped MNIST"
-TEXT_ART_RAMP = " .:-=+*#%@"
 
 
 class CliError(click.ClickException):
@@ -56,7 +62,9 @@ class JitnetGroup(click.Group):
     that ends quietly when its reader goes away (``jitnet evaluate ... | head``), and that loads
     the commands named in ``LAZY`` (module, attribute) only when they are asked for."""
 
-    LAZY = {"train": ("jitnet._cli_train", "train")}
+    LAZY = {"train": ("jitnet._cli_train", "train"),
+            **{name: ("jitnet._cli_inspect", name)
+               for name in ("evaluate", "predict", "plot", "compare")}}
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -169,152 +177,6 @@ def cli():
 
 
 # ------------------------------------------------------------------------------------------------
-# evaluate and predict
-# ------------------------------------------------------------------------------------------------
-
-
-def _load_model_and_split(model, data, split):
-    from jitnet import training
-
-    try:
-        net, info = training.load_model(model)
-    except training.TrainingError as exc:
-        raise CliError(str(exc)) from None
-    train_set, test_set = _load_data(data)
-    dataset = test_set if split == "test" else train_set
-    if dataset.images.shape[1] != net.n_inputs:
-        raise CliError(
-            f"model {model} takes {net.n_inputs} inputs but the {split} images have "
-            f"{dataset.images.shape[1]} pixels"
-        )
-    if dataset.n_classes > net.n_outputs:
-        raise CliError(
-            f"model {model} has {net.n_outputs} outputs but the data has "
-            f"{dataset.n_classes} classes"
-        )
-    return net, info, dataset
-
-
-_model_argument = click.argument("model", type=click.Path(exists=True, path_type=Path))
-_data_option = click.option(
-    "--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-    show_default=SHIPPED, help="Directory holding a dataset in MNIST's four-file IDX layout.",
-)
-_split_option = click.option(
-    "--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
-    help="Which of the dataset's two sets to use.",
-)
-
-
-def confusion_matrix(labels, predicted, n_classes):
-    """Counts of (true, predicted) pairs.
-
-    Parameters
-    ----------
-    labels, predicted : ndarray of int, (N,)
-    n_classes : int
-
-    Returns
-    -------
-    ndarray of int64, (n_classes, n_classes)
-        Rows are true labels, columns predicted ones.
-    """
-    import numpy as np
-
-    matrix = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(matrix, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
-    return matrix
-
-
-def format_confusion(matrix):
-    """The matrix as aligned text with a header row of predicted labels and a true-label column."""
-    n = matrix.shape[0]
-    width = max(len(f"{int(matrix.max()):,}"), len(str(n - 1)), 3)
-    lines = ["true \\ predicted"]
-    lines.append("      " + " ".join(f"{j:>{width}}" for j in range(n)))
-    for i in range(n):
-        lines.append(f"{i:>4}  " + " ".join(f"{int(v):>{width},}" for v in matrix[i]))
-    return "\n".join(lines)
-
-
-@cli.command()
-@_model_argument
-@_data_option
-@_split_option
-def evaluate(model, data, split):
-    """Error rate and 10x10 confusion matrix of MODEL (a run folder, a model file or a
-    checkpoint).
-
-    Inputs are scaled the way the model was trained (raw pixels for a --raw-pixels model).
-    """
-    net, info, dataset = _load_model_and_split(model, data, split)
-    scale = info.get("input_scale")
-    predicted = net.classify(dataset.images, scale=scale)
-    labels = dataset.labels
-    wrong = int((predicted != labels).sum())
-    n = len(dataset)
-    matrix = confusion_matrix(labels, predicted, net.n_outputs)
-    sizes = "-".join(str(s) for s in net.sizes)
-    where = SHIPPED if data is None else str(data)
-    click.echo(f"model {model}: {sizes} {net.activation} {net.dtype.name}")
-    click.echo(f"data  {where}, {split} set, {n:,} images")
-    click.echo(f"error rate {100 * wrong / n:.2f}%  ({wrong:,} of {n:,} wrong)")
-    click.echo()
-    click.echo(format_confusion(matrix))
-
-
-def text_art(image, shape, ramp=TEXT_ART_RAMP):
-    """An image as text: a line per pixel row, two ``ramp`` characters per pixel (dark to bright).
-
-    Parameters
-    ----------
-    image : ndarray of uint8, (rows*cols,)
-    shape : (int, int)
-    ramp : str
-        Characters from background (0) to ink (255).
-
-    Returns
-    -------
-    str
-        ``rows`` lines of ``2*cols`` characters.
-    """
-    import numpy as np
-
-    rows, cols = shape
-    levels = (np.asarray(image, np.int64).reshape(rows, cols) * len(ramp)) // 256
-    return "\n".join("".join(ramp[v] * 2 for v in row).rstrip() for row in levels)
-
-
-@cli.command()
-@_model_argument
-@click.option("--index", type=click.IntRange(min=0), required=True,
-              help="Which image of the set to show (0-based).")
-@_data_option
-@_split_option
-def predict(model, index, data, split):
-    """Show one image as text art with the true label, the predicted digit and the outputs of
-    MODEL (a run folder, a model file or a checkpoint)."""
-    import numpy as np
-
-    net, info, dataset = _load_model_and_split(model, data, split)
-    if index >= len(dataset):
-        raise CliError(
-            f"--index {index} is out of range: the {split} set has {len(dataset):,} images"
-        )
-    image = dataset.images[index]
-    outputs = net.predict(image, scale=info.get("input_scale"))
-    predicted = int(np.argmax(outputs))
-    true = int(dataset.labels[index])
-    click.echo(f"{split} image {index} ({dataset.image_shape[0]}x{dataset.image_shape[1]})")
-    click.echo(text_art(image, dataset.image_shape))
-    click.echo(f"true label  {true}")
-    click.echo(f"predicted   {predicted}  ({'correct' if predicted == true else 'wrong'})")
-    click.echo("outputs")
-    for k, y in enumerate(outputs):
-        click.echo(f"  {k}  {float(y):.4f}{'  <' if k == predicted else ''}")
-
-
-# ------------------------------------------------------------------------------------------------
 # gradcheck and bench
 # ------------------------------------------------------------------------------------------------
 
@@ -330,8 +192,10 @@ def predict(model, index, data, split):
               help="Step of the central differences.")
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many of the worst parameters to list.")
+@click.option("--json", "as_json", is_flag=True, default=False, show_default=True,
+              help="Print the result as one JSON object, for scripts.")
 @click.pass_context
-def gradcheck(ctx, sizes, engine, seed, epsilon, top):
+def gradcheck(ctx, sizes, engine, seed, epsilon, top, as_json):
     """Compare back-propagated gradients with central differences (tutorial Eq. 6).
 
     Exits with 1 when a gradient is out of tolerance.
@@ -342,8 +206,28 @@ def gradcheck(ctx, sizes, engine, seed, epsilon, top):
         result = run_gradcheck(list(sizes), engine=engine, seed=seed, epsilon=epsilon)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    click.echo(format_report(result, top=top))
+    if as_json:
+        click.echo(json.dumps(_gradcheck_json(result, sizes, engine, seed, top), indent=2))
+    else:
+        click.echo(format_report(result, top=top))
     ctx.exit(0 if result.passed else 1)
+
+
+def _gradcheck_json(result, sizes, engine, seed, top):
+    """The gradient check as plain values; infinite or NaN errors as strings (JSON has no
+    numbers for them)."""
+    def number(value):
+        return float(value) if math.isfinite(value) else str(value)
+
+    worst = [{"name": e.name, "layer": e.layer, "kind": e.kind, "index": list(e.index),
+              "expected": number(e.expected), "actual": number(e.actual),
+              "abs_error": number(e.abs_error), "rel_error": number(e.rel_error)}
+             for e in result.worst(top)]
+    return {"passed": result.passed, "sizes": list(sizes), "engine": engine, "seed": seed,
+            "epsilon": result.epsilon, "rtol": result.rtol, "atol": result.atol,
+            "n_params": result.n_params, "n_failed": result.n_failed,
+            "max_abs_error": number(result.max_abs_error),
+            "max_rel_error": number(result.max_rel_error), "worst": worst}
 
 
 def _bench_main():
@@ -375,9 +259,11 @@ def bench(ctx, args):
     ctx.exit(int(bench_main(list(args), prog_name=f"{ctx.find_root().info_name} bench") or 0))
 
 
-def main():
-    """Entry point of ``python cli.py`` and the ``jitnet`` console script."""
-    cli(prog_name="cli.py" if sys.argv and sys.argv[0].endswith("cli.py") else "jitnet")
+def main(prog_name=None):
+    """Entry point of ``python cli.py``, ``python -m jitnet`` and the ``jitnet`` console script."""
+    if prog_name is None:
+        prog_name = "cli.py" if sys.argv and sys.argv[0].endswith("cli.py") else "jitnet"
+    cli(prog_name=prog_name)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def learning_curve(history, path, title="jitnet training", log_scale=False):
             ax.axvline(epoch, color="0.55", linestyle="--", linewidth=1, zorder=0)
         ax_err.plot([epoch], [100 * error], marker="*", ms=14, color="C3", linestyle="none",
                     zorder=3, label=f"best: epoch {epoch:g}, {100 * error:.2f}%")
-        ax_err.legend(loc="upper right")
+        ax_err.legend(loc="best")  # the test error of the best model may sit top right
     if log_scale:
         ax_loss.set_yscale("log")
         ax_err.set_yscale("log")

@@ -36,6 +36,18 @@ def in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def no_pictures():
+    """The pictures train draws (tests/test_cli_pictures.py) would add about 2 s to each run
+    here, where no test looks at them."""
+    from jitnet._run_pictures import RunPictures
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
+        m.setattr(RunPictures, "final", lambda *args, **kwargs: None)
+        yield
+
+
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
@@ -69,13 +81,14 @@ def trained(tmp_path_factory):
 def test_help_and_version():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "evaluate", "predict", "gradcheck", "bench"):
+    for command in ("train", "evaluate", "predict", "plot", "compare", "gradcheck", "bench"):
         assert command in result.stdout
     result = invoke("--version")
     assert result.exit_code == 0 and "0.1.0" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "gradcheck"])
+@pytest.mark.parametrize("command",
+                         ["train", "evaluate", "predict", "plot", "compare", "gradcheck"])
 def test_every_option_is_kebab_case_with_help_and_default(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.stdout
@@ -450,9 +463,11 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     wrong, total = (int(n.replace(",", "")) for n in
                     re.search(r"\(([\d,]+) of ([\d,]+) wrong\)", out).groups())
     assert total == 10000 and rate == pytest.approx(100 * wrong / total, abs=0.005)
-    rows = out.splitlines()[-10:]
+    lines = out.splitlines()
+    start = lines.index("true \\ predicted") + 2
+    rows = lines[start:start + 10]
     assert len({len(row) for row in rows}) == 1  # aligned
-    matrix = np.array([[int(v.replace(",", "")) for v in row.split()[1:]] for row in rows])
+    matrix = np.array([[int(v.replace(",", "")) for v in row.split()[1:-1]] for row in rows])
     assert [int(row.split()[0]) for row in rows] == list(range(10))
     assert matrix.shape == (10, 10) and matrix.sum() == total
     assert total - np.trace(matrix) == wrong
@@ -462,13 +477,6 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=10))
     net, _ = load_model(trained.model)  # the best model of the run
     assert wrong == int((net.classify(load_mnist()[1].images) != labels).sum())
-
-
-def test_confusion_matrix_counts():
-    from jitnet import cli as cli_module
-
-    m = cli_module.confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3)
-    assert m.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
 
 
 def test_predict_shows_the_image_label_and_outputs(trained):
@@ -490,22 +498,14 @@ def test_predict_shows_the_image_label_and_outputs(trained):
     assert np.allclose(outputs, net.predict(load_mnist()[1].images[0]), atol=5e-5)
 
 
-def test_text_art_ramp():
-    from jitnet import cli as cli_module
-
-    image = np.zeros(4, np.uint8)
-    image[1], image[3] = 255, 128
-    assert cli_module.text_art(image, (2, 2)).splitlines() == ["  @@", "  ++"]
-
-
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
 def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
-    from jitnet import cli as cli_module
+    from jitnet import _cli_inspect
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "_load_data", ctrl_c)
+    monkeypatch.setattr(_cli_inspect, "_load_data", ctrl_c)
     result = invoke(command[0], trained.model, *command[1:])
     assert result.exit_code == 130, result.output
     assert result.stderr.strip() == "interrupted" and result.stdout == ""
