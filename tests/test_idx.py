@@ -136,7 +136,8 @@ def gzip_bytes():
 
 def gzip_with_flipped_deflate_byte():
     noise = np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes()
-    raw = bytearray(gzip.compress(HEADER + noise, mtime=0))
+    header = bytes.fromhex("0000 0801 0000 0fa0")  # uint8, shape (4000,)
+    raw = bytearray(gzip.compress(header + noise, mtime=0))
     raw[len(raw) // 2] ^= 0xFF
     return bytes(raw)
 
