@@ -94,7 +94,7 @@ def display_path(path):
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
-def open_regular(path, error_cls):
+def open_regular(path, error_cls, label=None):
     """Open ``path`` for binary reading, refusing anything but an existing regular file.
 
     Parameters
@@ -102,6 +102,8 @@ def open_regular(path, error_cls):
     path : str, bytes or os.PathLike
     error_cls : type
         Exception raised, with a one-line message starting with the path, for every failure.
+    label : str, optional
+        Put before the path in messages, e.g. ``"checkpoint"``.
 
     Returns
     -------
@@ -111,6 +113,8 @@ def open_regular(path, error_cls):
         against before reading anything.
     """
     name = display_path(os.fspath(path))
+    if label:
+        name = f"{label} {name}"
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (ValueError, UnicodeError) as error:  # embedded NUL byte; unencodable characters
