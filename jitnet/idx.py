@@ -204,7 +204,7 @@ def _parse(stream, name, max_bytes):
     expected = math.prod(shape) * dtype.itemsize
     stream.check_capacity(4 + 4 * ndim, expected, shape, dtype)
     storage = math.prod(max(size, 1) for size in shape) * dtype.itemsize
-    if storage > max_bytes:
+    if storage > min(max_bytes, sys.maxsize):  # numpy cannot build shapes beyond sys.maxsize
         raise DataError(
             f"{name}: IDX header declares shape {shape} of {dtype}, {storage} bytes, over the "
             f"{max_bytes}-byte limit (read_idx's max_bytes)"

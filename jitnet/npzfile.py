@@ -18,6 +18,7 @@ import math
 import os
 import re
 import struct
+import sys
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -275,7 +276,7 @@ class NpzArchive:
         reader = _MemberReader(self._file, member, fail)
         header, prefix = _read_npy_header(reader, fail)
         storage = math.prod(max(n, 1) for n in header.shape) * header.dtype.itemsize
-        if storage > max_member_bytes:
+        if storage > min(max_member_bytes, sys.maxsize):  # numpy cannot build more
             fail(f"shape {header.shape} of {header.dtype} is {storage} bytes, over the "
                  f"{max_member_bytes}-byte limit (max_member_bytes)")
         if size - prefix != header.nbytes:
