@@ -197,7 +197,7 @@ class NpzArchive:
 
     def _fail_member(self, name):
         def fail(problem):
-            raise self.error(f"array {name!r}: {problem}")
+            raise self.error(f"array {name!r}: {problem}") from None  # one error, not a chain
 
         return fail
 
