@@ -101,8 +101,8 @@ def read_idx(path, *, max_bytes=MAX_BYTES):
             if magic == _GZIP_MAGIC:
                 if size > _gzip_input_bound(4 + 4 * _MAX_NDIM + max_bytes):
                     raise DataError(
-                        f"{name}: a {size}-byte gzip file holds more than the {max_bytes}-byte "
-                        f"limit of IDX data (read_idx's max_bytes)"
+                        f"{name}: a {size}-byte gzip file is larger than any IDX data within the "
+                        f"{max_bytes}-byte limit needs (read_idx's max_bytes)"
                     )
                 stream = _GzipStream(file, size, magic, name)
             else:
