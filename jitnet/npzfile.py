@@ -206,6 +206,8 @@ class NpzArchive:
         head = self._file.read(len(_NPY_MAGIC))
         if head == _NPY_MAGIC:
             raise self.error("a single .npy array, not an .npz archive")
+        if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):  # a member, or an empty archive
+            raise self.error(f"not an .npz archive (it starts with bytes 0x{head[:4].hex()})")
         infos = self._directory()
         if len(infos) > _MAX_MEMBERS:
             raise self.error(f"{len(infos)} members, more than the {_MAX_MEMBERS} read")
@@ -263,12 +265,20 @@ class NpzArchive:
             fail(f"declares {size} bytes, more than its {packed} compressed bytes can hold")
         if method == zipfile.ZIP_DEFLATED and packed > size + size // 1024 + 1024:
             fail(f"{packed} compressed bytes for {size} bytes of data")
-        if info.header_offset + _LOCAL_HEADER.size > self._size:
-            fail("truncated (its zip entry starts past the end of the file)")
+        if not 0 <= info.header_offset <= self._size - _LOCAL_HEADER.size:
+            fail(f"damaged: the zip directory places it at byte {info.header_offset} of "
+                 f"{self._size}")
         self._file.seek(info.header_offset)
         local = _LOCAL_HEADER.unpack(self._file.read(_LOCAL_HEADER.size))
         if local[0] != b"PK\x03\x04":
             fail("damaged (no zip entry where the directory points)")
+        local_name = self._file.read(local[9])
+        try:  # as zipfile does: bit 11 of the flags says UTF-8
+            local_name = local_name.decode("utf-8" if local[2] & 0x800 else "cp437")
+        except UnicodeDecodeError:
+            local_name = None
+        if local_name != info.orig_filename:
+            fail("damaged: its zip entry and the zip directory give different names")
         data_offset = info.header_offset + _LOCAL_HEADER.size + local[9] + local[10]
         if data_offset + packed > self._size:
             fail(f"truncated: its {packed} bytes would end past the file's {self._size}")

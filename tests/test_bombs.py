@@ -145,9 +145,12 @@ def npz_bombs(directory):
                              "over the 268435456-byte limit"),
         # 64 MiB of zeros, honest and within the limits: read
         "honest.npz": ([honest_entry], "ok"),
-        # the same data behind 17 directory entries: 1088 MiB in all, over the 1 GiB total
+        # 17 such arrays: 1088 MiB in all, over the 1 GiB total
+        "over-total.npz": ([(f"{k}.npy", *honest_entry[1:]) for k in range(17)],
+                           "more than 1073741824 bytes in all"),
+        # the same data behind 17 directory entries (entries overlap)
         "overlap.npz": ([honest_entry] + [(f"{k}.npy", *honest_entry[1:4], 0) for k in range(16)],
-                        "more than 1073741824 bytes in all"),
+                        "give different names"),
     }
     paths = {}
     for name, (entries, outcome) in files.items():
