@@ -51,6 +51,7 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib parses the gzip header and checks CRC-
 _CHUNK = 1 << 18  # compressed bytes read from the file at a time
 _OUT_PIECE = 1 << 20  # inflated bytes asked of zlib at a time
 _FIRST_STEP = 1 << 10  # compressed bytes first fed to a new gzip member; doubles per step
+_MAX_MEMBERS = 1024  # gzip members allowed beyond one per 64 KiB of data
 # Deflate cannot expand data by more than about 1032:1; a header promising more than that is
 # truncated whatever the stream holds, and must not make us allocate its claimed size.
 _MAX_DEFLATE_RATIO = 1032
@@ -293,6 +294,7 @@ class _GzipStream:
         self._step = _FIRST_STEP
         self._ended = False
         self._pending = memoryview(b"")  # inflated bytes not handed out yet
+        self._members, self._produced = 1, 0
 
     def read(self, size):
         """Return the next ``size`` inflated bytes, fewer at the end of the stream."""
@@ -344,6 +346,7 @@ class _GzipStream:
             if self._pos == len(self._buf) and not self._refill():
                 out = self._call(b"", limit)  # zlib may still hold output for an empty input
                 if out:
+                    self._produced += len(out)
                     return out
                 if self._inflater.eof:
                     continue
@@ -357,6 +360,7 @@ class _GzipStream:
             if used == len(piece):
                 self._step = min(2 * self._step, _CHUNK)
             if out:
+                self._produced += len(out)
                 return out
         return b""
 
@@ -379,11 +383,18 @@ class _GzipStream:
         """After a member's end: start the next member, accept zero padding, or refuse junk."""
         while len(self._buf) - self._pos < 2 and self._refill():
             pass
-        rest = self._buf[self._pos :]
-        if rest[:2] == _GZIP_MAGIC:
+        if self._buf[self._pos : self._pos + 2] == _GZIP_MAGIC:
+            self._members += 1
+            # Tools that write many members (bgzip) put up to 64 KiB of data in each.
+            if self._members > _MAX_MEMBERS + self._produced // (1 << 16):
+                raise DataError(
+                    f"{self._name}: corrupt gzip data: more than {self._members - 1} gzip members "
+                    f"for {self._produced} bytes of data"
+                )
             self._inflater = zlib.decompressobj(_GZIP_WBITS)
             self._step = _FIRST_STEP
             return
+        rest = self._buf[self._pos :]
         stray = len(rest) + self._left
         while True:  # like gzip(1), accept zero padding after the last member
             if rest.count(0) != len(rest):

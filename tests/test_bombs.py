@@ -100,8 +100,12 @@ def idx_bombs(directory):
         # a tiny IDX file followed by 60,000 empty gzip members
         "idx-empty-members.gz": (gzip.compress(small_idx) + gzip.compress(b"") * 60_000,
                                  "far more compressed bytes"),
-        # 2 MiB of data and 30,000 empty members: honest enough, read quickly
-        "idx-many-members.gz": (gzip.compress(honest) + gzip.compress(b"") * 30_000, "ok"),
+        # 2 MiB of data and 30,000 empty members: refused by count, quickly
+        "idx-many-members.gz": (gzip.compress(honest) + gzip.compress(b"") * 30_000,
+                                "more than 1056 gzip members"),
+        # the same data in 64 KiB members, as bgzip writes it: read
+        "idx-bgzip-like.gz": (b"".join(gzip.compress(honest[i : i + (1 << 16)])
+                                       for i in range(0, len(honest), 1 << 16)), "ok"),
     }
     paths = {}
     for name, (content, outcome) in files.items():
