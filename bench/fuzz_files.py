@@ -183,7 +183,7 @@ def npz_case(r, np, seeds):
     for _ in range(r.randint(0, 2)):  # damage members before zipping
         name = r.choice(names)
         content = members[name]
-        if r.random() < 0.5:
+        if r.random() < 0.5 and len(content) >= 10:
             text = content[10 : 10 + struct.unpack("<H", content[8:10])[0]].decode("latin-1")
             text = text.replace(r.choice(["(", "'<f8'", "'<i8'", "False", "shape", "|b1", ")"]),
                                 r.choice(["(99999999999999999999,", "'|O'", "'<U9999999'",

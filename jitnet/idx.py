@@ -52,6 +52,7 @@ _CHUNK = 1 << 18  # compressed bytes read from the file at a time
 _OUT_PIECE = 1 << 20  # inflated bytes asked of zlib at a time
 _FIRST_STEP = 1 << 10  # compressed bytes first fed to a new gzip member; doubles per step
 _MAX_MEMBERS = 1024  # gzip members allowed beyond one per 64 KiB of data
+_TRAILER_CHECK = 1 << 24  # IDX data size from which the gzip trailer is checked first
 # Deflate cannot expand data by more than about 1032:1; a header promising more than that is
 # truncated whatever the stream holds, and must not make us allocate its claimed size.
 _MAX_DEFLATE_RATIO = 1032
@@ -313,6 +314,19 @@ class _GzipStream:
             raise DataError(
                 f"{self._name}: a {self._size}-byte gzip file for {expected} data bytes (shape "
                 f"{shape} of {dtype}): far more compressed bytes than that data needs"
+            )
+        # The last member's trailer holds its size mod 2**32; if that alone is more than the
+        # header declares, the file has trailing data or a damaged trailer: an error either way.
+        # Checked for large files only, where it saves inflating up to max_bytes; small ones are
+        # inflated, which says more precisely what is wrong.
+        if needed < _TRAILER_CHECK:
+            return
+        last_size = int.from_bytes(os.pread(self._file.fileno(), 4, self._size - 4), "little")
+        if needed < last_size:
+            raise DataError(
+                f"{self._name}: trailing bytes or corrupt gzip data: the last gzip member's "
+                f"trailer gives {last_size} bytes, more than the {needed} that the header and "
+                f"shape {shape} of {dtype} need"
             )
 
     def readinto(self, out):

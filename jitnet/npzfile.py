@@ -36,7 +36,7 @@ MAX_MEMBER_BYTES = 1 << 28
 MAX_TOTAL_BYTES = 1 << 30
 _MAX_MEMBERS = 10_000
 _MAX_NDIM = 32  # numpy 1.x's limit
-_MAX_HEADER = 1 << 16  # bytes of one .npy header (numpy writes a few hundred)
+_MAX_HEADER = 10_000  # bytes of one .npy header: numpy's own limit (it writes a few hundred)
 _MAX_DIRECTORY = 1 << 22  # bytes of the zip directory; 10,000 entries need about 1 MB
 _IN_CHUNK = 1 << 18  # compressed bytes read at a time
 _OUT_CHUNK = 1 << 20  # bytes inflated or copied at a time
@@ -47,7 +47,7 @@ _ENCRYPTED, _STRONG_ENCRYPTION = 0x1, 0x40
 _METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd", 99: "AES"}
 # Byte order, then bool / integers / floats / complex / fixed-width strings of 1 to 10**9 chars.
 _DESCR = re.compile(r"[<>|=]?(?:b1|\?|[iu][1248]|f[248]|c8|c16|[US][1-9][0-9]{0,8})")
-_TOKEN = re.compile(r"""\s*(?:([{}():,\[\]])|'([^'\\]*)'|"([^"\\]*)"|([0-9]+)L?|(True|False)\b)""")
+_TOKEN = re.compile(r"""[ \t\n\r]*(?:([{}():,\[\]])|'([^'\\]*)'|"([^"\\]*)"|([0-9]+)|(True|False)\b)""")
 
 
 class ArrayHeader(NamedTuple):
@@ -385,7 +385,7 @@ def _parse_header_dict(text):
 
 def _tokenize(text):
     """Split header text into (kind, value) tokens: p(unctuation), s(tring), n(umber), b(ool)."""
-    tokens, pos, end = [], 0, len(text.rstrip())
+    tokens, pos, end = [], 0, len(text.rstrip(" \t\n\r"))
     while pos < end:
         match = _TOKEN.match(text, pos)
         if match is None:

@@ -91,6 +91,9 @@ def idx_bombs(directory):
     files = {
         # declares 12 bytes, inflates to 900 MiB: stopped after the 13th
         "idx-small-claim.gz": (gzip_member(idx_header(0x08, (12,)), 900), "more than the 12"),
+        # declares 512 MiB, holds 900 MiB: refused from the trailer, without inflating
+        "idx-trailer.gz": (gzip_member(idx_header(0x08, (512 << 20,)), 900,
+                                       size=8 + (900 << 20)), "trailer gives 943718408 bytes"),
         # the same with 2 GiB: more compressed bytes than 12 data bytes can need
         "idx-small-claim-2g.gz": (gzip_member(idx_header(0x08, (12,)), 2048), "far more"),
         # declares 64 GiB in a few bytes
