@@ -144,7 +144,8 @@ def write_idx(path, array):
     try:
         array = np.asarray(array)
     except (ValueError, TypeError) as error:
-        raise DataError(f"{name}: cannot write as IDX: not an array ({_first_line(error)})") from None
+        problem = f"cannot write as IDX: not an array ({_first_line(error)})"
+        raise DataError(f"{name}: {problem}") from None
     code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         raise DataError(
@@ -193,7 +194,9 @@ def _parse(stream, name, max_bytes):
     if ndim == 0:
         raise DataError(f"{name}: IDX header declares zero dimensions")
     if ndim > _MAX_NDIM:
-        raise DataError(f"{name}: IDX header declares {ndim} dimensions; at most {_MAX_NDIM} are supported")
+        raise DataError(
+            f"{name}: IDX header declares {ndim} dimensions; at most {_MAX_NDIM} are supported"
+        )
     sizes = stream.read(4 * ndim)
     if len(sizes) < 4 * ndim:
         raise DataError(
@@ -364,7 +367,9 @@ class _GzipStream:
                     return out
                 if self._inflater.eof:
                     continue
-                raise DataError(f"{self._name}: corrupt gzip data: the compressed stream ends early")
+                raise DataError(
+                    f"{self._name}: corrupt gzip data: the compressed stream ends early"
+                )
             piece = memoryview(self._buf)[self._pos : self._pos + self._step]
             out = self._call(piece, limit)
             inflater = self._inflater  # after a member's end, unused_data holds what follows it

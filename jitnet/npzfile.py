@@ -16,7 +16,6 @@ and ``np.savez_compressed`` write. Object arrays (pickles) are never loaded.
 import errno
 import math
 import os
-import re
 import struct
 import sys
 import zipfile
@@ -26,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jitnet._atomic import display_path, open_regular
+from jitnet._npy import MAX_HEADER, NPY_MAGIC, ArrayHeader, read_npy_header
 from jitnet.idx import DataError
 
 __all__ = ["ArrayHeader", "NpzArchive", "read_npz", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES"]
@@ -35,28 +35,13 @@ MAX_MEMBER_BYTES = 1 << 28
 #: Default limit on all arrays of an archive together (1 GiB).
 MAX_TOTAL_BYTES = 1 << 30
 _MAX_MEMBERS = 10_000
-_MAX_NDIM = 32  # numpy 1.x's limit
-_MAX_HEADER = 10_000  # bytes of one .npy header: numpy's own limit (it writes a few hundred)
 _MAX_DIRECTORY = 1 << 22  # bytes of the zip directory; 10,000 entries need about 1 MB
 _IN_CHUNK = 1 << 18  # compressed bytes read at a time
 _OUT_CHUNK = 1 << 20  # bytes inflated or copied at a time
 _DEFLATE_RATIO = 1032  # deflate cannot expand data by more than this
-_NPY_MAGIC = b"\x93NUMPY"
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header: 30 bytes
 _ENCRYPTED, _STRONG_ENCRYPTION = 0x1, 0x40
 _METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd", 99: "AES"}
-# Byte order, then bool / integers / floats / complex / fixed-width strings of 1 to 10**9 chars.
-_DESCR = re.compile(r"[<>|=]?(?:b1|\?|[iu][1248]|f[248]|c8|c16|[US][1-9][0-9]{0,8})")
-_TOKEN = re.compile(r"""[ \t\n\r]*(?:([{}():,\[\]])|'([^'\\]*)'|"([^"\\]*)"|([0-9]+)|(True|False)\b)""")
-
-
-class ArrayHeader(NamedTuple):
-    """What a member's ``.npy`` header declares, checked before any data is read."""
-
-    shape: tuple
-    dtype: np.dtype
-    fortran_order: bool
-    nbytes: int
 
 
 class _Member(NamedTuple):
@@ -84,9 +69,9 @@ def read_npz(path, error_cls=DataError, *, expected=None, what=None,
         ``ModelFileError``; it is called with one string.
     expected : mapping or callable, optional
         Checked against the headers before any array's data is read. A mapping
-        ``{name: (shape, dtype)}`` requires each name; ``shape`` is a tuple whose entries may be
-        None (any size) or None (any shape), ``dtype`` a dtype in either byte order ("U"/"S"
-        without a length: any length) or None. A callable gets ``{name: ArrayHeader}`` and
+        ``{name: (shape, dtype)}`` requires each name; ``shape`` is a tuple (an entry None: any
+        size) or None (any shape); ``dtype`` a dtype, matched in either byte order ("U" or "S"
+        without a length: any length), or None. A callable gets ``{name: ArrayHeader}`` and
         returns None, or a one-line problem that is raised as ``error_cls``.
     what : str, optional
         Put before the path in messages, e.g. ``"checkpoint"`` gives ``"checkpoint PATH: ..."``.
@@ -131,6 +116,9 @@ class NpzArchive:
         self._file, self._size = open_regular(path, error_cls, what)
         try:
             self._members = self._open(max_member_bytes, max_total_bytes)
+        except OSError as error:
+            self._file.close()
+            raise self.error(f"cannot read ({error.strerror or error})") from None
         except BaseException:
             self._file.close()
             raise
@@ -146,7 +134,7 @@ class NpzArchive:
         self._file.close()
 
     def error(self, problem):
-        """The caller's exception for ``problem``, with the file named: ``raise archive.error(...)``."""
+        """The caller's exception for ``problem``, naming the file: ``raise archive.error(...)``."""
         return self._error_cls(f"{self.where}: {problem}")
 
     def check(self, expected):
@@ -203,8 +191,8 @@ class NpzArchive:
 
     def _open(self, max_member_bytes, max_total_bytes):
         """Check the zip directory and every member's header; return {name: _Member}."""
-        head = self._file.read(len(_NPY_MAGIC))
-        if head == _NPY_MAGIC:
+        head = self._file.read(len(NPY_MAGIC))
+        if head == NPY_MAGIC:
             raise self.error("a single .npy array, not an .npz archive")
         if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):  # a member, or an empty archive
             raise self.error(f"not an .npz archive (it starts with bytes 0x{head[:4].hex()})")
@@ -234,7 +222,8 @@ class NpzArchive:
             with zipfile.ZipFile(_BoundedFile(self._file, self._size)) as archive:
                 return archive.infolist()
         except _Oversized as error:
-            raise self.error(f"not a readable .npz archive (a {error}-byte zip directory)") from None
+            problem = f"not a readable .npz archive (a {error}-byte zip directory)"
+            raise self.error(problem) from None
         except OSError as error:
             if error.errno not in (errno.EINVAL, None):
                 raise self.error(f"cannot read ({error.strerror or error})") from None
@@ -256,7 +245,7 @@ class NpzArchive:
             fail(f"compression method {method} ({_METHODS.get(method, 'unknown')}) is not "
                  f"supported; only stored and deflate are")
         size, packed = info.file_size, info.compress_size
-        if size > max_member_bytes + _MAX_HEADER + 12:
+        if size > max_member_bytes + MAX_HEADER + 12:
             fail(f"{size} bytes uncompressed, over the {max_member_bytes}-byte limit "
                  f"(max_member_bytes)")
         if method == zipfile.ZIP_STORED and packed != size:
@@ -284,7 +273,7 @@ class NpzArchive:
             fail(f"truncated: its {packed} bytes would end past the file's {self._size}")
         member = _Member(None, info, data_offset, 0)
         reader = _MemberReader(self._file, member, fail)
-        header, prefix = _read_npy_header(reader, fail)
+        header, prefix = read_npy_header(reader, fail)
         storage = math.prod(max(n, 1) for n in header.shape) * header.dtype.itemsize
         if storage > min(max_member_bytes, sys.maxsize):  # numpy cannot build more
             fail(f"shape {header.shape} of {header.dtype} is {storage} bytes, over the "
@@ -309,125 +298,6 @@ def _mismatch(header, shape, dtype):
         if dtype.kind != header.dtype.kind or not same_size:
             return f"dtype {header.dtype}, expected {dtype}"
     return None
-
-
-def _read_npy_header(reader, fail):
-    """Parse the magic, version and header dict of an .npy member; return (ArrayHeader, bytes)."""
-    start = reader.read(len(_NPY_MAGIC) + 2)
-    if start[: len(_NPY_MAGIC)] != _NPY_MAGIC or len(start) < len(_NPY_MAGIC) + 2:
-        fail("not an .npy array (no NUMPY magic)")
-    version = tuple(start[len(_NPY_MAGIC) :])
-    if version not in ((1, 0), (2, 0), (3, 0)):
-        fail(f".npy format version {version[0]}.{version[1]} is not supported")
-    length_format = "<H" if version == (1, 0) else "<I"
-    length_bytes = reader.read(struct.calcsize(length_format))
-    if len(length_bytes) < struct.calcsize(length_format):
-        fail("truncated .npy header")
-    (length,) = struct.unpack(length_format, length_bytes)
-    if length > _MAX_HEADER:
-        fail(f".npy header of {length} bytes, more than the {_MAX_HEADER} read")
-    text = reader.read(length)
-    if len(text) < length:
-        fail("truncated .npy header")
-    try:
-        text = text.decode("utf-8" if version == (3, 0) else "latin-1")
-        fields = _parse_header_dict(text)
-    except ValueError as error:
-        fail(f"malformed .npy header ({error})")
-    return _header_from_fields(fields, fail), len(start) + len(length_bytes) + length
-
-
-def _parse_header_dict(text):
-    """Parse the literal dict of an .npy header without evaluating it: string keys; string, bool
-    or tuple-of-int values. Raise ValueError on anything else."""
-    tokens = _tokenize(text)
-    position = 0
-
-    def peek():
-        return tokens[position]
-
-    def take(kind, value=None):
-        nonlocal position
-        token = tokens[position]
-        if token[0] != kind or (value is not None and token[1] != value):
-            raise ValueError(f"expected {value or kind!r}, found {token[1]!r}")
-        position += 1
-        return token[1]
-
-    take("p", "{")
-    fields = {}
-    while peek() != ("p", "}"):
-        key = take("s")
-        take("p", ":")
-        if peek() == ("p", "("):
-            take("p", "(")
-            items, commas = [], 0
-            while peek() != ("p", ")"):
-                items.append(take("n"))
-                if peek() != ("p", ")"):
-                    take("p", ",")
-                    commas += 1
-            take("p", ")")
-            value = tuple(items) if commas or not items else items[0]  # "(3)" is 3, not a tuple
-        elif peek()[0] in ("s", "n", "b"):
-            value = take(peek()[0])
-        else:
-            raise ValueError(f"unexpected {peek()[1]!r}")
-        if key in fields:
-            raise ValueError(f"key {key!r} twice")
-        fields[key] = value
-        if peek() != ("p", "}"):
-            take("p", ",")
-    take("p", "}")
-    take("end")
-    return fields
-
-
-def _tokenize(text):
-    """Split header text into (kind, value) tokens: p(unctuation), s(tring), n(umber), b(ool)."""
-    tokens, pos, end = [], 0, len(text.rstrip(" \t\n\r"))
-    while pos < end:
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise ValueError(f"unexpected text at character {pos}")
-        punct, single, double, number, boolean = match.groups()
-        if punct in ("[", "]"):
-            raise ValueError("structured dtypes are not supported")
-        if punct:
-            tokens.append(("p", punct))
-        elif number is not None:
-            if len(number) > 20:
-                raise ValueError("a number too long")
-            tokens.append(("n", int(number)))
-        elif boolean is not None:
-            tokens.append(("b", boolean == "True"))
-        else:
-            tokens.append(("s", single if single is not None else double))
-        pos = match.end()
-    tokens.append(("end", None))
-    return tokens
-
-
-def _header_from_fields(fields, fail):
-    """Check the header dict's three fields; return an ArrayHeader."""
-    if sorted(fields) != ["descr", "fortran_order", "shape"]:
-        fail(f"the .npy header has keys {sorted(fields)}, expected descr, fortran_order, shape")
-    descr, fortran_order, shape = fields["descr"], fields["fortran_order"], fields["shape"]
-    if not isinstance(descr, str) or not _DESCR.fullmatch(descr):
-        kind = "pickled Python objects are never loaded" if "O" in str(descr) else (
-            "only booleans, numbers and fixed-width strings are read")
-        fail(f"unsupported dtype {descr!r}; {kind}")
-    if not isinstance(fortran_order, bool):
-        fail(f"fortran_order is {fortran_order!r}, not True or False")
-    if not isinstance(shape, tuple):
-        fail(f"shape {shape!r} is not a tuple of sizes")
-    if len(shape) > _MAX_NDIM:
-        fail(f"{len(shape)} dimensions; at most {_MAX_NDIM} are supported")
-    try:
-        dtype = np.dtype(descr)
-    except (TypeError, ValueError):
-        fail(f"unsupported dtype {descr!r}")
-    return ArrayHeader(shape, dtype, fortran_order, math.prod(shape) * dtype.itemsize)
 
 
 class _BoundedFile:

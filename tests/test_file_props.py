@@ -15,7 +15,6 @@ import zipfile
 import zlib
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -23,8 +22,11 @@ from hypothesis.extra import numpy as hnp
 from jitnet.idx import DataError, read_idx, write_idx
 from jitnet.npzfile import read_npz
 
-SETTINGS = settings(max_examples=int(os.environ.get("JITNET_PROPERTY_EXAMPLES", 150)), deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("JITNET_PROPERTY_EXAMPLES", 150)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
