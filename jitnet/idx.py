@@ -324,7 +324,10 @@ class _GzipStream:
         # inflated, which says more precisely what is wrong.
         if needed < _TRAILER_CHECK:
             return
-        last_size = int.from_bytes(os.pread(self._file.fileno(), 4, self._size - 4), "little")
+        position = self._file.tell()
+        self._file.seek(self._size - 4)
+        last_size = int.from_bytes(self._file.read(4), "little")
+        self._file.seek(position)
         if needed < last_size:
             raise DataError(
                 f"{self._name}: trailing bytes or corrupt gzip data: the last gzip member's "
