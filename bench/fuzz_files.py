@@ -245,12 +245,13 @@ def check_one(np, job):
         array = np.frombuffer(bytes.fromhex(job["data"]), job["dtype"]).reshape(job["shape"])
         try:
             write_idx(path, array)
-            ok = np.array_equal(read_idx(path), array, equal_nan=True)
-            wrong = not ok
+            outcome, wrong = "ok", not np.array_equal(read_idx(path), array, equal_nan=True)
         except DataError:
-            wrong = False
+            outcome, wrong = "error", False
+            if os.path.exists(path):
+                wrong = True  # a refused write must not create the file
         leftover = [n for n in os.listdir(directory) if n != os.path.basename(path)]
-        return {"outcome": "ok", "wrong": wrong, "leftover": leftover}
+        return {"outcome": outcome, "wrong": wrong, "leftover": leftover}
     reader = read_idx if job["kind"] == "idx" else read_npz
     try:
         result = reader(path)
@@ -355,7 +356,8 @@ def main():
                 directory = os.path.join(work, f"w{n}")
                 os.makedirs(directory)
                 dtype = r.choice(["u1", "i1", ">i2", "<i4", "f4", ">f8", "i8", "u2", "?"])
-                shape = [r.randint(0, 4) for _ in range(r.choice([0, 1, 2, 3, 33]))]
+                ndim = r.choice([0, 1, 2, 3, 33])
+                shape = [r.randint(0, 4) if ndim < 33 else 1 for _ in range(ndim)]
                 size = math.prod(shape) * np.dtype(dtype).itemsize
                 job.update(path=os.path.join(directory, r.choice(["a.idx", "a.gz"])),
                            dtype=dtype, shape=shape, data=os.urandom(size).hex())
