@@ -1,7 +1,13 @@
-"""Atomic file writes: a reader (or a crash) sees either the old file or the complete new one."""
+"""Safe file access: atomic writes, and opening untrusted data files for reading.
+
+Writes: a reader (or a crash) sees either the old file or the complete new one.
+Reads: `open_regular` opens only regular files (never a FIFO, device or directory, whose reads
+could block or never end), and `display_path` makes any path printable on one line.
+"""
 
 import io
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -80,3 +86,65 @@ def atomic_save_npz(path, arrays):
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getbuffer())
+
+
+# O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOCTTY: a terminal must not become ours.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_KIND_OF_MODE = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def display_path(path):
+    """``path`` as text for a one-line message: control and unprintable characters escaped."""
+    text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def open_regular(path, error_cls, label=None):
+    """Open ``path`` for binary reading, refusing anything but an existing regular file.
+
+    Parameters
+    ----------
+    path : str, bytes or os.PathLike
+    error_cls : type
+        Exception raised, with a one-line message starting with the path, for every failure.
+    label : str, optional
+        Put before the path in messages, e.g. ``"checkpoint"``.
+
+    Returns
+    -------
+    file : io.BufferedReader
+    size : int
+        The file's size in bytes when it was opened (``os.fstat``), to check declared sizes
+        against before reading anything.
+    """
+    name = display_path(os.fspath(path))
+    if label:
+        name = f"{label} {name}"
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (ValueError, UnicodeError) as error:  # embedded NUL byte; unencodable characters
+        problem = "it contains a NUL byte" if "null" in str(error) else error
+        raise error_cls(f"{name}: invalid file name ({problem})") from None
+    except FileNotFoundError:
+        raise error_cls(f"{name}: no such file") from None
+    except OSError as error:
+        raise error_cls(f"{name}: cannot open ({error.strerror or error})") from None
+    try:
+        mode = os.fstat(fd)
+        kind = next((what for test, what in _KIND_OF_MODE if test(mode.st_mode)), None)
+        if kind is None and not stat.S_ISREG(mode.st_mode):
+            kind = "a special file"
+        if kind is not None:
+            raise error_cls(f"{name}: cannot read {kind}; expected a regular file")
+        return os.fdopen(fd, "rb"), mode.st_size
+    except BaseException:
+        os.close(fd)
+        raise
