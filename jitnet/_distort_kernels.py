@@ -13,7 +13,8 @@ Shape legend (an image of ``H`` rows and ``W`` columns, flattened row-major, ``n
 
 Each output pixel (r, c) takes its value from the source point, in pixels,
 
-    (x_s, y_s) = centre + A @ (c - cx, r - cy) + (ox, oy) + w_i * bank[i, :, q] + w_j * bank[j, :, q]
+    (x_s, y_s) = centre + A @ (c - cx, r - cy) + (ox, oy)
+                 + w_i * bank[i, :, q] + w_j * bank[j, :, q]
 
 with q = r * W + c and the centre (cx, cy) = ((W - 1) / 2, (H - 1) / 2): the inverse of the
 affine map composed with the elastic displacement at the output pixel. The value there is the

@@ -115,6 +115,12 @@ class Distortion:
                 "(the width of the Gaussian that smooths the displacement field)"
             )
 
+    def __repr__(self):
+        # Only the parts that are on: Distortion(elastic_sigma=4.0, elastic_alpha=34.0)
+        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if getattr(self, f.name)]
+        return f"Distortion({', '.join(parts)})"
+
     @property
     def elastic(self):
         """Whether the elastic part is on (``elastic_alpha > 0``)."""
@@ -218,9 +224,11 @@ class DistortionPlan:
 
     def __init__(self, distortion, image_shape, seed=None, bank_size=BANK_SIZE):
         if not isinstance(distortion, Distortion):
-            raise ValueError(f"distortion must be a jitnet.Distortion, got {type(distortion).__name__}")
+            kind = type(distortion).__name__
+            raise ValueError(f"distortion must be a jitnet.Distortion, got {kind}")
         rows, cols = _check_image_shape(image_shape)
-        if isinstance(bank_size, bool) or not isinstance(bank_size, numbers.Integral) or bank_size < 2:
+        integral = isinstance(bank_size, numbers.Integral) and not isinstance(bank_size, bool)
+        if not integral or bank_size < 2:
             raise ValueError(f"bank_size must be an integer >= 2, got {bank_size!r}")
         if distortion.elastic_sigma > max(rows, cols):
             raise ValueError(
@@ -255,6 +263,8 @@ class DistortionPlan:
             Per sample: the inverse affine matrix and offset, the two bank fields and their
             weights (columns named in :mod:`jitnet._distort_kernels`).
         """
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         n = int(n_samples)
         if n < 0:
             raise ValueError(f"n_samples must be >= 0, got {n_samples}")
@@ -284,7 +294,7 @@ class DistortionPlan:
 
 
 def _images_and_shape(images, image_shape):
-    """(N, rows*cols) C-contiguous images, (rows, cols), and whether the input was (N, rows, cols)."""
+    """C-contiguous (N, rows*cols) images, (rows, cols), and whether they came as 3-D."""
     if image_shape is None and hasattr(images, "image_shape") and hasattr(images, "images"):
         images, image_shape = images.images, images.image_shape  # a jitnet Dataset
     X = np.asarray(images)

@@ -1,6 +1,7 @@
 """The compiled distortion against known transforms and a plain NumPy reference."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -247,6 +248,8 @@ def test_valid_limits_are_accepted_and_stored_as_floats():
     assert d.rotate == 180.0 and isinstance(d.elastic_sigma, float)
     assert d.elastic and not d.is_identity and Distortion().is_identity
     assert Distortion(elastic_sigma=3).is_identity  # no alpha: no displacement
+    assert repr(Distortion(rotate=15, translate=2)) == "Distortion(rotate=15.0, translate=2.0)"
+    assert repr(Distortion()) == "Distortion()"
     with pytest.raises(AttributeError):
         d.rotate = 3  # frozen
 
@@ -259,6 +262,10 @@ def test_valid_limits_are_accepted_and_stored_as_floats():
     (lambda: DistortionPlan(Distortion(elastic_sigma=9, elastic_alpha=1), (8, 6)),
      "elastic_sigma 9 is wider than the 8x6 image"),
     (lambda: DistortionPlan({"rotate": 5}, (8, 8)), "distortion must be a jitnet.Distortion"),
+    (lambda: DistortionPlan(ELASTIC, (8, 8)).draw_epoch(np.random.RandomState(0), 3),
+     "rng must be a numpy.random.Generator"),
+    (lambda: DistortionPlan(ELASTIC, (8, 8)).draw_epoch(np.random.default_rng(0), -1),
+     "n_samples must be >= 0"),
     (lambda: distort(np.zeros((3, 784), np.uint8), ELASTIC), "images must be .N, rows, cols."),
     (lambda: distort(np.zeros(784, np.uint8), ELASTIC), "images must be .N, rows, cols."),
     (lambda: distort(np.zeros((3, 780), np.uint8), ELASTIC, image_shape=(28, 28)),
@@ -311,3 +318,24 @@ def test_outputs_are_finite_and_within_the_input_range(distortion, rows, cols, u
     slack = 1e-12 * max(1.0, abs(low), abs(high))
     assert out.shape == images.shape and np.isfinite(out).all()
     assert out.min() >= low - slack and out.max() <= high + slack
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def test_benchmark_runs_validates_and_writes_its_report(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "distort.py"
+    spec = importlib.util.spec_from_file_location("bench_distort", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # Numba's cache looks its functions' module up by name
+    spec.loader.exec_module(bench)
+    code = bench.main(["--samples", "300", "--fresh-samples", "40", "--repeats", "1",
+                       "--out", str(tmp_path)])
+    assert code == 0
+    report = (tmp_path / "distort-latest.md").read_text()
+    assert "## Distortion per sample" in report and "fresh field per sample" in report
+    assert "784-800-10" in report and (tmp_path / "distort-latest.json").is_file()
+    assert "VALIDATION FAILED" not in capsys.readouterr().out
