@@ -18,6 +18,7 @@ field path on the same field) and exits with status 1 if that fails. Writes
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import os
@@ -170,11 +171,25 @@ def validate(X):
 # -- timing ----------------------------------------------------------------------------------------
 
 
-def time_distortions(X, repeats, n_fresh):
-    """One row per configuration and design: µs per sample, draw cost, non-zero inputs after."""
+def round_robin(jobs, repeats):
+    """Seconds of each job in ``repeats`` rounds after an untimed one, the jobs taking turns in
+    every round, so that a busy spell of the shared machine lands on all of them, not on one."""
+    for fn in jobs.values():
+        fn()
+    times = {key: [] for key in jobs}
+    for _ in range(repeats):
+        for key, fn in jobs.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+def distortion_jobs(X, n_fresh, repeats):
+    """Timed jobs and row descriptions of each configuration and design, and the distorted
+    copies of X (float32, as a float32 engine would take them)."""
     n = X.shape[0]
-    out = np.empty((n, ROWS * COLS), np.float32)
-    rows, copies = [], {}
+    jobs, rows, copies = {}, [], {}
     for name, distortion in [("identity", Distortion())] + list(CONFIGS.items()):
         start = time.perf_counter()
         plan = DistortionPlan(distortion, (ROWS, COLS), seed=0)
@@ -182,73 +197,69 @@ def time_distortions(X, repeats, n_fresh):
         rng = np.random.default_rng(0)
         draw_s, _ = median_time(lambda: plan.draw_epoch(rng, n), repeats)
         draws = plan.draw_epoch(rng, n)
-        seconds, times = median_time(lambda: run_batch(X, plan.bank, draws, out), repeats)
-        log(f"  {name:9s} {'bank' if distortion.elastic else 'affine':9s} "
-            f"{seconds / n * 1e6:6.2f} µs/sample")
+        out = copies[name] = np.empty((n, ROWS * COLS), np.float32)
+        jobs[("distort", name)] = functools.partial(run_batch, X, plan.bank, draws, out)
         rows.append({
-            "config": name, "distortion": repr(distortion),
+            "key": ("distort", name), "config": name, "distortion": repr(distortion),
             "design": "bank" if distortion.elastic else "resampling only", "samples": n,
-            "us_per_sample": seconds / n * 1e6, "times_s": times,
             "draw_us_per_sample": draw_s / n * 1e6,
             "bank_build_s": build_s if distortion.elastic else None,
-            "bank_mb": plan.bank.nbytes / 1e6, "nnz": float((out != 0).sum(1).mean()),
-            "nnz_half_level": float((out >= 0.5 * SCALE).sum(1).mean()),
+            "bank_mb": plan.bank.nbytes / 1e6,
         })
-        if name != "identity":
-            copies[name] = out.copy()
         if distortion.elastic:
-            rows.append(time_fresh(X[:n_fresh], plan, draws[:n_fresh], repeats, name))
-    return rows, copies
+            pool = min(FRESH_NOISE_POOL, n_fresh)
+            noise_s, _ = median_time(lambda: fresh_inputs(plan, rng, pool), repeats)
+            noise, taps, tmp, field = fresh_inputs(plan, rng, pool)
+            fresh = fresh_draws(draws[:n_fresh], distortion.elastic_alpha)
+            fresh_out = copies[name + " fresh"] = np.empty((n_fresh, ROWS * COLS), np.float32)
+            jobs[("fresh", name)] = functools.partial(
+                _fresh_field_batch, X[:n_fresh], ROWS, COLS, SCALE, fresh, noise, taps, tmp,
+                field, *scratch(), fresh_out)
+            rows.append({
+                "key": ("fresh", name), "config": name, "distortion": repr(distortion),
+                "design": f"fresh field per sample ({taps.size} taps)", "samples": n_fresh,
+                "draw_us_per_sample": noise_s / pool * 1e6, "bank_build_s": None,
+                "bank_mb": 0.0,
+            })
+    return jobs, rows, copies
 
 
-def time_fresh(X, plan, draws, repeats, name):
-    """The rejected design's row: a fresh Gaussian-smoothed field per sample."""
-    n = X.shape[0]
-    rng = np.random.default_rng(0)
-    pool = min(FRESH_NOISE_POOL, n)
-    noise_s, _ = median_time(lambda: fresh_inputs(plan, rng, pool), repeats)
-    noise, taps, tmp, field = fresh_inputs(plan, rng, pool)
-    fresh = fresh_draws(draws, plan.distortion.elastic_alpha)
-    out = np.empty((n, ROWS * COLS), np.float32)
-    seconds, times = median_time(
-        lambda: _fresh_field_batch(X, ROWS, COLS, SCALE, fresh, noise, taps, tmp, field,
-                                   *scratch(), out), repeats)
-    log(f"  {name:9s} fresh     {seconds / n * 1e6:6.2f} µs/sample")
-    return {
-        "config": name, "distortion": repr(plan.distortion),
-        "design": f"fresh field per sample ({taps.size} taps)", "samples": n,
-        "us_per_sample": seconds / n * 1e6, "times_s": times,
-        "draw_us_per_sample": noise_s / pool * 1e6, "bank_build_s": None, "bank_mb": 0.0,
-        "nnz": float((out != 0).sum(1).mean()),
-        "nnz_half_level": float((out >= 0.5 * SCALE).sum(1).mean()),
-    }
-
-
-def time_epochs(X, labels, copies, repeats):
-    """µs per sample of a 784-800-10 float32 epoch on the original and on distorted inputs.
-
-    The inputs take turns within each repeat, so that a busy spell of the shared machine lands
-    on all of them rather than on one.
-    """
+def epoch_jobs(X, labels, copies):
+    """Timed jobs and row descriptions: a 784-800-10 float32 epoch on original and distorted
+    inputs (a fresh network each, so that all start from the same weights)."""
     inputs = [("original, uint8 (scaled in the kernel)", X, None),
               ("original, float32", (X * SCALE).astype(np.float32), 1.0)]
-    inputs += [(f"distorted ({name}), float32", copy, 1.0) for name, copy in copies.items()]
-    nets = [jitnet.Network(SIZES, dtype="float32", seed=0) for _ in inputs]
-    times = [[] for _ in inputs]
-    for repeat in range(repeats + 1):  # the first round is an untimed warm-up
-        for k, ((label, data, scale), net) in enumerate(zip(inputs, nets)):
-            start = time.perf_counter()
-            net.train_epoch(data, labels, RATE, scale=scale)
-            if repeat:
-                times[k].append(time.perf_counter() - start)
-    rows = []
-    for (label, data, _), seconds in zip(inputs, times):
-        n = data.shape[0]
-        us = statistics.median(seconds) / n * 1e6
-        log(f"  epoch {label:40s} {us:6.2f} µs/sample")
-        rows.append({"input": label, "samples": n, "us_per_sample": us, "times_s": seconds,
-                     "nnz": float((data != 0).sum(1).mean())})
-    return rows
+    inputs += [(f"distorted ({name}), float32", copies[name], 1.0) for name in CONFIGS]
+    jobs, rows = {}, []
+    for label, data, scale in inputs:
+        net = jitnet.Network(SIZES, dtype="float32", seed=0)
+        jobs[("epoch", label)] = functools.partial(net.train_epoch, data, labels, RATE,
+                                                   scale=scale)
+        rows.append({"key": ("epoch", label), "input": label, "samples": data.shape[0],
+                     "data": data})
+    return jobs, rows
+
+
+def measure(X, labels, repeats, n_fresh):
+    """Every timing of the benchmark, in one round-robin: (distortion rows, epoch rows)."""
+    jobs, distortions, copies = distortion_jobs(X, n_fresh, repeats)
+    more, epochs = epoch_jobs(X, labels, copies)
+    jobs.update(more)
+    for key, fn in jobs.items():  # fill the distorted copies before the epochs read them
+        if key[0] != "epoch":
+            fn()
+    times = round_robin(jobs, repeats)
+    for row in distortions + epochs:
+        key = row.pop("key")
+        data = row.pop("data", None)
+        if data is None:
+            data = copies[row["config"] + (" fresh" if key[0] == "fresh" else "")]
+        row["times_s"] = times[key]
+        row["us_per_sample"] = statistics.median(times[key]) / row["samples"] * 1e6
+        row["nnz"] = float((data != 0).sum(1).mean())
+        row["nnz_half_level"] = float((data >= 0.5 * SCALE).sum(1).mean())
+        log(f"  {' '.join(key):50s} {row['us_per_sample']:7.2f} µs/sample")
+    return distortions, epochs
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -360,10 +371,8 @@ def main(argv=None):
         for line in failures:
             print("VALIDATION FAILED: " + line)
         return 1
-    log("timing the distortion ...")
-    distortions, copies = time_distortions(X, args.repeats, min(args.fresh_samples, len(X)))
-    log("timing epochs ...")
-    epochs = time_epochs(X, labels, copies, args.repeats)
+    log("timing ...")
+    distortions, epochs = measure(X, labels, args.repeats, min(args.fresh_samples, len(X)))
     record = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": machine_info(),
