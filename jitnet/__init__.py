@@ -19,6 +19,8 @@ _EXPORTS = {
     "read_idx": "jitnet.idx",
     "write_idx": "jitnet.idx",
     "DataError": "jitnet.idx",
+    "Distortion": "jitnet.distortion",
+    "distort": "jitnet.distortion",
     "gradient_check": "jitnet.gradcheck",
     "GradientCheckResult": "jitnet.gradcheck",
 }
