@@ -310,9 +310,14 @@ def _output_delta(y, t, delta_out, log_y, output):
     return loss
 
 
-@_jit
+@_jit_ordered
 def _hidden_delta(params, layout, scratch, l, hidden):
-    """Eq. 4: error terms of the units feeding layer l (l >= 1) from those of layer l + 1."""
+    """Eq. 4: error terms of the units feeding layer l (l >= 1) from those of layer l + 1.
+
+    Without reassociation: the loop over i vectorises as it stands, and with it LLVM reordered
+    the sum over j differently when compiling afresh and when building the cached copy, so the
+    weights after an epoch depended on whether Numba's cache was warm.
+    """
     n_in = layout.sizes[l]
     n_out = layout.sizes[l + 1]
     w0 = layout.w_off[l]
