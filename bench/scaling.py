@@ -1,157 +1,94 @@
-"""How the JIT engine's cost per sample grows: ``python bench/scaling.py [--quick]``.
+"""How the JIT engine's cost per sample grows: ``python bench/scaling.py [--quick] [--help]``.
 
-Two sweeps of one-thread per-sample SGD (rate 0.3) with :class:`jitnet.Network`, float32 and
-float64, uint8 inputs scaled inside the kernel as in normal training:
+Two sweeps of one-thread per-sample SGD (rate 0.3) with ``jitnet.Network``, float32 and float64,
+uint8 inputs scaled inside the kernel as in normal training:
 
 - hidden size (784-H-10, H = 100, 300, 1000, 3000) on the real MNIST training images, whose
   ~150 of 784 pixels are non-zero;
 - input density (784-300-10) on synthetic images in which each pixel is non-zero with the given
   probability (uniform positions, values 1-255).
 
-Beside each median time: the multiply-adds per sample (forward + backward + update, counting only
-the first-layer weights that the non-zero inputs touch), the achieved GFLOP/s against a one-thread
-GEMM measured on the same machine, the weight bytes touched per sample and the weight traffic in
-GB/s against a streaming probe in each cache level, and which cache level the first layer's
-weights fit in. Writes ``bench/results/scaling-latest.{md,json}`` and a dated JSON.
+Measured: the median seconds per sample, a one-thread numpy GEMM rate and a one-thread streaming
+``a += b`` rate per cache level, on the machine the script runs on. Counted from the layer sizes
+and the non-zero inputs (a model, not a measurement): the multiply-adds per sample, the weight
+bytes touched per sample, and the weight traffic if every use of a weight went through the cache
+once. Dividing the counts by the measured time gives GFLOP/s and a modelled "weight GB/s"; no
+hardware counter is read, so how close that comes to the streaming probe is evidence about what
+limits the engine, not a measurement of its cache traffic. Writes
+``bench/results/scaling-latest.{md,json}`` and a dated JSON.
 """
 
+import dataclasses
 import datetime
 import os
 import shlex
-import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+# From a source checkout, installed or not: jitnet from the tree above, the harness beside this.
+for _path in (os.path.dirname(HERE), HERE):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jitnet._machine import machine_info  # noqa: E402
-from jitnet.bench import (  # noqa: E402
-    NOISY_SPREAD,
-    RATE,
-    ThreadLimits,
+from harness.engines import RATE  # noqa: E402
+from harness.options import IntList, log, out_dir_option, run_command  # noqa: E402
+from harness.roofline import (  # noqa: E402
+    cache_level,
+    first_layer_size,
+    machine_limits,
+    operation_counts,
+)
+from harness.results import (  # noqa: E402
+    DEFAULT_OUT_DIR,
     aligned_table,
-    default_out_dir,
     format_number,
-    log,
     machine_line,
     markdown_table,
-    out_dir_option,
-    run_command,
-    time_repeats,
     write_results,
 )
-from jitnet.cli import IntListType  # noqa: E402
-from jitnet.datasets import one_hot_targets  # noqa: E402
+from harness.timing import compile_in_process, noisy_note, one_thread, time_repeats  # noqa: E402
+from jitnet._machine import machine_info  # noqa: E402
 
 HIDDEN = (100, 300, 1000, 3000)
 DENSITIES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 QUICK_DENSITIES = (0.05, 0.2, 1.0)
 DTYPES = ("float32", "float64")
 SYNTHETIC_POOL = 10_000
-# The task's machine (AMD EPYC, per core) when sysfs does not say.
-FALLBACK_CACHES = {"L2": 1024**2, "L3": 32 * 1024**2}
+# Assumed when sysfs reports no cache sizes (then said so in the output): a per-core L2 of 1 MB
+# and a shared L3 of 32 MB, the AMD EPYC the committed results were measured on.
+ASSUMED_CACHES = {"L2": 1024**2, "L3": 32 * 1024**2}
 
 
-# -- counting -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What one scaling run measures; the defaults are the full run's."""
+
+    hidden: tuple = HIDDEN
+    densities: tuple = DENSITIES
+    density_hidden: int = 300
+    dtypes: tuple = DTYPES
+    repeats: int = 5
+    seconds: float = 0.5  # target length of one timed repeat
+    quick: bool = False
+    out_dir: str = DEFAULT_OUT_DIR
 
 
-def operation_counts(sizes, nnz, itemsize):
-    """Per-sample work of one SGD step with a sparse first layer.
-
-    Parameters
-    ----------
-    sizes : list of int
-        Layer sizes, inputs first.
-    nnz : float
-        Mean number of non-zero inputs per sample.
-    itemsize : int
-        Bytes per weight.
-
-    Returns
-    -------
-    dict
-        ``macs``: multiply-adds of forward (Eq. 1/2), hidden error terms (Eq. 4, layers above
-        the first) and update (Eq. 5), first layer counted only over the non-zero inputs, biases
-        included; ``touched_bytes``: distinct weight and bias bytes read or written;
-        ``traffic_bytes``: weight bytes moved if none stayed in registers (forward read,
-        backward read of the upper layers, update read and write).
-    """
-    first = nnz * sizes[1]
-    upper = sum(a * b for a, b in zip(sizes[1:-1], sizes[2:]))
-    biases = sum(sizes[1:])
-    forward = first + upper + biases
-    backward = upper
-    update = first + upper + biases
-    touched = first + upper + biases
-    traffic = forward + backward + 2 * update
-    return {"macs": forward + backward + update, "touched_bytes": touched * itemsize,
-            "traffic_bytes": traffic * itemsize}
-
-
-def cache_level(nbytes, caches):
-    """The smallest cache level that holds ``nbytes`` ('L1', 'L2', 'L3', or 'memory')."""
-    for level in ("L1", "L2", "L3"):
-        if level in caches and nbytes <= caches[level]:
-            return level
-    return "memory"
-
-
-def first_layer_size(sizes, itemsize):
-    """Bytes of the first layer's weights as the engine stores them: transposed, one row per
-    input, each row padded to a whole number of 64-byte cache lines."""
-    row = -(-sizes[1] * itemsize // 64) * 64
-    return sizes[0] * row
-
-
-# -- machine limits, measured ---------------------------------------------------------------------
-
-
-def _median_rate(work, fn, min_seconds):
-    """Median of 3 measurements of ``work / seconds`` for ``fn``, each >= ``min_seconds`` long."""
-    rates = []
-    for _ in range(3):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        rates.append(work * calls / elapsed)
-    return statistics.median(rates)
-
-
-def machine_limits(quick, caches):
-    """One-thread GEMM GFLOP/s per dtype and streaming ``a += b`` GB/s per cache level."""
-    n = 512 if quick else 1024
-    min_seconds = 0.05 if quick else 0.2
-    gemm = {}
-    for dtype in DTYPES:
-        a = np.random.default_rng(0).random((n, n)).astype(dtype)
-        out = np.empty_like(a)
-        gemm[dtype] = _median_rate(2 * n**3 / 1e9, lambda: np.matmul(a, a, out=out),
-                                   min_seconds)
-    stream = {}
-    l2 = caches.get("L2", FALLBACK_CACHES["L2"])
-    l3 = caches.get("L3", FALLBACK_CACHES["L3"])
-    sizes = {"L2": l2 // 4, "L3": l3 // 8, "memory": (64 if quick else 256) * 1024**2}
-    for level, nbytes in sizes.items():
-        a = np.ones(nbytes // 8)
-        b = np.ones(nbytes // 8)
-        # reads a and b, writes a
-        stream[level] = _median_rate(3 * nbytes / 1e9, lambda: np.add(a, b, out=a), min_seconds)
-    return {"gemm_gflops": gemm, "gemm_n": n, "stream_gbs": stream,
-            "stream_array_bytes": sizes}
+QUICK = {"densities": QUICK_DENSITIES, "repeats": 3, "seconds": 0.05}
 
 
 # -- timing ---------------------------------------------------------------------------------------
 
 
-def time_network(sizes, dtype, X, T, nnz, target_s, repeats):
-    """Median seconds per sample of ``train_epoch`` on X (cycled if more samples are needed)."""
+def time_network(sizes, dtype, X, T, target_s, repeats):
+    """Median seconds per sample of ``train_epoch`` on X, cycled if more samples are needed.
+
+    Returns a dict with ``samples`` timed per repeat, ``times_s``, ``seconds`` per sample,
+    ``spread`` and ``order`` (the sample indices visited).
+    """
     from jitnet import Network
 
     net = Network(sizes, dtype=dtype, seed=0)
@@ -165,18 +102,22 @@ def time_network(sizes, dtype, X, T, nnz, target_s, repeats):
     times, median, spread = time_repeats(lambda: net.train_epoch(X, T, RATE, order=order),
                                          repeats)
     return {"samples": n, "times_s": times, "seconds": median / n, "spread": spread,
-            "nnz": float(nnz[order].mean())}
+            "order": order}
 
 
-def measure(sizes, dtype, X, T, nnz, target_s, repeats, caches, limits):
+def measure(sizes, dtype, data, options, caches, limits):
+    """Time one configuration on the Dataset ``data``; the time beside the counted work."""
     itemsize = np.dtype(dtype).itemsize
-    timing = time_network(sizes, dtype, X, T, nnz, target_s, repeats)
-    counts = operation_counts(sizes, timing["nnz"], itemsize)
+    timing = time_network(sizes, dtype, data.images, data.targets(dtype), options.seconds,
+                          options.repeats)
+    # Mean non-zero inputs over the samples visited (the timed order cycles through the set).
+    nnz = float(np.count_nonzero(data.images, axis=1)[timing.pop("order")].mean())
+    counts = operation_counts(sizes, nnz, itemsize)
     seconds = timing["seconds"]
     first_layer_bytes = first_layer_size(sizes, itemsize)
     gflops = 2 * counts["macs"] / seconds / 1e9
     return {
-        "sizes": sizes, "dtype": dtype, **timing, **counts,
+        "sizes": sizes, "dtype": dtype, "nnz": nnz, **timing, **counts,
         "us_per_sample": seconds * 1e6,
         "gflops": gflops,
         "gemm_fraction": gflops / limits["gemm_gflops"][dtype],
@@ -194,11 +135,96 @@ def synthetic_images(n, n_inputs, density, rng):
     return X
 
 
-# -- output ---------------------------------------------------------------------------------------
+def sweep(train, options, caches, limits):
+    """The hidden-size rows on MNIST, then the density rows on synthetic images."""
+    import jitnet
+
+    n_in, n_out = train.images.shape[1], train.n_classes
+    hidden_rows = []
+    for h in options.hidden:
+        for dtype in options.dtypes:
+            log(f"  {n_in}-{h}-{n_out} {dtype} on MNIST ...")
+            hidden_rows.append(measure([n_in, h, n_out], dtype, train, options, caches, limits))
+    density_rows = []
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, n_out, SYNTHETIC_POOL)
+    for density in options.densities:
+        images = synthetic_images(SYNTHETIC_POOL, n_in, density, rng)
+        data = jitnet.Dataset(images, labels, train.image_shape, n_out, name="synthetic")
+        for dtype in options.dtypes:
+            log(f"  {n_in}-{options.density_hidden}-{n_out} {dtype} at density {density:g} ...")
+            row = measure([n_in, options.density_hidden, n_out], dtype, data, options, caches,
+                          limits)
+            density_rows.append({**row, "density": density})
+    return hidden_rows, density_rows
+
+
+def run(options, argv=()):
+    """Measure both sweeps, print the tables and write the results files; returns 0."""
+    import jitnet
+
+    train, _ = jitnet.load_mnist()
+    info = machine_info()
+    caches = {**ASSUMED_CACHES, **info["caches"]}
+    with one_thread():
+        log("compiling (or loading) the kernels ...")
+        compile_s = compile_in_process(options.dtypes)
+        log("measuring one-thread GEMM and streaming bandwidth ...")
+        limits = machine_limits(options.quick, caches, options.dtypes)
+        hidden_rows, density_rows = sweep(train, options, caches, limits)
+    config = dataclasses.asdict(options)
+    del config["out_dir"]
+    config = {key: list(v) if isinstance(v, tuple) else v for key, v in config.items()}
+    notes = list(NOTES)
+    assumed = sorted(set(ASSUMED_CACHES) - set(info["caches"]))
+    if assumed:
+        notes.append(f"sysfs reported no size for {', '.join(assumed)}: assumed "
+                     + ", ".join(f"{level} {ASSUMED_CACHES[level] // 1024**2} MB"
+                                 for level in assumed) + " for the probes and 'W1 fits'.")
+    rows = hidden_rows + density_rows
+    note = noisy_note([(f"{'-'.join(map(str, r['sizes']))} {r['dtype']}", r) for r in rows],
+                      total=len(rows))
+    record = {
+        "benchmark": "scaling",
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "bench/scaling.py", *argv]),
+        "config": {**config, "rate": RATE},
+        "machine": info,
+        "compile_s": compile_s,
+        "limits": limits,
+        "mnist_nnz": float(np.count_nonzero(train.images, axis=1).mean()),
+        "hidden": hidden_rows,
+        "density": density_rows,
+        "notes": notes + ([note] if note else []),
+    }
+    click.echo(text_report(record))
+    stem = "scaling-quick" if options.quick else "scaling"
+    paths = write_results(options.out_dir, stem, record, markdown_report(record))
+    log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
+    return 0
+
+
+# -- the reports ----------------------------------------------------------------------------------
 
 HEADER = ["sizes", "dtype", "non-zero in", "MACs/sample", "µs/sample", "GFLOP/s", "of GEMM",
-          "W1 size", "W1 fits", "weights touched", "weight GB/s"]
+          "W1 size", "W1 fits", "weights touched", "weight GB/s (model)"]
+DENSITY_HEADER = ["density (nnz)" if h == "non-zero in" else h for h in HEADER]
 RIGHT = [False, False, True, True, True, True, True, True, False, True, True]
+
+NOTES = [
+    "MACs/sample: multiply-adds of the forward pass, the hidden error terms and the weight "
+    "update (biases included, sigmoids not counted), counted from the sizes; the first layer "
+    "counts only the rows of the non-zero inputs. GFLOP/s = 2 × MACs / measured time; 'of GEMM' "
+    "compares it with the one-thread GEMM above, the best this core does on dense work.",
+    "weights touched: distinct weight and bias bytes read or written per sample, counted. "
+    "weight GB/s (model): the bytes that would move if every use of a weight went through the "
+    "cache once (forward read, upper layers' backward read, update read + write), divided by "
+    "the measured time. No hardware counter is read: it is a model of the traffic, to hold "
+    "against the measured streaming probe of the level the weights fit in.",
+    "W1 size: the first layer's weights as stored, one row per input padded to whole 64-byte "
+    "cache lines. W1 fits: the smallest cache level (per core L2, shared L3) holding all of it; "
+    "over many samples every row of it is visited, so that is its working set.",
+]
 
 
 def _bytes(n):
@@ -207,10 +233,13 @@ def _bytes(n):
     return f"{n / 1024:.0f} KB"
 
 
-def cells(row, density_label=None):
+def cells(row):
+    """One table row; density rows show the density beside the non-zero inputs."""
+    nonzero = f"{row['nnz']:.0f}"
+    if "density" in row:
+        nonzero = f"{row['density']:.0%} ({nonzero})"
     return [
-        "-".join(map(str, row["sizes"])), row["dtype"],
-        density_label or f"{row['nnz']:.0f}",
+        "-".join(map(str, row["sizes"])), row["dtype"], nonzero,
         f"{row['macs'] / 1000:,.0f}k", format_number(row["us_per_sample"]),
         format_number(row["gflops"]), f"{100 * row['gemm_fraction']:.0f}%",
         _bytes(row["first_layer_bytes"]), row["first_layer_fits"],
@@ -218,40 +247,104 @@ def cells(row, density_label=None):
     ]
 
 
-def _limits_line(limits):
+def _report_parts(record):
+    """The heading, the limit and compile lines, and the two tables' titles."""
+    cfg = record["config"]
+    head = (f"one-thread per-sample SGD (rate {RATE}), uint8 inputs, median of {cfg['repeats']} "
+            f"repeats of ~{cfg['seconds']:g} s")
+    limits = record["limits"]
     gemm = ", ".join(f"{d} {format_number(v)} GFLOP/s" for d, v in limits["gemm_gflops"].items())
-    stream = ", ".join(f"{format_number(v)} GB/s in {level}" if level != "memory"
-                       else f"{format_number(v)} GB/s from memory"
+    stream = ", ".join(f"{format_number(v)} GB/s " + ("from memory" if level == "memory"
+                                                      else f"in {level}")
                        for level, v in limits["stream_gbs"].items())
-    return (f"machine limits, one thread, measured in this run: numpy GEMM ({limits['gemm_n']}²) "
-            f"{gemm}; streaming a += b {stream}")
+    limits_line = (f"machine limits, one thread, measured in this run: numpy GEMM "
+                   f"({limits['gemm_n']}²) {gemm}; streaming a += b {stream}")
+    compile_line = "compile/load of the kernels: " + ", ".join(
+        f"{d} {s:.2f} s" for d, s in record["compile_s"].items())
+    sizes = f"784-{cfg['density_hidden']}-10"
+    titles = (f"cost against hidden size, MNIST training images (mean {record['mnist_nnz']:.0f} "
+              f"of 784 inputs non-zero)",
+              f"cost against input density, {sizes}, synthetic images (each pixel non-zero with "
+              f"the given probability)")
+    return head, limits_line, compile_line, titles
 
 
-NOTES = [
-    "MACs/sample: multiply-adds of the forward pass, the hidden error terms and the weight "
-    "update (biases included, sigmoids not counted); the first layer counts only the rows of "
-    "the non-zero inputs. GFLOP/s = 2 × MACs / time; 'of GEMM' compares it with the one-thread "
-    "GEMM above, the best this core does on dense work.",
-    "weights touched: distinct weight and bias bytes read or written per sample. weight GB/s: "
-    "the traffic if every weight went through memory once per use (forward read, upper layers' "
-    "backward read, update read + write) — compare with the streaming probe of the level the "
-    "weights fit in.",
-    "W1 size: the first layer's weights as stored, one row per input padded to whole 64-byte "
-    "cache lines. W1 fits: the smallest cache level (per core L2, shared L3) holding all of it; "
-    "over many samples every row of it is visited, so that is its working set.",
-]
+def text_report(record):
+    """What the run prints: setting, machine, limits, the two tables and the notes."""
+    head, limits_line, compile_line, titles = _report_parts(record)
+    quick = "  [quick run]" if record["config"]["quick"] else ""
+    return "\n".join([
+        f"jitnet scaling: {head}{quick}",
+        f"machine: {machine_line(record['machine'])}; {record['date'][:16].replace('T', ' ')}",
+        compile_line, limits_line, "",
+        titles[0], aligned_table(HEADER, [cells(r) for r in record["hidden"]], RIGHT), "",
+        titles[1], aligned_table(DENSITY_HEADER, [cells(r) for r in record["density"]], RIGHT),
+        "",
+        *record["notes"],
+    ])
+
+
+def markdown_report(record):
+    """The same results as a markdown page."""
+    head, limits_line, compile_line, titles = _report_parts(record)
+    quick = record["config"]["quick"]
+    return "\n".join([
+        "# How the JIT engine's cost per sample grows",
+        "",
+        head + (". **Quick run: short repeats, not a measurement to quote.**" if quick else "."),
+        "",
+        f"Measured {record['date'][:16].replace('T', ' ')} on {machine_line(record['machine'])}.",
+        "",
+        f"- {limits_line}",
+        f"- {compile_line}",
+        "",
+        f"## {titles[0][0].upper()}{titles[0][1:]}",
+        "",
+        markdown_table(HEADER, [cells(r) for r in record["hidden"]], RIGHT),
+        "",
+        f"## {titles[1][0].upper()}{titles[1][1:]}",
+        "",
+        markdown_table(DENSITY_HEADER, [cells(r) for r in record["density"]], RIGHT),
+        "",
+        *[f"- {note}" for note in record["notes"]],
+        "",
+        f"Reproduce: `{record['command']}`",
+        "",
+    ])
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _densities(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        densities = tuple(float(d) for d in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+    if not all(0 < d <= 1 for d in densities):
+        raise click.BadParameter(f"densities must lie in (0, 1], got {value!r}")
+    return densities
+
+
+def _dtypes(ctx, param, value):
+    dtypes = tuple(d.strip() for d in value.split(","))
+    if not set(dtypes) <= set(DTYPES):
+        raise click.BadParameter(f"dtypes must be among {', '.join(DTYPES)}, got {value!r}")
+    return dtypes
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--hidden", type=IntListType(what="hidden sizes"), default=",".join(map(str, HIDDEN)),
+@click.option("--hidden", type=IntList(what="hidden sizes"), default=",".join(map(str, HIDDEN)),
               show_default=True, help="Hidden sizes of the 784-H-10 sweep on MNIST.")
-@click.option("--densities", default=None,
+@click.option("--densities", callback=_densities, default=None,
               help="Fractions of non-zero inputs for the 784-300-10 synthetic sweep "
                    f"[default: {','.join(map(str, DENSITIES))}; --quick "
                    f"{','.join(map(str, QUICK_DENSITIES))}].")
 @click.option("--density-hidden", type=click.IntRange(1, None), default=300, show_default=True,
               help="Hidden size of the density sweep.")
-@click.option("--dtypes", default=",".join(DTYPES), show_default=True,
+@click.option("--dtypes", callback=_dtypes, default=",".join(DTYPES), show_default=True,
               help="Precisions to measure, comma-separated.")
 @click.option("--repeats", type=click.IntRange(3, None), default=None,
               help="Timed repeats per point; the median is reported [default: 5; --quick 3].")
@@ -263,141 +356,16 @@ NOTES = [
                    "scaling-quick-*.")
 @out_dir_option
 @click.pass_context
-def scaling(ctx, hidden, densities, density_hidden, dtypes, repeats, seconds, quick, out_dir):
+def scaling(ctx, quick, **given):
     """Time the JIT engine per sample against hidden size and input density."""
-    hidden = list(hidden)
-    try:
-        densities = ([float(d) for d in densities.split(",")] if densities
-                     else list(QUICK_DENSITIES if quick else DENSITIES))
-    except ValueError as error:
-        raise click.BadParameter(f"expected comma-separated numbers ({error})",
-                                 param_hint="--densities") from None
-    if not all(0 < d <= 1 for d in densities):
-        raise click.BadParameter("densities must lie in (0, 1]", param_hint="--densities")
-    dtypes = [d.strip() for d in dtypes.split(",")]
-    if not set(dtypes) <= set(DTYPES):
-        raise click.BadParameter(f"dtypes must be among {', '.join(DTYPES)}",
-                                 param_hint="--dtypes")
-    repeats = repeats or (3 if quick else 5)
-    seconds = seconds or (0.05 if quick else 0.5)
-    out_dir = out_dir or default_out_dir()
-
-    import jitnet
-    from jitnet.network import compile_kernels
-
-    train, _ = jitnet.load_mnist()
-    n_in, n_out = train.images.shape[1], train.n_classes
-    info = machine_info()
-    caches = {**FALLBACK_CACHES, **info["caches"]}
-    limits_obj = ThreadLimits()
-    try:
-        log("compiling (or loading) the kernels ...")
-        compile_s = {d: compile_kernels(d) for d in dtypes}
-        log("measuring one-thread GEMM and streaming bandwidth ...")
-        limits = machine_limits(quick, caches)
-
-        hidden_rows = []
-        X = train.images
-        nnz = np.count_nonzero(X, axis=1)
-        targets = {dtype: one_hot_targets(train.labels, n_out, dtype) for dtype in dtypes}
-        for h in hidden:
-            for dtype in dtypes:
-                log(f"  {n_in}-{h}-{n_out} {dtype} on MNIST ...")
-                hidden_rows.append(measure([n_in, h, n_out], dtype, X, targets[dtype], nnz,
-                                           seconds, repeats, caches, limits))
-
-        density_rows = []
-        rng = np.random.default_rng(0)
-        labels = rng.integers(0, n_out, SYNTHETIC_POOL)
-        targets = {dtype: one_hot_targets(labels, n_out, dtype) for dtype in dtypes}
-        for density in densities:
-            Xs = synthetic_images(SYNTHETIC_POOL, n_in, density, rng)
-            nnz_s = np.count_nonzero(Xs, axis=1)
-            for dtype in dtypes:
-                log(f"  {n_in}-{density_hidden}-{n_out} {dtype} at density {density:g} ...")
-                row = measure([n_in, density_hidden, n_out], dtype, Xs, targets[dtype], nnz_s,
-                              seconds, repeats, caches, limits)
-                row["density"] = density
-                density_rows.append(row)
-    finally:
-        limits_obj.restore()
-
-    now = datetime.datetime.now().astimezone()
-    argv = (ctx.obj or {}).get("argv", [])
-    command = shlex.join(["python", "bench/scaling.py", *argv])
-    head = (f"jitnet scaling: one-thread per-sample SGD (rate {RATE}), uint8 inputs, median of "
-            f"{repeats} repeats of ~{seconds:g} s" + ("  [quick run]" if quick else ""))
-    machine = f"machine: {machine_line(info)}; {now:%Y-%m-%d %H:%M}"
-    compile_line = "compile/load of the kernels: " + ", ".join(
-        f"{d} {s:.2f} s" for d, s in compile_s.items())
-    limits_line = _limits_line(limits)
-    hidden_title = (f"cost against hidden size, MNIST training images "
-                    f"(mean {nnz.mean():.0f} of {n_in} inputs non-zero)")
-    density_title = (f"cost against input density, {n_in}-{density_hidden}-{n_out}, synthetic "
-                     f"images (each pixel non-zero with the given probability)")
-    noisy = [r for r in hidden_rows + density_rows if r["spread"] > NOISY_SPREAD]
-    notes = list(NOTES)
-    if noisy:
-        notes.append(f"noisy: in {len(noisy)} of {len(hidden_rows) + len(density_rows)} points "
-                     f"the repeats differ by more than {NOISY_SPREAD:.0%} of the median (up to "
-                     f"{100 * max(r['spread'] for r in noisy):.0f}%); another process may have "
-                     f"shared the core, rerun on a quiet machine before quoting.")
-    hidden_cells = [cells(r) for r in hidden_rows]
-    density_cells = [cells(r, f"{r['density']:.0%} ({r['nnz']:.0f})") for r in density_rows]
-    density_header = ["density (nnz)" if h == "non-zero in" else h for h in HEADER]
-    click.echo("\n".join([
-        head, machine, compile_line, limits_line, "",
-        hidden_title, aligned_table(HEADER, hidden_cells, RIGHT), "",
-        density_title, aligned_table(density_header, density_cells, RIGHT), "",
-        *notes,
-    ]))
-
-    record = {
-        "benchmark": "scaling",
-        "date": now.isoformat(timespec="seconds"),
-        "command": command,
-        "config": {"hidden": hidden, "densities": densities, "density_hidden": density_hidden,
-                   "dtypes": dtypes, "repeats": repeats, "seconds": seconds, "quick": quick,
-                   "rate": RATE},
-        "machine": info,
-        "compile_s": compile_s,
-        "limits": limits,
-        "hidden": hidden_rows,
-        "density": density_rows,
-        "notes": notes,
-    }
-    markdown = "\n".join([
-        "# How the JIT engine's cost per sample grows",
-        "",
-        head.replace("jitnet scaling: ", "").replace("  [quick run]", "")
-        + (". **Quick run: short repeats, not a measurement to quote.**" if quick else "."),
-        "",
-        f"Measured {now:%Y-%m-%d %H:%M} on {machine_line(info)}.",
-        "",
-        f"- {limits_line}",
-        f"- {compile_line}",
-        "",
-        f"## {hidden_title[0].upper()}{hidden_title[1:]}",
-        "",
-        markdown_table(HEADER, hidden_cells, RIGHT),
-        "",
-        f"## {density_title[0].upper()}{density_title[1:]}",
-        "",
-        markdown_table(density_header, density_cells, RIGHT),
-        "",
-        *[f"- {note}" for note in notes],
-        "",
-        f"Reproduce: `{command}`",
-        "",
-    ])
-    paths = write_results(out_dir, "scaling-quick" if quick else "scaling", record, markdown)
-    log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
-    return 0
+    chosen = {name: value for name, value in given.items() if value is not None}
+    options = Options(quick=quick, **{**(QUICK if quick else {}), **chosen})
+    return run(options, (ctx.obj or {}).get("argv", []))
 
 
-def main(argv=None):
+def main(argv=None, prog_name="scaling.py"):
     """Run the scaling benchmark with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    return run_command(scaling, list(sys.argv[1:] if argv is None else argv), "scaling.py")
+    return run_command(scaling, list(sys.argv[1:] if argv is None else argv), prog_name)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,17 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Network": "jitnet.network",
+    "ModelFileError": "jitnet.network",
+    "TrainingDiverged": "jitnet.network",
+    "Schedule": "jitnet.schedules",
+    "make_schedule": "jitnet.schedules",
     "Dataset": "jitnet.datasets",
     "load_mnist": "jitnet.datasets",
     "read_idx": "jitnet.idx",
     "write_idx": "jitnet.idx",
     "DataError": "jitnet.idx",
+    "Distortion": "jitnet.distortion",
+    "distort": "jitnet.distortion",
     "gradient_check": "jitnet.gradcheck",
     "GradientCheckResult": "jitnet.gradcheck",
 }

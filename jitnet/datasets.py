@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jitnet._atomic import display_path
 from jitnet.idx import DataError, read_idx
 
 __all__ = ["Dataset", "load_mnist", "one_hot_targets", "TARGET_ON", "TARGET_OFF"]
@@ -256,20 +257,12 @@ def load_mnist(path=None, n_classes=None):
     decompression) and returns new, writable arrays that belong to the caller.
     """
     directory = _SHIPPED if path is None else Path(path).expanduser()
-    if not directory.is_dir():
-        what = "not a directory" if directory.exists() else "no such directory"
-        raise DataError(f"{directory}: {what}; expected a directory holding the four MNIST files")
-    files, missing = {}, []
-    for split, what, stem, kind in _PARTS:
-        names = [f"{stem}{sep}{kind}-ubyte{gz}" for sep in "-." for gz in ("", ".gz")]
-        found = [directory / name for name in names if (directory / name).is_file()]
-        if found:
-            files[split, what] = found[0]
-        else:
-            missing.append(f"{split} {what} (looked for {', '.join(names)})")
-    if missing:
-        raise DataError(f"{directory}: missing {'; '.join(missing)}")
-
+    try:
+        files = _find_files(directory)
+    except OSError as error:  # e.g. a directory we may not list
+        raise DataError(
+            f"{display_path(directory)}: cannot read ({error.strerror or error})"
+        ) from None
     arrays = {
         split: _read_pair(files[split, "images"], files[split, "labels"])
         for split in ("train", "test")
@@ -277,8 +270,9 @@ def load_mnist(path=None, n_classes=None):
     train_shape, test_shape = arrays["train"][0].shape[1:], arrays["test"][0].shape[1:]
     if test_shape != train_shape:
         raise DataError(
-            f"{files['test', 'images']}: images are {test_shape[0]}x{test_shape[1]}, but the "
-            f"training images in {files['train', 'images']} are {train_shape[0]}x{train_shape[1]}"
+            f"{display_path(files['test', 'images'])}: images are {test_shape[0]}x"
+            f"{test_shape[1]}, but the training images in {display_path(files['train', 'images'])}"
+            f" are {train_shape[0]}x{train_shape[1]}"
         )
 
     if n_classes is None:
@@ -286,7 +280,7 @@ def load_mnist(path=None, n_classes=None):
     else:
         n_classes = _check_n_classes(n_classes)
         for split in ("train", "test"):
-            _check_labels(arrays[split][1], n_classes, str(files[split, "labels"]))
+            _check_labels(arrays[split][1], n_classes, display_path(files[split, "labels"]))
 
     rows, cols = train_shape
     return tuple(
@@ -297,9 +291,34 @@ def load_mnist(path=None, n_classes=None):
     )
 
 
+def _find_files(directory):
+    """The four files' paths in ``directory``, {(split, what): path}; DataError if one is missing.
+
+    A name that exists but is not a regular file (a FIFO, a directory) is still returned, so
+    that `read_idx` says what is wrong with it instead of calling it missing.
+    """
+    where = display_path(directory)
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise DataError(f"{where}: {what}; expected a directory holding the four MNIST files")
+    files, missing = {}, []
+    for split, what, stem, kind in _PARTS:
+        names = [f"{stem}{sep}{kind}-ubyte{gz}" for sep in "-." for gz in ("", ".gz")]
+        candidates = [directory / name for name in names]
+        found = [p for p in candidates if p.is_file()] or [p for p in candidates if p.exists()]
+        if found:
+            files[split, what] = found[0]
+        else:
+            missing.append(f"{split} {what} (looked for {', '.join(names)})")
+    if missing:
+        raise DataError(f"{where}: missing {'; '.join(missing)}")
+    return files
+
+
 def _read_pair(images_file, labels_file):
     """Read one set's images and labels; raise DataError naming the file that does not fit."""
     images, labels = read_idx(images_file), read_idx(labels_file)
+    images_file, labels_file = display_path(images_file), display_path(labels_file)
     if images.ndim != 3:
         raise DataError(
             f"{images_file}: expected images of shape (N, rows, cols), found shape {images.shape}"

@@ -1,7 +1,8 @@
 """Gradient check (tutorial Eq. 6): back-propagation against central differences.
 
-For every weight and bias ``w`` of a network, the numerical gradient of the squared error
-``E = 1/2 sum (t - y)^2`` of one sample,
+For every weight and bias ``w`` of a network, the numerical gradient of the loss of one sample
+(the tutorial's squared error ``E = 1/2 sum (t - y)^2``, or ``E = -sum t log y`` for a network
+whose ``loss`` is ``'cross_entropy'``),
 
     dE/dw ~ (E(w + eps) - E(w - eps)) / (2 eps),
 
@@ -25,6 +26,7 @@ __all__ = [
     "GradientEntry",
     "format_report",
     "gradient_check",
+    "cross_entropy",
     "run_gradcheck",
     "squared_error",
 ]
@@ -190,6 +192,21 @@ def squared_error(y, t):
     return 0.5 * float(np.dot(d, d))
 
 
+def cross_entropy(y, t):
+    """The cross-entropy of one sample's softmax outputs ``y``, ``E = -sum t log y`` (float64;
+    terms with ``t = 0`` count 0)."""
+    y = np.asarray(y, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(t != 0, t * np.log(y), 0.0)
+    return -float(np.sum(terms))
+
+
+def _loss_function(net):
+    """The loss the engine back-propagates: ``net.loss`` if it has one, else the tutorial's."""
+    return cross_entropy if getattr(net, "loss", "squared") == "cross_entropy" else squared_error
+
+
 def _default_tolerances(net):
     """Tolerances that fit the precision the engine computes in."""
     try:
@@ -208,7 +225,8 @@ def gradient_check(net, x, t, epsilon=1e-4, rtol=None, atol=None):
     ----------
     net : network
         Any engine: needs ``get_weights()``, ``set_weights(pairs)``, ``predict(x)`` and
-        ``gradient(x, t)`` (``+dE/dw`` per layer as ``(dW, db)``).
+        ``gradient(x, t)`` (``+dE/dw`` per layer as ``(dW, db)``); ``E`` is the squared error
+        unless ``net.loss`` is ``'cross_entropy'``.
     x : array_like, shape (n_in,)
         The input sample.
     t : array_like, shape (n_out,)
@@ -238,6 +256,7 @@ def gradient_check(net, x, t, epsilon=1e-4, rtol=None, atol=None):
     atol = default_atol if atol is None else float(atol)
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
+    error = _loss_function(net)
 
     original = net.get_weights()  # copies: never modified below, so restoring is exact
     try:
@@ -261,10 +280,10 @@ def gradient_check(net, x, t, epsilon=1e-4, rtol=None, atol=None):
                     w_plus, w_minus = w + epsilon, w - epsilon
                     param[index] = w_plus
                     net.set_weights(work)
-                    e_plus = squared_error(net.predict(x), t)
+                    e_plus = error(net.predict(x), t)
                     param[index] = w_minus
                     net.set_weights(work)
-                    e_minus = squared_error(net.predict(x), t)
+                    e_minus = error(net.predict(x), t)
                     param[index] = w
                     # the step actually taken, (w + eps) - (w - eps), is 2 eps only up to rounding
                     expected.append((e_plus - e_minus) / (w_plus - w_minus))
@@ -337,7 +356,8 @@ def format_report(result, top=5):
     return "\n".join(lines)
 
 
-def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4):
+def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4, activation="sigmoid",
+                  loss="squared"):
     """Gradient-check a freshly built random network of one engine.
 
     Parameters
@@ -348,10 +368,14 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4):
         Which implementation to check (``"jit"`` is :class:`jitnet.Network` in float64).
     seed : int
         Seeds the initial weights, and ``np.random.default_rng(seed)`` draws the input
-        ``x`` uniform in [0, 1) and each target in ``t`` from the tutorial's two values
-        (``TARGET_OFF`` 0.1 and ``TARGET_ON`` 0.9), each with probability 1/2.
+        ``x`` uniform in [0, 1) and the target: for the squared error each entry of ``t``
+        from the tutorial's two values (``TARGET_OFF`` 0.1 and ``TARGET_ON`` 0.9), each with
+        probability 1/2; for cross-entropy a one-hot ``t`` at a random class.
     epsilon : float
         The step of the central differences.
+    activation, loss : str
+        The JIT engine's recipe (see :class:`jitnet.Network`); the references implement only
+        the tutorial's (sigmoid, squared).
 
     Returns
     -------
@@ -362,8 +386,19 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4):
     from jitnet.reference import make_network
 
     sizes = check_sizes(sizes)
-    net = make_network(sizes, engine=engine, seed=seed)
+    if engine == "jit":
+        from jitnet.network import Network
+
+        net = Network(sizes, activation=activation, loss=loss, dtype="float64", seed=seed)
+    elif (activation, loss) != ("sigmoid", "squared"):
+        raise ValueError(f"the {engine} engine implements only the sigmoid with the squared "
+                         f"error, not {activation} with {loss}")
+    else:
+        net = make_network(sizes, engine=engine, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.random(sizes[0])
-    t = np.where(rng.random(sizes[-1]) < 0.5, TARGET_OFF, TARGET_ON)
+    if loss == "cross_entropy":
+        t = np.eye(sizes[-1])[rng.integers(sizes[-1])]
+    else:
+        t = np.where(rng.random(sizes[-1]) < 0.5, TARGET_OFF, TARGET_ON)
     return gradient_check(net, x, t, epsilon=epsilon)

@@ -9,20 +9,23 @@ Type codes: 0x08 unsigned byte, 0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D f
 0x0E float64. Anything that does not match the header exactly -- wrong magic, unknown type code,
 no dimensions, too few or too many data bytes, a damaged gzip stream -- raises `DataError` with the
 file's path and what is wrong, in one line.
+
+The reader's work is bounded by the file, never by what its header claims: the declared data
+size is compared with the file's size (or, for gzip, with what its compressed bytes could hold)
+before anything is allocated, and gzip data is inflated only up to the declared size.
 """
 
 import gzip
 import math
 import os
-import stat
 import sys
 import zlib
 
 import numpy as np
 
-from jitnet._atomic import atomic_write_bytes
+from jitnet._atomic import atomic_write_bytes, display_path, open_regular
 
-__all__ = ["DataError", "read_idx", "write_idx"]
+__all__ = ["DataError", "read_idx", "write_idx", "MAX_BYTES"]
 
 # type code -> element type (native byte order; the file stores it big-endian)
 _DTYPE_OF_CODE = {
@@ -37,13 +40,22 @@ _DTYPE_OF_CODE = {
 _CODE_OF_KIND = {(dtype.kind, dtype.itemsize): code for code, dtype in _DTYPE_OF_CODE.items()}
 _KNOWN_CODES = ", ".join(f"0x{code:02X} {dtype}" for code, dtype in _DTYPE_OF_CODE.items())
 
+#: Default limit on the data bytes `read_idx` accepts (1 GiB; MNIST's largest file is 47 MB).
+MAX_BYTES = 1 << 30
+_MAX_DIM = 2**31 - 1
+# numpy 1.x builds arrays of at most 32 dimensions (2.x: 64); IDX's byte would allow 255.
+_MAX_NDIM = 32
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib parses the gzip header and checks CRC-32 and length
-_CHUNK = 1 << 18  # compressed bytes inflated per step; keeps each output piece cache-sized
+_CHUNK = 1 << 18  # compressed bytes read from the file at a time
+_OUT_PIECE = 1 << 20  # inflated bytes asked of zlib at a time
+_FIRST_STEP = 1 << 10  # compressed bytes first fed to a new gzip member; doubles per step
+_MAX_MEMBERS = 1024  # gzip members allowed beyond one per 64 KiB of data
+_TRAILER_CHECK = 1 << 24  # IDX data size from which the gzip trailer is checked first
 # Deflate cannot expand data by more than about 1032:1; a header promising more than that is
 # truncated whatever the stream holds, and must not make us allocate its claimed size.
 _MAX_DEFLATE_RATIO = 1032
-_MAX_DIM = 2**31 - 1
 
 
 class DataError(ValueError):
@@ -53,7 +65,7 @@ class DataError(ValueError):
     """
 
 
-def read_idx(path):
+def read_idx(path, *, max_bytes=MAX_BYTES):
     """Read an IDX file, plain or gzip-compressed, into a NumPy array.
 
     Compression is detected from the content (the gzip magic bytes), not from the name.
@@ -61,7 +73,11 @@ def read_idx(path):
     Parameters
     ----------
     path : str or os.PathLike
-        The file to read.
+        The file to read; it must be a regular file (not a pipe, device or directory).
+    max_bytes : int, optional
+        Largest array accepted, in bytes (default `MAX_BYTES`, 1 GiB). Checked against the
+        header before anything is allocated; dimensions of size 0 count as 1 here, so that an
+        empty array cannot declare absurd other dimensions.
 
     Returns
     -------
@@ -74,25 +90,26 @@ def read_idx(path):
     Raises
     ------
     DataError
-        The file is missing or unreadable, is not IDX (wrong magic), has an unknown type code,
-        declares zero dimensions or a negative size, holds fewer or more data bytes than its
+        The path is invalid, missing, unreadable or not a regular file; the file is not IDX
+        (wrong magic), has an unknown type code, declares zero or more than 32 dimensions, a
+        negative size or more than ``max_bytes`` of data, holds fewer or more data bytes than its
         header declares, or is a damaged gzip stream. The message starts with the path.
     """
-    name = os.fspath(path)
+    file, size = open_regular(path, DataError)
+    name = display_path(os.fspath(path))
     try:
-        with open(name, "rb") as file:
+        with file:
             magic = file.read(2)
             if magic == _GZIP_MAGIC:
-                raw = magic + file.read()
-                stream = _ByteStream(_gunzip_chunks(raw, name))
-                bound = len(raw) * _MAX_DEFLATE_RATIO
+                if size > _gzip_input_bound(4 + 4 * _MAX_NDIM + max_bytes):
+                    raise DataError(
+                        f"{name}: a {size}-byte gzip file is larger than any IDX data within the "
+                        f"{max_bytes}-byte limit needs (read_idx's max_bytes)"
+                    )
+                stream = _GzipStream(file, size, magic, name)
             else:
-                stream = _FileStream(file, magic)
-                status = os.fstat(file.fileno())
-                bound = status.st_size if stat.S_ISREG(status.st_mode) else math.inf
-            return _parse(stream, bound, name)
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
+                stream = _PlainStream(file, size, magic, name)
+            return _parse(stream, name, max_bytes)
     except OSError as error:
         raise DataError(f"{name}: cannot read ({error.strerror or error})") from None
 
@@ -100,36 +117,46 @@ def read_idx(path):
 def write_idx(path, array):
     """Write an array to an IDX file; gzip-compressed when the name ends in ``.gz``.
 
-    The write is atomic: a reader sees either the old file or the complete new one.
-    ``read_idx(path)`` returns an array equal to ``array`` in shape, dtype and every bit.
+    The write is atomic: a reader sees either the old file or the complete new one, and no
+    temporary file is left behind on failure. ``read_idx(path)`` returns an array equal to
+    ``array`` in shape, dtype and every bit.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file to write; missing parent directories are created.
     array : array_like
-        Any shape with at least one dimension, each size below 2**31; dtype uint8 (0x08),
-        int8 (0x09), int16 (0x0B), int32 (0x0C), float32 (0x0D) or float64 (0x0E), in either
-        byte order.
+        1 to 32 dimensions, each size below 2**31; dtype uint8 (0x08), int8 (0x09), int16
+        (0x0B), int32 (0x0C), float32 (0x0D) or float64 (0x0E), in either byte order.
 
     Raises
     ------
     DataError
-        The dtype has no IDX type code (convert first, e.g. ``array.astype(np.int32)``), the array
-        is 0-d, or a dimension is too large for the header.
+        The path is invalid (a NUL byte); ``array`` is not an array of one of those dtypes
+        (convert first, e.g. ``array.astype(np.int32)``); it is 0-d or has more than 32
+        dimensions; or a dimension is too large for the header.
     OSError
         The file cannot be written.
     """
-    name = os.fspath(path)
-    array = np.asarray(array)
+    name = display_path(os.fspath(path))
+    if "\0" in os.fsdecode(os.fspath(path)):
+        raise DataError(f"{name}: invalid file name (it contains a NUL byte)")
+    try:
+        array = np.asarray(array)
+    except (ValueError, TypeError) as error:
+        problem = f"cannot write as IDX: not an array ({_first_line(error)})"
+        raise DataError(f"{name}: {problem}") from None
     code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         raise DataError(
             f"{name}: cannot write dtype {array.dtype} as IDX; supported: uint8, int8, int16, "
             f"int32, float32, float64 (convert first, e.g. array.astype(np.int32))"
         )
-    if array.ndim == 0:
-        raise DataError(f"{name}: cannot write a 0-d array as IDX; it needs at least one dimension")
+    if not 1 <= array.ndim <= _MAX_NDIM:
+        raise DataError(
+            f"{name}: cannot write a {array.ndim}-d array as IDX; it needs 1 to {_MAX_NDIM} "
+            f"dimensions"
+        )
     if max(array.shape) > _MAX_DIM:
         raise DataError(f"{name}: shape {array.shape} does not fit IDX's 32-bit sizes")
     big_endian = _DTYPE_OF_CODE[code].newbyteorder(">")
@@ -143,11 +170,16 @@ def write_idx(path, array):
     if name.lower().endswith(".gz"):
         # mtime=0: the same array always gives the same bytes
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
-    atomic_write_bytes(name, payload)
+    atomic_write_bytes(path, payload)
 
 
-def _parse(stream, bound, name):
-    """Check the IDX header in ``stream``, then read its data (at most ``bound`` bytes)."""
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _parse(stream, name, max_bytes):
+    """Check the IDX header in ``stream`` against the file and ``max_bytes``, then read the data."""
     head = stream.read(4)
     if len(head) < 4:
         raise DataError(f"{name}: not an IDX file: {len(head)} bytes long, a header needs 4")
@@ -161,6 +193,10 @@ def _parse(stream, bound, name):
         raise DataError(f"{name}: unknown IDX type code 0x{code:02X} (known: {_KNOWN_CODES})")
     if ndim == 0:
         raise DataError(f"{name}: IDX header declares zero dimensions")
+    if ndim > _MAX_NDIM:
+        raise DataError(
+            f"{name}: IDX header declares {ndim} dimensions; at most {_MAX_NDIM} are supported"
+        )
     sizes = stream.read(4 * ndim)
     if len(sizes) < 4 * ndim:
         raise DataError(
@@ -170,22 +206,20 @@ def _parse(stream, bound, name):
     shape = tuple(int(size) for size in np.frombuffer(sizes, dtype=">i4"))
     if min(shape) < 0:
         raise DataError(f"{name}: IDX header declares a negative size in shape {shape}")
-    count = math.prod(shape)
-    expected = count * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
+    stream.check_capacity(4 + 4 * ndim, expected, shape, dtype)
+    storage = math.prod(max(size, 1) for size in shape) * dtype.itemsize
+    if storage > min(max_bytes, sys.maxsize):  # numpy cannot build shapes beyond sys.maxsize
+        raise DataError(
+            f"{name}: IDX header declares shape {shape} of {dtype}, {storage} bytes, over the "
+            f"{max_bytes}-byte limit (read_idx's max_bytes)"
+        )
 
-    if expected > bound:
-        found = stream.skip_rest()
-        raise DataError(_truncated(name, shape, dtype, expected, found))
-    data = np.empty(count, dtype=dtype)
+    data = np.empty(math.prod(shape), dtype=dtype)
     found = stream.readinto(memoryview(data.view(np.uint8)))
     if found < expected:
         raise DataError(_truncated(name, shape, dtype, expected, found))
-    trailing = stream.skip_rest()  # also drains a gzip stream to its end, which checks its CRC
-    if trailing:
-        raise DataError(
-            f"{name}: trailing bytes: {trailing} after the {expected} data bytes that shape "
-            f"{shape} of {dtype} needs"
-        )
+    stream.check_end(expected, shape, dtype)
     if dtype.itemsize > 1 and sys.byteorder == "little":
         data.byteswap(inplace=True)  # the file's bytes are big-endian
     return data.reshape(shape)
@@ -199,80 +233,28 @@ def _truncated(name, shape, dtype, expected, found):
     )
 
 
-def _gunzip_chunks(raw, name):
-    """Yield the inflated contents of the gzip data ``raw`` (one member or several), in pieces."""
-    view = memoryview(raw)
-    start = 0
-    while True:
-        inflater = zlib.decompressobj(_GZIP_WBITS)
-        position = start
-        while not inflater.eof:
-            if position >= len(raw):
-                raise DataError(f"{name}: corrupt gzip data: the compressed stream ends early")
-            piece = view[position : position + _CHUNK]
-            position += len(piece)
-            try:
-                out = inflater.decompress(piece)
-            except zlib.error as error:
-                raise DataError(f"{name}: corrupt gzip data ({error})") from None
-            if out:
-                yield out
-        start = position - len(inflater.unused_data)
-        rest = len(raw) - start
-        # Like gzip(1), accept zero padding after the last member.
-        if raw.count(b"\0", start) == rest:
-            return
-        if raw[start : start + 2] != _GZIP_MAGIC:
-            raise DataError(f"{name}: corrupt gzip data: {rest} stray bytes after the gzip stream")
+class _PlainStream:
+    """An uncompressed IDX file whose first bytes ``head`` were already read."""
 
-
-class _ByteStream:
-    """Hands out the bytes of an iterator of chunks, a few at a time or straight into a buffer."""
-
-    def __init__(self, chunks):
-        self._chunks = chunks
-        self._pending = memoryview(b"")
-
-    def readinto(self, out):
-        """Fill the writable byte memoryview ``out``; return how many bytes were there."""
-        filled = 0
-        while filled < len(out):
-            if not self._pending:
-                chunk = next(self._chunks, None)
-                if chunk is None:
-                    break
-                self._pending = memoryview(chunk)
-                continue
-            n = min(len(out) - filled, len(self._pending))
-            out[filled : filled + n] = self._pending[:n]
-            self._pending = self._pending[n:]
-            filled += n
-        return filled
+    def __init__(self, file, size, head, name):
+        self._file, self._size, self._head, self._name = file, size, head, name
 
     def read(self, size):
-        """Return the next ``size`` bytes, fewer at the end of the stream."""
-        buffer = bytearray(size)
-        return bytes(buffer[: self.readinto(memoryview(buffer))])
+        """Return the next ``size`` bytes (a few, for the header), fewer at the end of the file."""
+        head, self._head = self._head[:size], self._head[size:]
+        return head + self._file.read(size - len(head))
 
-    def skip_rest(self):
-        """Consume the rest of the stream; return how many bytes it held."""
-        n = len(self._pending)
-        self._pending = memoryview(b"")
-        for chunk in self._chunks:
-            n += len(chunk)
-        return n
-
-
-class _FileStream(_ByteStream):
-    """A plain file whose first bytes ``head`` were already read."""
-
-    def __init__(self, file, head):
-        super().__init__(iter([head]))
-        self._file = file
+    def check_capacity(self, header_bytes, expected, shape, dtype):
+        """Compare the declared data size with the file's size, before reading any data."""
+        found = self._size - header_bytes
+        if found < expected:
+            raise DataError(_truncated(self._name, shape, dtype, expected, found))
+        if found > expected:
+            raise DataError(_trailing(self._name, shape, dtype, expected, found - expected))
 
     def readinto(self, out):
-        """Fill the writable byte memoryview ``out``; return how many bytes were there."""
-        filled = super().readinto(out)
+        """Fill the writable byte memoryview ``out`` from the file; return how many bytes came."""
+        filled = 0
         while filled < len(out):
             n = self._file.readinto(out[filled:])  # straight into the array: no copy
             if not n:
@@ -280,9 +262,169 @@ class _FileStream(_ByteStream):
             filled += n
         return filled
 
-    def skip_rest(self):
-        """Consume the rest of the file; return how many bytes it held."""
-        n = super().skip_rest()
-        while chunk := self._file.read(_CHUNK):
-            n += len(chunk)
-        return n
+    def check_end(self, expected, shape, dtype):
+        """Raise DataError if the file grew past the data since it was opened."""
+        extra = len(self._file.read(1))
+        if extra:
+            raise DataError(f"{self._name}: the file grew while it was read")
+
+
+def _trailing(name, shape, dtype, expected, extra):
+    return (
+        f"{name}: trailing bytes: {extra} after the {expected} data bytes that shape "
+        f"{shape} of {dtype} needs"
+    )
+
+
+def _gzip_input_bound(data_bytes):
+    """Most compressed bytes any sensible gzip file of ``data_bytes`` needs (stored blocks cost
+    5 bytes per 64 KiB; the rest covers headers, file names and padding)."""
+    return data_bytes + data_bytes // 1024 + (1 << 20)
+
+
+class _GzipStream:
+    """Inflates a gzip file (one member or several) on demand, never more than asked for.
+
+    Reads at most ``size`` bytes (the file's size when opened) and feeds zlib growing slices, so
+    that neither many tiny members nor a long stream costs more than linear time.
+    """
+
+    def __init__(self, file, size, head, name):
+        self._file, self._name = file, name
+        self._left = size - len(head)  # file bytes not read yet
+        self._size = size
+        self._buf, self._pos = head, 0  # compressed bytes read, and how many were fed to zlib
+        self._inflater = zlib.decompressobj(_GZIP_WBITS)
+        self._step = _FIRST_STEP
+        self._ended = False
+        self._pending = memoryview(b"")  # inflated bytes not handed out yet
+        self._members, self._produced = 1, 0
+
+    def read(self, size):
+        """Return the next ``size`` inflated bytes, fewer at the end of the stream."""
+        buffer = bytearray(size)
+        return bytes(buffer[: self.readinto(memoryview(buffer))])
+
+    def check_capacity(self, header_bytes, expected, shape, dtype):
+        """Refuse a declared size the compressed bytes cannot hold, or a file far too large."""
+        needed = header_bytes + expected
+        if needed > self._size * _MAX_DEFLATE_RATIO:
+            raise DataError(
+                f"{self._name}: truncated data: shape {shape} of {dtype} needs {expected} bytes "
+                f"after the header; a {self._size}-byte gzip file cannot hold that many"
+            )
+        if self._size > _gzip_input_bound(needed):
+            raise DataError(
+                f"{self._name}: a {self._size}-byte gzip file for {expected} data bytes (shape "
+                f"{shape} of {dtype}): far more compressed bytes than that data needs"
+            )
+        # The last member's trailer holds its size mod 2**32; if that alone is more than the
+        # header declares, the file has trailing data or a damaged trailer: an error either way.
+        # Checked for large files only, where it saves inflating up to max_bytes; small ones are
+        # inflated, which says more precisely what is wrong.
+        if needed < _TRAILER_CHECK:
+            return
+        position = self._file.tell()
+        self._file.seek(self._size - 4)
+        last_size = int.from_bytes(self._file.read(4), "little")
+        self._file.seek(position)
+        if needed < last_size:
+            raise DataError(
+                f"{self._name}: trailing bytes or corrupt gzip data: the last gzip member's "
+                f"trailer gives {last_size} bytes, more than the {needed} that the header and "
+                f"shape {shape} of {dtype} need"
+            )
+
+    def readinto(self, out):
+        """Fill the writable byte memoryview ``out``; return how many bytes were there."""
+        filled = 0
+        while filled < len(out):
+            if not self._pending:
+                self._pending = memoryview(self._inflate(min(len(out) - filled, _OUT_PIECE)))
+                if not self._pending:
+                    break
+            n = min(len(out) - filled, len(self._pending))
+            out[filled : filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+        return filled
+
+    def check_end(self, expected, shape, dtype):
+        """Check that the gzip data ends here (inflating at most one more byte) and its CRCs."""
+        if self._pending or self._inflate(1):
+            raise DataError(
+                f"{self._name}: trailing bytes: the gzip data holds more than the {expected} data "
+                f"bytes that shape {shape} of {dtype} needs"
+            )
+
+    def _inflate(self, limit):
+        """Return 1 to ``limit`` inflated bytes, or b"" at the end of the gzip data."""
+        while not self._ended:
+            if self._inflater.eof:
+                self._next_member()
+                continue
+            if self._pos == len(self._buf) and not self._refill():
+                out = self._call(b"", limit)  # zlib may still hold output for an empty input
+                if out:
+                    self._produced += len(out)
+                    return out
+                if self._inflater.eof:
+                    continue
+                raise DataError(
+                    f"{self._name}: corrupt gzip data: the compressed stream ends early"
+                )
+            piece = memoryview(self._buf)[self._pos : self._pos + self._step]
+            out = self._call(piece, limit)
+            inflater = self._inflater  # after a member's end, unused_data holds what follows it
+            left = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            used = len(piece) - len(left)
+            self._pos += used
+            if used == len(piece):
+                self._step = min(2 * self._step, _CHUNK)
+            if out:
+                self._produced += len(out)
+                return out
+        return b""
+
+    def _call(self, piece, limit):
+        try:
+            return self._inflater.decompress(piece, limit)
+        except zlib.error as error:
+            raise DataError(f"{self._name}: corrupt gzip data ({error})") from None
+
+    def _refill(self):
+        """Append the file's next chunk to the unfed bytes; False at the end of the file."""
+        if self._left <= 0:
+            return False
+        chunk = self._file.read(min(_CHUNK, self._left))
+        self._left = self._left - len(chunk) if chunk else 0
+        self._buf, self._pos = self._buf[self._pos :] + chunk, 0
+        return bool(chunk)
+
+    def _next_member(self):
+        """After a member's end: start the next member, accept zero padding, or refuse junk."""
+        while len(self._buf) - self._pos < 2 and self._refill():
+            pass
+        if self._buf[self._pos : self._pos + 2] == _GZIP_MAGIC:
+            self._members += 1
+            # Tools that write many members (bgzip) put up to 64 KiB of data in each.
+            if self._members > _MAX_MEMBERS + self._produced // (1 << 16):
+                raise DataError(
+                    f"{self._name}: corrupt gzip data: more than {self._members - 1} gzip members "
+                    f"for {self._produced} bytes of data"
+                )
+            self._inflater = zlib.decompressobj(_GZIP_WBITS)
+            self._step = _FIRST_STEP
+            return
+        rest = self._buf[self._pos :]
+        stray = len(rest) + self._left
+        while True:  # like gzip(1), accept zero padding after the last member
+            if rest.count(0) != len(rest):
+                raise DataError(
+                    f"{self._name}: corrupt gzip data: {stray} stray bytes after the gzip stream"
+                )
+            self._pos = len(self._buf)
+            if not self._refill():
+                break
+            rest = self._buf
+        self._ended = True

@@ -1,5 +1,6 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
+import math
 import os
 import time
 import zipfile
@@ -8,31 +9,53 @@ import numpy as np
 
 from jitnet import kernels
 from jitnet._atomic import atomic_save_npz
-from jitnet._checks import check_sizes, check_weight_pairs
-from jitnet.datasets import one_hot_targets
+from jitnet._checks import (
+    check_count,
+    check_fraction,
+    check_inputs,
+    check_labels,
+    check_order,
+    check_positive,
+    check_seed,
+    check_sizes,
+    check_target_rows,
+    check_weight_pairs,
+    input_scale,
+)
+from jitnet.recipes import (
+    ACTIVATIONS,
+    OUTPUTS,
+    check_activation,
+    check_distributions,
+    check_init,
+    check_loss,
+    draw_initial_weights,
+    label_targets,
+    output_activation,
+)
+from jitnet.schedules import make_schedule
 
-ACTIVATIONS = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 DTYPES = ("float64", "float32")
 FORMAT = "jitnet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds loss, init and output_activation; version 1 files still load
 
 
 class ModelFileError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file."""
 
 
+class TrainingDiverged(ValueError):
+    """The loss or the parameters stopped being finite during an epoch (the rate is too large)."""
+
+
 def _check_dtype(dtype):
-    name = np.dtype(dtype).name if dtype is not None else None
+    try:
+        name = np.dtype(dtype).name if dtype is not None else None
+    except TypeError:
+        name = None
     if name not in DTYPES:
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     return np.dtype(name)
-
-
-def _check_rate(rate):
-    rate = float(rate)
-    if not (np.isfinite(rate) and rate > 0):
-        raise ValueError(f"rate must be a positive finite number, got {rate}")
-    return rate
 
 
 def _aligned_zeros(n, dtype, alignment=64):
@@ -43,6 +66,13 @@ def _aligned_zeros(n, dtype, alignment=64):
     return raw[start : start + n * dtype.itemsize].view(dtype)
 
 
+def _frozen(values):
+    """A read-only int64 array (the layout the kernels index with: nobody may change it)."""
+    array = np.array(values, np.int64)
+    array.flags.writeable = False
+    return array
+
+
 class Network:
     """A fully connected network trained one sample at a time by the tutorial's SGD.
 
@@ -50,343 +80,413 @@ class Network:
     ----------
     sizes : sequence of int
         Units per layer, inputs first: ``[784, 300, 10]`` or ``[784, 500, 150, 10]``.
-    activation : {'sigmoid', 'tanh'}
-        Unit non-linearity of every layer (the tutorial uses the sigmoid).
+    activation : {'sigmoid', 'tanh', 'scaled_tanh', 'relu'}
+        Non-linearity of the hidden units: the tutorial's sigmoid, tanh, LeCun's
+        ``1.7159 tanh(2z/3)``, or ``max(z, 0)``.
     dtype : {'float64', 'float32'}
         Precision of weights and arithmetic. float64 agrees with the references to 1e-10;
         float32 is about twice as fast.
     seed : int or None
-        Seed of ``np.random.default_rng`` for the initial weights, uniform(-0.1, 0.1).
+        Seed of ``np.random.default_rng`` for the initial weights.
+    loss : {'squared', 'cross_entropy'}
+        ``squared``: the tutorial's ``E = 1/2 sum (t - y)^2``; integer labels become 0.9/0.1
+        targets. The output layer then uses the hidden activation (sigmoid, tanh or
+        scaled_tanh on every layer), except that relu networks get sigmoid outputs (a relu
+        output aiming at a 0.1 target can die). ``cross_entropy``: softmax outputs and
+        ``E = -sum t log y`` (computed from ``log y = z - logsumexp(z)``, so never NaN);
+        labels become one-hot 1/0 targets, and target vectors must be distributions.
+    init : str
+        Initial weights. ``tutorial`` (default): W and b uniform(-0.1, 0.1), drawn W then b
+        layer by layer; ``uniform:A``: the same with uniform(-A, A). With b = 0 and W
+        uniform(-s, s): ``glorot`` s = sqrt(6 / (n_in + n_out)), ``lecun`` s = sqrt(3 / n_in),
+        ``he`` s = sqrt(6 / n_in).
 
     Attributes
     ----------
+    sizes : list of int
+        A copy of the layer sizes (the configuration is fixed once built).
+    activation, loss, init, output_activation : str
+        The recipe; ``output_activation`` follows from ``activation`` and ``loss`` (above).
     params : ndarray, (P,)
         Every weight and bias, in one contiguous, cache-line aligned buffer the kernels update
         in place (the first layer's rows are padded to 64 bytes; the padding stays zero).
-    weights : list of ndarray
+    weights : tuple of ndarray
         ``weights[l]``: (n_out, n_in) views into ``params`` (writing them changes the network).
-    biases : list of ndarray
+    biases : tuple of ndarray
         ``biases[l]``: (n_out,) views into ``params``.
+    velocity : ndarray, (P,), or None
+        Momentum's velocity, laid out like ``params``; None until an epoch trains with
+        momentum (an epoch without momentum drops it). Assign a saved one to resume.
+
+    Notes
+    -----
+    Inference (``predict``, ``classify``, ``evaluate``, ``gradient``) may run on one network from
+    several threads at once: the kernels release the GIL and every call works in its own
+    scratch buffers. Training changes ``params`` in place: do not train one network from two
+    threads, or train it while another thread uses it.
     """
 
-    def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None):
-        self._configure(sizes, activation, dtype)
-        rng = np.random.default_rng(seed)
-        for W, b in zip(self.weights, self.biases):
-            W[...] = rng.uniform(-0.1, 0.1, size=W.shape)
-            b[...] = rng.uniform(-0.1, 0.1, size=b.shape)
+    def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None,
+                 loss="squared", init="tutorial"):
+        self._configure(sizes, activation, dtype, loss, init)
+        rng = np.random.default_rng(check_seed(seed))
+        draw_initial_weights(self._weights, self._biases, self._init, rng)
 
     @classmethod
-    def _zeros(cls, sizes, activation="sigmoid", dtype="float64"):
+    def _unfilled(cls, sizes, activation="sigmoid", dtype="float64", loss="squared",
+                  init="tutorial"):
         """A network with all parameters zero, for callers that load their own."""
         net = cls.__new__(cls)
-        net._configure(sizes, activation, dtype)
+        net._configure(sizes, activation, dtype, loss, init)
         return net
 
-    def _configure(self, sizes, activation, dtype):
-        self.sizes = check_sizes(sizes)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
-            )
-        self.activation = activation
-        self.dtype = _check_dtype(dtype)
-        self._build_layout()
+    def _configure(self, sizes, activation, dtype, loss, init):
+        sizes = check_sizes(sizes)
+        self._activation = check_activation(activation)
+        self._loss = check_loss(loss, sizes[-1])
+        self._init = check_init(init)
+        self._output = output_activation(activation, loss)
+        self._dtype = _check_dtype(dtype)
+        self._velocity = None
+        self._build_layout(sizes)
 
     # -- layout ---------------------------------------------------------------------------
 
-    def _build_layout(self):
-        sizes = self.sizes
+    def _build_layout(self, sizes):
         n_layers = len(sizes) - 1
-        # The first layer is stored transposed, one row per input, each row padded to a
-        # multiple of 64 bytes so that every row starts on a cache line (SIMD loads and
-        # stores then never straddle two lines).
-        per_line = 64 // self.dtype.itemsize
-        stride0 = -(-sizes[1] // per_line) * per_line
-        w_off = np.zeros(n_layers, np.int64)
-        b_off = np.zeros(n_layers, np.int64)
-        offset = 0
+        # The first layer is stored transposed, one row per input, each row padded to whole
+        # 64-byte cache lines (SIMD loads and stores then never straddle two lines).
+        stride0 = kernels.row_stride(sizes[1], self._dtype.itemsize)
+        w_off, b_off, offset = [], [], 0
         for l in range(n_layers):
-            w_off[l] = offset
+            w_off.append(offset)
             offset += sizes[l] * (stride0 if l == 0 else sizes[l + 1])
-            b_off[l] = offset
+            b_off.append(offset)
             offset += sizes[l + 1]
-        a_off = np.zeros(n_layers + 1, np.int64)
-        a_off[1:] = np.cumsum(sizes[1:]) - np.asarray(sizes[1:])
-        self.params = _aligned_zeros(offset, self.dtype)
-        self.weights, self.biases = [], []
+        a_off = [0] + list(np.cumsum(sizes[1:]) - np.asarray(sizes[1:]))
+        self._params = _aligned_zeros(offset, self._dtype)
+        weights, biases = [], []
         for l in range(n_layers):
             n_in, n_out = sizes[l], sizes[l + 1]
             if l == 0:
-                block = self.params[: n_in * stride0].reshape(n_in, stride0)
-                W = block[:, :n_out].T
+                W = self._params[: n_in * stride0].reshape(n_in, stride0)[:, :n_out].T
             else:
-                W = self.params[w_off[l] : w_off[l] + n_in * n_out].reshape(n_out, n_in)
-            self.weights.append(W)
-            self.biases.append(self.params[b_off[l] : b_off[l] + n_out])
-        self._sizes = np.asarray(sizes, np.int64)
-        self._w_off, self._b_off, self._a_off, self._stride0 = w_off, b_off, a_off, stride0
-        # Scratch, allocated once: activations and error terms of layers 1..L, gathered inputs.
-        self._act = _aligned_zeros(sum(sizes[1:]), self.dtype)
-        self._delta = _aligned_zeros(sum(sizes[1:]), self.dtype)
-        self._bits = np.zeros(max(sizes[1:]), np.int64)  # scratch of the vectorised exp
-        self._nz_idx = np.zeros(sizes[0], np.int64)
-        self._nz_val = np.zeros(sizes[0], self.dtype)
-
-    def _core(self):
-        """The leading kernel arguments shared by every kernel call."""
-        return (
-            self.params, self._sizes, self._w_off, self._b_off, self._a_off, self._stride0,
-            self._act, self._bits,
+                W = self._params[w_off[l] : w_off[l] + n_in * n_out].reshape(n_out, n_in)
+            weights.append(W)
+            biases.append(self._params[b_off[l] : b_off[l] + n_out])
+        self._weights, self._biases = tuple(weights), tuple(biases)
+        self._sizes = tuple(sizes)
+        self._layout = kernels.Layout(
+            _frozen(sizes), _frozen(w_off), _frozen(b_off), _frozen(a_off), int(stride0)
         )
+
+    def _scratch(self):
+        """Fresh per-call kernel buffers (a few KB), so that concurrent calls never share any."""
+        n_units = sum(self._sizes[1:])
+        return kernels.Scratch(
+            act=_aligned_zeros(n_units, self._dtype),
+            delta=_aligned_zeros(n_units, self._dtype),
+            bits=np.zeros(max(self._sizes[1:]), np.int64),
+            nz_idx=np.zeros(self._sizes[0], np.int64),
+            nz_val=np.zeros(self._sizes[0], self._dtype),
+            log_y=np.zeros(self._sizes[-1], self._dtype),
+        )
+
+    def _units(self):
+        """The activation codes of the hidden and the output layer, as the kernels take them."""
+        return ACTIVATIONS[self._activation], OUTPUTS[self._output]
+
+    # -- read-only configuration ----------------------------------------------------------
+
+    sizes = property(lambda self: list(self._sizes), doc="A copy of the layer sizes.")
+    activation = property(lambda self: self._activation, doc="The hidden units' activation.")
+    loss = property(lambda self: self._loss, doc="'squared' or 'cross_entropy'.")
+    init = property(lambda self: self._init, doc="How the initial weights were drawn.")
+    output_activation = property(lambda self: self._output, doc="The output layer's activation.")
+    dtype = property(lambda self: self._dtype, doc="The precision of weights and arithmetic.")
+    params = property(lambda self: self._params, doc="The flat parameter buffer (P,).")
+    weights = property(lambda self: self._weights, doc="Per layer (n_out, n_in) views.")
+    biases = property(lambda self: self._biases, doc="Per layer (n_out,) views.")
 
     @property
     def n_inputs(self):
-        return self.sizes[0]
+        return self._sizes[0]
 
     @property
     def n_outputs(self):
-        return self.sizes[-1]
+        return self._sizes[-1]
 
     @property
     def n_params(self):
-        return sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+        return sum(W.size + b.size for W, b in zip(self._weights, self._biases))
+
+    @property
+    def velocity(self):
+        """Momentum's velocity (P,), laid out like ``params``, or None."""
+        return self._velocity
+
+    @velocity.setter
+    def velocity(self, velocity):
+        if velocity is None:
+            self._velocity = None
+            return
+        with np.errstate(over="ignore"):
+            checked = np.asarray(velocity).astype(self._dtype)
+        if checked.shape != self._params.shape or not np.isfinite(checked).all():
+            raise ValueError(
+                f"velocity must be {self._params.shape[0]} finite numbers laid out like params, "
+                f"got shape {np.shape(velocity)}"
+            )
+        self._velocity = _aligned_zeros(checked.size, self._dtype)
+        self._velocity[...] = checked
 
     def __repr__(self):
+        recipe = "" if self._loss == "squared" else f", loss={self._loss!r}"
         return (
-            f"Network(sizes={self.sizes}, activation={self.activation!r}, "
-            f"dtype={self.dtype.name})"
+            f"Network(sizes={self.sizes}, activation={self._activation!r}{recipe}, "
+            f"dtype={self._dtype.name})"
         )
 
-    # -- parameters -----------------------------------------------------------------------
+    # -- parameters, copies, pickling -----------------------------------------------------
 
     def get_weights(self):
         """Copies of every layer's parameters: a list of ``(W (n_out, n_in), b (n_out,))``."""
-        return [(W.copy(), b.copy()) for W, b in zip(self.weights, self.biases)]
+        return [(W.copy(), b.copy()) for W, b in zip(self._weights, self._biases)]
 
     def set_weights(self, pairs):
-        """Load a list of ``(W, b)`` pairs, one per layer (as from any engine's get_weights)."""
-        checked = check_weight_pairs(self.sizes, pairs)
-        for (W, b), W_self, b_self in zip(checked, self.weights, self.biases):
+        """Load a list of ``(W, b)`` pairs, one per layer (as from any engine's get_weights).
+
+        Values are checked in the network's dtype: one that overflows it is refused.
+        """
+        checked = check_weight_pairs(self.sizes, pairs, self._dtype)
+        for (W, b), W_self, b_self in zip(checked, self._weights, self._biases):
             W_self[...] = W
             b_self[...] = b
 
     def copy(self):
-        """An independent network with the same configuration and parameters."""
-        other = Network._zeros(self.sizes, self.activation, self.dtype)
-        other.params[...] = self.params
+        """An independent network with the same configuration, parameters and velocity."""
+        other = Network._unfilled(self._sizes, self._activation, self._dtype, self._loss,
+                                  self._init)
+        other._params[...] = self._params
+        other.velocity = self._velocity
         return other
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __getstate__(self):
+        # Pickle the model's content, never the views: a rebuilt network gets a fresh aligned
+        # buffer with weights/biases viewing it.
+        return {"arrays": self.to_arrays(), "velocity": self._velocity}
+
+    def __setstate__(self, state):
+        self.__dict__.update(Network.from_arrays(state["arrays"], source="<pickle>").__dict__)
+        self.velocity = state["velocity"]
 
     # -- input checks, done once per call at the boundary ---------------------------------
 
-    def _inputs(self, X, name="X"):
-        """X as a C-contiguous (N, n_in) array the kernels take, and whether it was one sample."""
-        X = np.asarray(X)
-        single = X.ndim == 1
-        if single:
-            X = X[None, :]
-        if X.ndim != 2 or X.shape[1] != self.n_inputs:
-            raise ValueError(
-                f"{name} must have shape (N, {self.n_inputs}) or ({self.n_inputs},), got {X.shape}"
-            )
-        if X.dtype == np.uint8:
-            pass
-        elif X.dtype in (np.float32, np.float64):
-            if not np.isfinite(X).all():
-                raise ValueError(f"{name} contains NaN or inf")
-        elif X.dtype.kind in "biuf":
-            X = X.astype(self.dtype)
-            if not np.isfinite(X).all():
-                raise ValueError(f"{name} contains NaN or inf")
-        else:
-            raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-        return np.ascontiguousarray(X), single
-
-    def _scale(self, X, scale):
-        """The factor applied to inputs inside the kernels: 1/255 for uint8 images by default."""
-        if scale is None:
-            return 1.0 / 255.0 if X.dtype == np.uint8 else 1.0
-        scale = float(scale)
-        if not (np.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive finite number, got {scale}")
-        return scale
+    def _inputs(self, X, scale, name="X"):
+        """(X as the kernels take it, its scale, whether X was one sample)."""
+        X, single = check_inputs(X, self.n_inputs, name)
+        X, scale = input_scale(X, scale, self._dtype, name)
+        return X, scale, single
 
     def _labels(self, labels, n, name="labels"):
+        return check_labels(labels, n, self.n_outputs, name)
+
+    def targets(self, labels):
+        """Target vectors (N, n_out) for integer labels (N,), as this network's loss wants them:
+        0.9 at the label and 0.1 elsewhere for ``squared``, one-hot 1/0 for ``cross_entropy``."""
         labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n},), got {labels.shape}")
-        if labels.dtype.kind not in "iu":
-            if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-                labels = labels.astype(np.int64)
-            else:
-                raise ValueError(f"{name} must be integer class labels, got dtype {labels.dtype}")
-        if n and (labels.min() < 0 or labels.max() >= self.n_outputs):
-            raise ValueError(
-                f"{name}: class labels must lie in [0, {self.n_outputs - 1}], "
-                f"got values from {labels.min()} to {labels.max()}"
-            )
-        return np.ascontiguousarray(labels, np.int64)
+        return label_targets(self._labels(labels, labels.shape[0] if labels.ndim else -1),
+                             self.n_outputs, self._loss, self._dtype)
 
     def _targets(self, targets, n):
-        """(N, n_out) targets in the network's dtype; (N,) labels become 0.9/0.1 vectors."""
+        """(N, n_out) targets in the network's dtype; (N,) labels become target vectors."""
         targets = np.asarray(targets)
         if targets.ndim == 1:
-            return one_hot_targets(self._labels(targets, n, "targets"), self.n_outputs, self.dtype)
-        if targets.shape != (n, self.n_outputs):
-            raise ValueError(
-                f"targets must have shape ({n}, {self.n_outputs}) or ({n},) labels, "
-                f"got {targets.shape}"
-            )
-        if targets.dtype.kind not in "biuf":
-            raise ValueError(f"targets must be numeric, got dtype {targets.dtype}")
-        T = np.ascontiguousarray(targets, self.dtype)
-        if not np.isfinite(T).all():
-            raise ValueError("targets contain NaN or inf")
-        return T
+            labels = self._labels(targets, n, "targets")
+            return label_targets(labels, self.n_outputs, self._loss, self._dtype)
+        T = check_target_rows(targets, n, self.n_outputs, self._dtype)
+        return check_distributions(T) if self._loss == "cross_entropy" else T
 
     # -- training -------------------------------------------------------------------------
 
-    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None):
+    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
+                    momentum=0.0):
         """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
 
         Parameters
         ----------
         X : ndarray, (N, n_in)
-            float32/float64 inputs, or uint8 images scaled inside the kernel (never copied).
+            uint8 images (scaled by 1/255 inside the kernel, never copied) or float inputs.
+            Other integer types need an explicit ``scale``; so do float inputs that look like
+            raw 0-255 pixels (whole numbers, largest above 1): see ``scale``.
         targets : ndarray, (N, n_out) or (N,)
-            Target vectors, or integer labels that become 0.9 (true class) / 0.1 targets.
+            Target vectors, or integer labels (see :meth:`targets`).
         rate : float
-            Learning rate eta > 0.
+            Learning rate eta > 0 (finite in the network's dtype).
         order : ndarray of int, (M,), optional
             Sample indices in the order to visit them; default file order.
         scale : float, optional
             Input factor; default 1/255 for uint8 and 1 for float inputs.
         progress : callable, optional
             Called as ``progress(n_done)`` between chunks of samples (plain Python, so a
-            Ctrl-C lands there); without it the epoch is one compiled call.
+            Ctrl-C lands there); without it the epoch is one compiled call. Chunked or not,
+            the weights come out bitwise the same.
+        momentum : float
+            Classical momentum mu in [0, 1): ``v = mu v + rate delta x; w += v``, with the
+            velocity kept in :attr:`velocity` across epochs. 0 (default) is plain SGD.
 
         Returns
         -------
         float
-            Mean of E = 1/2 sum (t - y)^2 over the samples, each measured before its update.
+            Mean loss over the samples, each measured before its update.
+
+        Raises
+        ------
+        TrainingDiverged
+            When the mean loss or a parameter is not finite after the epoch.
         """
-        X, _ = self._inputs(X)
+        X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
-        eta = self.dtype.type(_check_rate(rate))
-        scale = self._scale(X, scale)
-        if order is None:
-            order = np.arange(n, dtype=np.int64)
-        else:
-            order = np.asarray(order)
-            if order.ndim != 1 or order.dtype.kind not in "iu":
-                raise ValueError("order must be a 1-D array of integer sample indices")
-            if order.size and (order.min() < 0 or order.max() >= n):
-                raise ValueError(f"order holds indices outside [0, {n - 1}]")
-            order = np.ascontiguousarray(order, np.int64)
-        return self._run_epoch(X, T, eta, scale, order, progress)
+        eta = check_positive("rate", rate, self._dtype)
+        mu = check_fraction("momentum", momentum)
+        return self._run_epoch(X, T, eta, scale, check_order(order, n), progress, mu)
 
-    def _run_epoch(self, X, T, eta, scale, order, progress=None):
+    def _momentum(self, mu, n_samples):
+        """The kernels' momentum state for one epoch of n_samples (mu = 0: off, no buffers)."""
+        dtype = self._dtype
+        if mu == 0.0:
+            self._velocity = None
+            empty = np.zeros(0, dtype)
+            return kernels.Momentum(0.0, empty, np.zeros(0, np.int64), np.zeros(1, np.int64),
+                                    empty, empty)
+        if self._velocity is None:
+            self._velocity = _aligned_zeros(self._params.size, dtype)
+        # A row can wait at most n_samples samples; past the point where mu^d underflows to 0
+        # in float64 the tables stop changing (see kernels' momentum section).
+        longest = min(n_samples, int(math.log(5e-324) / math.log(mu)) + 2)
+        decay = mu ** np.arange(longest + 1, dtype=np.float64)
+        gain = np.concatenate([[0.0], np.cumsum(decay[1:])])
+        return kernels.Momentum(
+            mu, self._velocity, np.full(self._sizes[0], -1, np.int64), np.zeros(1, np.int64),
+            decay.astype(dtype), gain.astype(dtype),
+        )
+
+    def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0):
         """The compiled epoch on inputs already checked and converted; returns the mean loss."""
         if order.size == 0:
             return 0.0
-        kind = ACTIVATIONS[self.activation]
-        args = self._core() + (self._delta, self._nz_idx, self._nz_val, X, T)
-        if progress is None:
-            total = kernels._train_epoch(*args, order, scale, eta, kind)
-        else:
-            total = 0.0
-            chunk = max(1000, order.size // 100)
-            for start in range(0, order.size, chunk):
-                part = order[start : start + chunk]
-                total += kernels._train_epoch(*args, part, scale, eta, kind)
-                progress(start + part.size)
-        return total / order.size
+        momentum = self._momentum(mu, order.size)
+        args = (self._params, self._layout, self._scratch(), X, T)
+        units = self._units()
+        try:
+            if progress is None:
+                total = kernels._train_epoch(*args, order, scale, eta, *units, momentum)
+            else:
+                total = 0.0
+                chunk = max(1000, order.size // 100)
+                for start in range(0, order.size, chunk):
+                    part = order[start : start + chunk]
+                    total += kernels._train_epoch(*args, part, scale, eta, *units, momentum)
+                    progress(start + part.size)
+        finally:  # also on Ctrl-C in progress(): leave every weight and velocity up to date
+            if mu > 0.0:
+                kernels._finish_momentum_epoch(self._params, self._layout, momentum)
+        loss = total / order.size
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"training diverged: loss is {loss}; try a smaller rate")
+        bad = np.count_nonzero(~np.isfinite(self._params))
+        if bad:
+            raise TrainingDiverged(
+                f"training diverged: {bad} of {self.n_params} parameters are not finite "
+                f"(loss {loss:.3g}); try a smaller rate"
+            )
+        return loss
 
-    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None):
+    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
+              schedule="constant", momentum=0.0):
         """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
 
         Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
         ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
-        ``np.random.default_rng(seed)``; otherwise in file order.
+        ``np.random.default_rng(seed)``; otherwise in file order. ``schedule`` sets the rate of
+        each epoch from ``rate`` (see :mod:`jitnet.schedules`: ``constant``,
+        ``exponential:GAMMA``, ``step:FACTOR:EVERY``); epochs count from 0 in every call.
         """
-        epochs = int(epochs)
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        X, _ = self._inputs(X)
+        epochs = check_count("epochs", epochs)
+        X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
-        eta = self.dtype.type(_check_rate(rate))
-        scale = self._scale(X, scale)
-        rng = np.random.default_rng(seed)
+        plan = make_schedule(schedule, check_positive("rate", rate, self._dtype))
+        mu = check_fraction("momentum", momentum)
+        rng = np.random.default_rng(check_seed(seed))
         in_file_order = np.arange(n, dtype=np.int64)
-        return [
-            self._run_epoch(X, T, eta, scale, rng.permutation(n) if shuffle else in_file_order)
-            for _ in range(epochs)
-        ]
+        losses = []
+        for epoch in range(epochs):
+            eta = check_positive(f"rate of epoch {epoch}", plan.rate_at(epoch), self._dtype)
+            order = rng.permutation(n) if shuffle else in_file_order
+            losses.append(self._run_epoch(X, T, eta, scale, order, mu=mu))
+        return losses
 
     # -- inference ------------------------------------------------------------------------
 
+    def _forward_rows(self, X, scale, keep_outputs):
+        """Outputs (N, n_out) (empty unless keep_outputs) and classes (N,) of every row of X."""
+        n = X.shape[0]
+        y = np.empty((n if keep_outputs else 0, self.n_outputs), self._dtype)
+        classes = np.empty(n, np.int64)
+        kernels._forward_rows(
+            self._params, self._layout, self._scratch(), X, scale, *self._units(), y, classes
+        )
+        return y, classes
+
     def predict(self, X, scale=None):
         """Outputs for one sample (n_in,) -> (n_out,) or a batch (N, n_in) -> (N, n_out)."""
-        X, single = self._inputs(X)
-        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        kernels._predict(
-            *self._core(), self._nz_idx, self._nz_val, X, self._scale(X, scale),
-            ACTIVATIONS[self.activation], out,
-        )
-        return out[0] if single else out
+        X, scale, single = self._inputs(X, scale)
+        y, _ = self._forward_rows(X, scale, keep_outputs=True)
+        return y[0] if single else y
 
     def classify(self, X, scale=None):
         """Index of the largest output for each sample: (N, n_in) -> (N,) int64."""
-        X, single = self._inputs(X)
-        out = np.empty(X.shape[0], np.int64)
-        kernels._classify(
-            *self._core(), self._nz_idx, self._nz_val, X, self._scale(X, scale),
-            ACTIVATIONS[self.activation], out,
-        )
-        return out[0] if single else out
+        X, scale, single = self._inputs(X, scale)
+        _, classes = self._forward_rows(X, scale, keep_outputs=False)
+        return classes[0] if single else classes
 
     def evaluate(self, X, labels, scale=None):
         """Error rate in [0, 1]: the fraction of samples whose largest output is not the label."""
-        X, _ = self._inputs(X)
+        X, scale, _ = self._inputs(X, scale)
         labels = self._labels(labels, X.shape[0])
         if X.shape[0] == 0:
             raise ValueError("cannot evaluate on zero samples")
-        errors = kernels._evaluate(
-            *self._core(), self._nz_idx, self._nz_val, X, labels, self._scale(X, scale),
-            ACTIVATIONS[self.activation],
-        )
-        return errors / X.shape[0]
+        _, classes = self._forward_rows(X, scale, keep_outputs=False)
+        return np.count_nonzero(classes != labels) / X.shape[0]
 
     def gradient(self, x, t, scale=None):
-        """dE/dW and dE/db of E = 1/2 sum (t - y)^2 for one sample, per layer.
+        """dE/dW and dE/db of the network's loss E for one sample x (n_in,) with target t
+        (n_out,) or label, per layer.
 
         Returns
         -------
         list of (ndarray (n_out, n_in), ndarray (n_out,))
             The true gradient (positive sign): SGD moves each weight by ``-rate * dW``.
         """
-        X, single = self._inputs(x, "x")
+        X, scale, single = self._inputs(x, scale, "x")
         if not single:
             raise ValueError(f"x must be one sample of shape ({self.n_inputs},)")
         t = np.asarray(t)
-        if t.ndim == 0:
-            T = self._targets(t.reshape(1), 1)
-        else:
-            T = self._targets(t.reshape(1, -1), 1)
-        scale = self._scale(X, scale)
-        kernels._backprop(
-            *self._core(), self._delta, X[0], T[0], scale, self._nz_idx, self._nz_val,
-            ACTIVATIONS[self.activation],
-        )
+        T = self._targets(t.reshape(1) if t.ndim == 0 else t.reshape(1, -1), 1)
+        scratch = self._scratch()
+        kernels._backprop(self._params, self._layout, scratch, X[0], T[0], scale, *self._units())
         grads = []
-        a_prev = X[0].astype(self.dtype) * self.dtype.type(scale)
-        for l in range(len(self.sizes) - 1):
-            lo, hi = self._a_off[l + 1], self._a_off[l + 1] + self.sizes[l + 1]
-            delta = self._delta[lo:hi]
+        a_prev = X[0].astype(self._dtype) * self._dtype.type(scale)
+        for l in range(len(self._sizes) - 1):
+            lo, hi = self._layout.a_off[l + 1], self._layout.a_off[l + 1] + self._sizes[l + 1]
+            delta = scratch.delta[lo:hi]
             grads.append((-np.outer(delta, a_prev), -delta.copy()))
-            a_prev = self._act[lo:hi].copy()
+            a_prev = scratch.act[lo:hi].copy()
         return grads
 
     # -- files ----------------------------------------------------------------------------
@@ -396,11 +496,14 @@ class Network:
         arrays = {
             "format": np.array(FORMAT),
             "format_version": np.array(FORMAT_VERSION),
-            "sizes": np.asarray(self.sizes, np.int64),
-            "activation": np.array(self.activation),
-            "dtype": np.array(self.dtype.name),
+            "sizes": np.asarray(self._sizes, np.int64),
+            "activation": np.array(self._activation),
+            "loss": np.array(self._loss),
+            "init": np.array(self._init),
+            "output_activation": np.array(self._output),
+            "dtype": np.array(self._dtype.name),
         }
-        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
+        for l, (W, b) in enumerate(zip(self._weights, self._biases)):
             arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
             arrays[f"b{l}"] = b.copy()
         return arrays
@@ -416,19 +519,30 @@ class Network:
             if "format" not in arrays or str(arrays["format"][()]) != FORMAT:
                 fail("not a jitnet model (no 'format' entry saying jitnet-model)")
             version = int(arrays["format_version"][()])
-            if version != FORMAT_VERSION:
-                fail(f"model format version {version}, this jitnet reads {FORMAT_VERSION}")
+            if version not in (1, FORMAT_VERSION):
+                fail(f"model format version {version}, this jitnet reads 1 and {FORMAT_VERSION}")
             sizes = [int(n) for n in np.asarray(arrays["sizes"]).ravel()]
             activation = str(arrays["activation"][()])
             dtype = str(arrays["dtype"][()])
+            # Version 1 knew only the tutorial's squared error and initial weights, with the
+            # activation (sigmoid or tanh) on every layer: what version 2 derives from them.
+            recipe = {"loss": "squared", "init": "tutorial", "output_activation": None}
+            if version >= 2:
+                recipe = {key: str(arrays[key][()]) for key in recipe}
         except KeyError as missing:
             fail(f"not a complete jitnet model (missing {missing})")
-        except (ValueError, TypeError, IndexError) as error:
+        except (ValueError, TypeError, IndexError, OverflowError) as error:
             fail(f"not a valid jitnet model ({error})")
+        if version == 1 and activation not in ("sigmoid", "tanh"):
+            fail(f"invalid model configuration (activation {activation!r} in a version 1 file)")
         try:
-            net = cls._zeros(sizes, activation, dtype)
+            net = cls._unfilled(sizes, activation, dtype, recipe["loss"], recipe["init"])
         except ValueError as error:
             fail(f"invalid model configuration ({error})")
+        if recipe["output_activation"] not in (None, net.output_activation):
+            fail(f"invalid model configuration (output activation "
+                 f"{recipe['output_activation']!r}; activation {activation!r} with loss "
+                 f"{recipe['loss']!r} has {net.output_activation!r})")
         pairs = []
         for l in range(len(sizes) - 1):
             if f"W{l}" not in arrays or f"b{l}" not in arrays:
@@ -460,7 +574,8 @@ class Network:
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
-    """Compile (or load from Numba's cache) every kernel for one dtype combination.
+    """Compile (or load from Numba's cache) every kernel for one dtype combination (the same
+    compiled kernels serve every activation, loss and momentum).
 
     Returns
     -------
@@ -473,7 +588,7 @@ def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
     X[:, :2] = 1
     labels = np.array([0, 1])
     net.train_epoch(X, labels, 0.1)
-    net.train_epoch(X, net._targets(labels, 2), 0.1, progress=lambda n: None)
+    net.train_epoch(X, net._targets(labels, 2), 0.1, progress=lambda n: None, momentum=0.5)
     net.predict(X)
     net.classify(X)
     net.evaluate(X, labels)

@@ -1,11 +1,14 @@
-"""Every command through click's test runner, the bad-option cases, and kill-and-resume for real."""
+"""Every command through click's test runner: output, run folders, resume, the user's errors.
+
+Each test runs in its own temporary directory (the autouse fixture below), so the suite does not
+depend on what earlier runs left in the checkout.
+"""
 
 import json
 import re
-import signal
+import shlex
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from jitnet import cli as cli_module
+
+from jitnet import _cli_train
 from jitnet.cli import cli
 from jitnet.network import Network
 from jitnet.training import load_checkpoint, load_model
@@ -24,6 +29,23 @@ SMALL = ["--hidden", "8", "--epochs", "2", "--eval-every", "1", "--train-limit",
 EVAL_LINE = re.compile(
     r"^epoch +\d+/\d+  loss \d+\.\d{4}  (val|test) error \d+\.\d\d%  [\d,]+ samples/s  \d+\.\d s$"
 )
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_pictures():
+    """The pictures train draws (tests/test_cli_pictures.py) would add about 2 s to each run
+    here, where no test looks at them."""
+    from jitnet._run_pictures import RunPictures
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
+        m.setattr(RunPictures, "final", lambda *args, **kwargs: None)
+        yield
 
 
 def invoke(*args):
@@ -43,15 +65,14 @@ def assert_user_error(result, *words):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One small run through the CLI: its directory, result and report."""
+    """One small run through the CLI: its folder and output."""
     root = tmp_path_factory.mktemp("train")
-    result = invoke("train", *SMALL, "--checkpoint-dir", root / "ck", "--report", root / "r.json")
+    result = invoke("train", *SMALL, "--runs-dir", root / "runs", "--name", "small")
     assert result.exit_code == 0, (result.output, result.exception)
-    return types.SimpleNamespace(
-        root=root, result=result, model=root / "ck" / "model.npz",
-        checkpoint=root / "ck" / "checkpoint.npz",
-        report=json.loads((root / "r.json").read_text()),
-    )
+    run = root / "runs" / "small"
+    return types.SimpleNamespace(root=root, result=result, run=run, model=run / "model.npz",
+                                 checkpoint=run / "checkpoint.npz",
+                                 report=json.loads((run / "report.json").read_text()))
 
 
 # -- help and version ------------------------------------------------------------------------
@@ -60,17 +81,18 @@ def trained(tmp_path_factory):
 def test_help_and_version():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "evaluate", "predict", "gradcheck", "bench"):
+    for command in ("train", "evaluate", "predict", "plot", "compare", "gradcheck", "bench"):
         assert command in result.stdout
     result = invoke("--version")
     assert result.exit_code == 0 and "0.1.0" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "gradcheck"])
+@pytest.mark.parametrize("command",
+                         ["train", "evaluate", "predict", "plot", "compare", "gradcheck"])
 def test_every_option_is_kebab_case_with_help_and_default(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.stdout
-    for param in cli.commands[command].params:
+    for param in cli.get_command(None, command).params:
         if not param.param_type_name == "option" or param.name == "help":
             continue
         for opt in param.opts:
@@ -83,28 +105,29 @@ def test_no_arguments_show_the_help_as_click_does():
     result = invoke()
     assert result.exit_code == 2  # click 8.2+: no command is a usage error that shows the help
     lines = result.stderr.splitlines()
-    assert not lines[0].startswith("Error")
     assert lines[0].startswith("Usage:") and "Commands:" in lines and len(lines) > 10
     assert any(line.split()[:1] == ["train"] for line in lines)
 
 
-def test_resume_help_names_exactly_the_options_that_may_change():
-    from jitnet.training import RESUME_FIXED, RESUME_OVERRIDABLE
+def test_train_options_are_the_config_fields_and_resume_names_the_changeable_ones():
+    from jitnet.training import CHANGEABLE, TrainConfig
 
-    params = {p.name: p for p in cli.commands["train"].params}
-    assert set(RESUME_FIXED + RESUME_OVERRIDABLE) == set(params) - {"resume"}
+    params = {p.name: p for p in _cli_train.train.params}
+    fields = set(TrainConfig.__dataclass_fields__)
+    assert set(params) - set(_cli_train.RUN_OPTIONS) == fields
     named = set(re.findall(r"--[a-z-]+", params["resume"].help.split(" may differ")[0]))
-    assert named == {"--" + name.replace("_", "-") for name in RESUME_OVERRIDABLE}
+    assert named == {"--" + name.replace("_", "-") for name in CHANGEABLE}
 
 
-def test_help_is_fast_and_does_not_load_the_engine():
-    code = ("import sys; from jitnet.cli import main; sys.argv = ['cli.py', '--help']\n"
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])
+def test_help_is_fast_and_does_not_load_the_engine(args):
+    code = (f"import sys; from jitnet.cli import main; sys.argv = ['cli.py', *{args!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "assert 'numba' not in sys.modules and 'jitnet.network' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
 
 
-# -- train -----------------------------------------------------------------------------------
+# -- train and its run folder ----------------------------------------------------------------
 
 
 def test_train_prints_one_line_per_evaluation_and_a_summary(trained):
@@ -114,68 +137,159 @@ def test_train_prints_one_line_per_evaluation_and_a_summary(trained):
     assert lines[2].startswith("stopped after epoch 2")
     assert re.match(r"best epoch \d  val error \d+\.\d\d%  test error \d+\.\d\d% on 400 images",
                     lines[3])
-    assert any(line.startswith("model") and "model.npz" in line for line in lines)
+    assert lines[-1] == f"run folder  {trained.run}"
     assert "kernels ready" in trained.result.stderr  # diagnostics on stderr
-    assert "epoch 1/2" not in trained.result.stderr  # ... no progress bar off a terminal
+    assert "[" not in trained.result.stderr  # ... no progress bar off a terminal
 
 
-def test_train_report(trained):
+def test_the_run_folder_and_its_report(trained):
+    assert sorted(p.name for p in trained.run.iterdir()) == [
+        "checkpoint.npz", "config.json", "log.jsonl", "model.npz", "report.json"]
     report = trained.report
     assert report["config"]["hidden"] == [8] and report["config"]["rate"] == 0.3
-    assert 0 <= report["test_error"] <= 1
     shown = re.search(r"test error (\d+\.\d\d)%", trained.result.stdout).group(1)
     assert f"{100 * report['test_error']:.2f}" == shown
     assert [h["epoch"] for h in report["history"]] == [1, 2]
-    for key in ("seconds_per_epoch", "samples_per_second", "compile_seconds", "machine"):
-        assert report[key] is not None, key
+    lines = (trained.run / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
 
-def test_train_with_validation_zero_stops_on_test_error(tmp_path):
-    result = invoke("train", *SMALL, "--validation", "0", "--checkpoint-dir", tmp_path)
+def test_a_new_run_gets_a_new_folder_named_by_time(tmp_path):
+    for _ in range(2):
+        assert invoke("train", *SMALL, "--epochs", "1").exit_code == 0
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all((f / "model.npz").exists() for f in folders)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-2)?", folders[1].name)
+
+
+def test_a_named_run_is_never_replaced(tmp_path):
+    assert invoke("train", *SMALL, "--epochs", "1", "--name", "mine").exit_code == 0
+    before = (tmp_path / "runs" / "mine" / "model.npz").read_bytes()
+    result = invoke("train", *SMALL, "--name", "mine")
+    assert_user_error(result, "runs/mine already exists", "--resume runs/mine")
+    assert (tmp_path / "runs" / "mine" / "model.npz").read_bytes() == before
+    assert_user_error(invoke("train", "--name", "a/b"), "--name", "not a folder name")
+
+
+@pytest.mark.parametrize("option", ["--output", "--report"])
+def test_output_and_report_never_replace_a_file_without_force(tmp_path, option):
+    target = tmp_path / "existing.file"
+    target.write_bytes(b"the user's file")
+    result = invoke("train", *SMALL, option, target)
+    assert_user_error(result, option, "exists; add --force")
+    assert target.read_bytes() == b"the user's file" and not (tmp_path / "runs").exists()
+    result = invoke("train", *SMALL, option, target, "--force")
+    assert result.exit_code == 0, result.output
+    if option == "--output":
+        assert load_model(target)[0].sizes == [784, 8, 10]
+    else:
+        assert json.loads(target.read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("option", ["--output", "--report"])
+def test_output_in_a_folder_that_cannot_exist_fails_before_training(tmp_path, option):
+    (tmp_path / "afile").write_text("not a directory")
+    assert_user_error(invoke("train", *SMALL, option, tmp_path / "afile" / "m"), "afile is not a")
+    assert_user_error(invoke("train", *SMALL, option, tmp_path), "is a directory")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_hold_out_larger_than_the_training_set_fails_before_creating_anything(tmp_path):
+    result = invoke("train", "--train-limit", "5000")
+    assert_user_error(result, "--validation 10000", "5,000", "give a smaller --validation")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_with_validation_zero_stops_on_the_test_error():
+    result = invoke("train", *SMALL, "--validation", "0")
     assert result.exit_code == 0, result.output
     assert "test error" in result.stdout.splitlines()[0]
 
 
-def test_ctrl_c_saves_and_says_how_to_resume(tmp_path, monkeypatch):
-    def epoch_progress(self, epoch, epochs, n_samples):
-        if epoch == 2:
+def test_epochs_without_evaluation_get_a_line_on_stderr_in_logs():
+    result = invoke("train", *SMALL, "--epochs", "3", "--eval-every", "2")
+    assert result.exit_code == 0, result.output
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch")]
+    assert len(epoch_lines) == 1 and epoch_lines[0].startswith("epoch 1/3  loss ")
+    assert [line[:9] for line in result.stdout.splitlines()[:2]] == ["epoch 2/3", "epoch 3/3"]
+
+
+def test_quiet_prints_only_the_summary():
+    result = invoke("train", *SMALL, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and result.stdout.startswith("stopped after epoch 2")
+
+
+# -- stopping and resuming -------------------------------------------------------------------
+
+
+def ctrl_c_in_epoch(monkeypatch, stop_epoch):
+    def epoch_start(self, epoch, epochs, n_samples):
+        if epoch == stop_epoch:
             def progress(n_done):
                 raise KeyboardInterrupt
             return progress
         return None
 
-    monkeypatch.setattr(cli_module._ClickReporter, "epoch_progress", epoch_progress)
-    ck = tmp_path / "ck"
-    result = invoke("train", *SMALL, "--epochs", "3", "--checkpoint-dir", ck)
+    from jitnet._console import ConsoleReporter
+
+    monkeypatch.setattr(ConsoleReporter, "epoch_start", epoch_start)
+
+
+def test_ctrl_c_saves_and_prints_a_resume_command_that_works(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        ctrl_c_in_epoch(m, 2)
+        result = invoke("train", *SMALL, "--epochs", "3", "--name", "my run")
+    run = Path("runs") / "my run"
     assert result.exit_code == 130, result.output
-    assert "saved the state after epoch 1" in result.stderr
-    assert f"resume with: python cli.py train --resume {ck / 'checkpoint.npz'}" in result.stderr
+    assert f"interrupted: saved the state after epoch 1 in {run}" in result.stderr
+    command = result.stderr.strip().splitlines()[-1].removeprefix("resume with: ")
+    # Under the test runner this process is not cli.py: the module form works anywhere.
+    assert shlex.split(command) == [sys.executable, "-m", "jitnet.cli", "train", "--resume",
+                                    str(run)]
     assert "Traceback" not in result.output
-    assert load_checkpoint(ck / "checkpoint.npz").epoch == 1
-    monkeypatch.undo()
-    result = invoke("train", "--resume", ck / "checkpoint.npz")
+    assert load_checkpoint(run / "checkpoint.npz").epoch == 1
+    result = invoke(*shlex.split(command)[3:])
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(ck / "checkpoint.npz").epoch == 3
+    assert load_checkpoint(run / "checkpoint.npz").epoch == 3
+    assert json.loads((run / "report.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "argv0, main_spec, prefix",
+    [
+        ("cli.py", None, [sys.executable, "cli.py"]),
+        ("/my dir/cli.py", None, [sys.executable, "/my dir/cli.py"]),
+        ("/x/jitnet/cli.py", "jitnet.cli", [sys.executable, "-m", "jitnet.cli"]),
+        ("/nowhere/bin/jitnet", None, ["/nowhere/bin/jitnet"]),
+    ],
+)
+def test_the_resume_command_is_how_this_process_was_started(monkeypatch, argv0, main_spec,
+                                                             prefix):
+    monkeypatch.setattr(sys, "argv", [argv0, "train"])
+    main = types.SimpleNamespace(__spec__=types.SimpleNamespace(name=main_spec)
+                                 if main_spec else None)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    command = _cli_train.resume_command(Path("runs/a b"))
+    assert shlex.split(command) == [*prefix, "train", "--resume", "runs/a b"]
 
 
 def test_resume_may_extend_epochs_and_refuses_changed_options(trained, tmp_path):
-    result = invoke("train", "--resume", trained.checkpoint, "--hidden", "16")
-    assert_user_error(result, "--hidden 8, not 16")
-    result = invoke("train", "--resume", trained.checkpoint, "--train-limit", "1000")
-    assert_user_error(result, "--train-limit")
-    # Same values are accepted; --epochs extends; output goes to a new directory.
-    result = invoke("train", "--resume", trained.checkpoint, "--hidden", "8", "--epochs", "3",
-                    "--checkpoint-dir", tmp_path / "more")
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained.run, run)
+    assert_user_error(invoke("train", "--resume", run, "--hidden", "16"), "--hidden 8, not 16")
+    assert_user_error(invoke("train", "--resume", run, "--train-limit", "1000"), "--train-limit")
+    assert_user_error(invoke("train", "--resume", run, "--name", "x"), "--name", "--resume")
+    before = (run / "checkpoint.npz").read_bytes()
+    assert_user_error(invoke("train", "--resume", run, "--epochs", "1"), "completed 2 epochs")
+    assert (run / "checkpoint.npz").read_bytes() == before
+    # Same values are accepted; --epochs extends; a checkpoint file works as well as its folder.
+    result = invoke("train", "--resume", run / "checkpoint.npz", "--hidden", "8", "--epochs", "3")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("epoch 3/3")
-    assert load_checkpoint(tmp_path / "more" / "checkpoint.npz").epoch == 3
-
-
-def test_resume_refuses_epochs_below_the_completed_ones(trained):
-    before = trained.checkpoint.read_bytes()
-    result = invoke("train", "--resume", trained.checkpoint, "--epochs", "1")
-    assert_user_error(result, "completed 2 epochs", "--epochs 1")
-    assert trained.checkpoint.read_bytes() == before
+    assert load_checkpoint(run / "checkpoint.npz").epoch == 3
 
 
 def test_relative_output_and_report_survive_a_resume_from_elsewhere(tmp_path, monkeypatch):
@@ -183,89 +297,48 @@ def test_relative_output_and_report_survive_a_resume_from_elsewhere(tmp_path, mo
     first.mkdir()
     elsewhere.mkdir()
     monkeypatch.chdir(first)
-    result = invoke("train", *SMALL, "--epochs", "1", "--checkpoint-dir", "ck",
-                    "--output", "out/m.npz", "--report", "r.json")
+    result = invoke("train", *SMALL, "--epochs", "1", "--name", "r", "--output", "out/m.npz",
+                    "--report", "r.json")
     assert result.exit_code == 0, result.output
-    config = load_checkpoint(first / "ck" / "checkpoint.npz").config
-    assert config.output == str(first / "out" / "m.npz")
-    assert config.report == str(first / "r.json")
+    config = load_checkpoint(first / "runs" / "r" / "checkpoint.npz").config
+    assert (config.output, config.report) == (str(first / "out" / "m.npz"), str(first / "r.json"))
     monkeypatch.chdir(elsewhere)
-    result = invoke("train", "--resume", first / "ck" / "checkpoint.npz", "--epochs", "2")
+    result = invoke("train", "--resume", first / "runs" / "r", "--epochs", "2")
     assert result.exit_code == 0, result.output
     assert load_model(first / "out" / "m.npz")[1]["config"]["epochs"] == 2  # rewritten there
+    assert json.loads((first / "r.json").read_text())["epochs_completed"] == 2
     assert list(elsewhere.iterdir()) == []
 
 
-@pytest.fixture
-def afile(tmp_path):
-    """A regular file where a directory would have to be."""
-    path = tmp_path / "afile"
-    path.write_text("not a directory")
-    return path
-
-
-@pytest.mark.parametrize(
-    "option, path, words",
-    [
-        ("--checkpoint-dir", "afile/sub", ["afile", "checkpoint"]),
-        ("--output", "afile/m.npz", ["afile", "model"]),
-        ("--report", "afile/r.json", ["afile", "report"]),
-        ("--output", "ck/checkpoint.npz", ["--output", "checkpoint file"]),
-        ("--report", "ck/model.npz", ["--report", "model file"]),
-        ("--report", "ck/checkpoint.npz", ["--report", "checkpoint file"]),
-        ("--output", "ck", ["--output", "is a directory"]),
-    ],
-)
-def test_unwritable_or_clashing_output_fails_before_the_data_is_loaded(
-    afile, tmp_path, monkeypatch, option, path, words
-):
-    (tmp_path / "ck").mkdir()
-
-    def no_data(data):
-        raise AssertionError("the data was loaded before the output paths were checked")
-
-    monkeypatch.setattr(cli_module, "_load_data", no_data)
-    args = ["--checkpoint-dir", tmp_path / "ck", option, tmp_path / path]
-    if option == "--checkpoint-dir":
-        args = args[2:]
-    assert_user_error(invoke("train", *SMALL, *args), *words)
-
-
-def test_output_equal_to_the_resumed_checkpoint_leaves_it_intact(trained):
-    before = trained.checkpoint.read_bytes()
-    result = invoke("train", "--resume", trained.checkpoint, "--output", trained.checkpoint)
-    assert_user_error(result, "checkpoint file")
-    assert trained.checkpoint.read_bytes() == before
-    result = invoke("train", "--resume", trained.checkpoint, "--report", trained.model)
-    assert_user_error(result, "model file")
-
-
-def test_write_error_during_the_run_is_one_line_after_the_checkpoint(tmp_path, monkeypatch):
-    from jitnet import training
+def test_a_write_error_names_the_file_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    from jitnet.training import loop
 
     def disk_full(path, *args, **kwargs):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(training, "save_model", disk_full)
-    ck = tmp_path / "ck"
-    result = invoke("train", *SMALL, "--checkpoint-every", "1", "--checkpoint-dir", ck)
+    monkeypatch.setattr(loop, "save_model", disk_full)
+    result = invoke("train", *SMALL, "--checkpoint-every", "1", "--name", "r")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     last = result.stderr.strip().splitlines()[-1]
-    assert last == f"Error: cannot write {ck / 'model.npz'}: No space left on device"
-    # The checkpoint of the epoch whose model could not be written is there.
-    assert load_checkpoint(ck / "checkpoint.npz").epoch == 1
+    assert last == f"Error: cannot write {Path('runs/r/model.npz')}: No space left on device"
+    assert load_checkpoint(tmp_path / "runs" / "r" / "checkpoint.npz").epoch == 1
 
 
-@pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
-def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
-    def ctrl_c(*args, **kwargs):
-        raise KeyboardInterrupt
+def test_divergence_is_one_line_naming_the_epoch_and_a_smaller_rate(tmp_path, monkeypatch):
+    real = Network.train_epoch
 
-    monkeypatch.setattr(cli_module, "_load_data", ctrl_c)
-    result = invoke(command[0], trained.model, *command[1:])
-    assert result.exit_code == 130, result.output
-    assert result.stderr.strip() == "interrupted" and result.stdout == ""
+    def train_epoch(net, *args, **kwargs):
+        loss = real(net, *args, **kwargs)
+        return float("inf") if net.sizes == [784, 8, 10] and kwargs["rate"] == 50 else loss
+
+    monkeypatch.setattr(Network, "train_epoch", train_epoch)
+    result = invoke("train", *SMALL, "--rate", "50", "--name", "r")
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: training diverged in epoch 1 (mean loss inf)")
+    assert "try a smaller --rate than 50" in last
+    assert load_checkpoint(tmp_path / "runs" / "r" / "checkpoint.npz").epoch == 0
 
 
 # -- user errors -----------------------------------------------------------------------------
@@ -285,7 +358,7 @@ def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command)
         (["train", "--validation", "-1"], ["--validation"]),
         (["train", "--dtype", "float16"], ["--dtype"]),
         (["train", "--data", "/no/such/directory"], ["--data", "does not exist"]),
-        (["train", "--resume", "/no/such/checkpoint.npz"], ["--resume"]),
+        (["train", "--resume", "/no/such/run"], ["--resume"]),
         (["train", "--train-limit", "500", "--validation", "500"], ["--validation 500"]),
         (["train", "--bogus"], ["--bogus"]),
         (["evaluate", "/no/such/model.npz"], ["MODEL"]),
@@ -301,7 +374,9 @@ def test_bad_options_end_in_one_line_and_exit_code_2(args, words):
 
 
 def test_data_directory_without_mnist_files(tmp_path):
-    assert_user_error(invoke("train", "--data", tmp_path), "missing")
+    (tmp_path / "data").mkdir()
+    assert_user_error(invoke("train", "--data", tmp_path / "data"), "missing")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_corrupt_data_directory(tmp_path):
@@ -314,8 +389,41 @@ def test_corrupt_data_directory(tmp_path):
     assert_user_error(invoke("evaluate", model, "--data", tmp_path))
 
 
+def _damaged_meta(text, old, new):
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda t: "[" * 100_000 + "]" * 100_000, "not valid JSON"),  # deeper than recursion
+        (lambda t: _damaged_meta(t, '"rate": 0.3', '"rate": ' + "9" * 400), "'rate'"),
+        (lambda t: _damaged_meta(t, '"epoch": 2', '"epoch": 1e999'), "'epoch' is Infinity"),
+        (lambda t: _damaged_meta(t, '"bit_generator": "PCG64"', '"bit_generator": "PCG"'),
+         "PCG64 generator state"),
+        (lambda t: _damaged_meta(t, '"hidden": [8]', '"hidden": [100000000000000]'),
+         "not a 784-100000000000000-10 network"),
+        (lambda t: _damaged_meta(t, '"hidden": [8]', '"hidden": [1e999]'), "'hidden'"),
+        (lambda t: _damaged_meta(t, '"data": null', '"data": "/mnist\\u0000x"'), "NUL"),
+        (lambda t: _damaged_meta(t, '"best_error": ', '"best_error": "x", "_": '),
+         "'best_error'"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_and_exit_code_2(trained, tmp_path, damage, words):
+    with np.load(trained.checkpoint) as f:
+        arrays = {k: f[k] for k in f.files}
+    text = damage(arrays["meta"].tobytes().decode())
+    arrays["meta"] = np.frombuffer(text.encode(), np.uint8)
+    bad = tmp_path / "checkpoint.npz"
+    np.savez(bad, **arrays)
+    for command in (["train", "--resume"], ["evaluate"]):
+        result = invoke(*command, bad)
+        assert_user_error(result, str(bad), *words)
+
+
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"plain junk"])
-def test_corrupt_checkpoint(trained, tmp_path, content):
+def test_a_checkpoint_that_is_not_an_npz(trained, tmp_path, content):
     bad = tmp_path / "checkpoint.npz"
     good = trained.checkpoint.read_bytes()
     bad.write_bytes(content or good[: len(good) // 3])
@@ -323,24 +431,12 @@ def test_corrupt_checkpoint(trained, tmp_path, content):
     assert_user_error(invoke("evaluate", bad), str(bad))
 
 
-@pytest.mark.parametrize("changes", [{"config": [1]}, {"best_error": "x"}, {"losses": 3}])
-def test_checkpoint_with_fields_of_the_wrong_type(trained, tmp_path, changes):
-    with np.load(trained.checkpoint) as f:
-        arrays = {k: f[k] for k in f.files}
-    meta = json.loads(arrays["state/json"].tobytes())
-    meta.update(changes)
-    arrays["state/json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    bad = tmp_path / "checkpoint.npz"
-    np.savez(bad, **arrays)
-    assert_user_error(invoke("train", "--resume", bad), str(bad), "corrupt")
-    assert_user_error(invoke("evaluate", bad), str(bad), "corrupt")
-
-
 def test_model_file_that_is_not_a_model(tmp_path):
     path = tmp_path / "weights.npz"
     np.savez(path, W=np.zeros((3, 3)))
     assert_user_error(invoke("evaluate", path), "not a jitnet model")
     assert_user_error(invoke("predict", path, "--index", "0"), "not a jitnet model")
+    assert_user_error(invoke("evaluate", tmp_path), "model.npz does not exist")
 
 
 def test_model_that_does_not_fit_the_data(tmp_path):
@@ -358,37 +454,33 @@ def test_predict_index_out_of_range(trained):
 # -- evaluate and predict --------------------------------------------------------------------
 
 
-def test_evaluate_prints_error_rate_and_confusion_matrix(trained):
-    result = invoke("evaluate", trained.model)
+@pytest.mark.parametrize("which", ["run", "model"])
+def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
+    result = invoke("evaluate", trained.run if which == "run" else trained.model)
     assert result.exit_code == 0, result.output
     out = result.stdout
     rate = float(re.search(r"error rate (\d+\.\d\d)%", out).group(1))
     wrong, total = (int(n.replace(",", "")) for n in
                     re.search(r"\(([\d,]+) of ([\d,]+) wrong\)", out).groups())
     assert total == 10000 and rate == pytest.approx(100 * wrong / total, abs=0.005)
-    rows = out.splitlines()[-10:]
+    lines = out.splitlines()
+    start = lines.index("true \\ predicted") + 2
+    rows = lines[start:start + 10]
     assert len({len(row) for row in rows}) == 1  # aligned
-    matrix = np.array([[int(v.replace(",", "")) for v in row.split()[1:]] for row in rows])
+    matrix = np.array([[int(v.replace(",", "")) for v in row.split()[1:-1]] for row in rows])
     assert [int(row.split()[0]) for row in rows] == list(range(10))
     assert matrix.shape == (10, 10) and matrix.sum() == total
     assert total - np.trace(matrix) == wrong
-    # Rows are true labels: row sums are the class counts of the test set.
     from jitnet.datasets import load_mnist
 
     labels = load_mnist()[1].labels
     assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=10))
-    # The model is the best one from training.
-    net, _ = load_model(trained.model)
+    net, _ = load_model(trained.model)  # the best model of the run
     assert wrong == int((net.classify(load_mnist()[1].images) != labels).sum())
 
 
-def test_confusion_matrix_counts():
-    m = cli_module.confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3)
-    assert m.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
-
-
 def test_predict_shows_the_image_label_and_outputs(trained):
-    result = invoke("predict", trained.model, "--index", "0")
+    result = invoke("predict", trained.run, "--index", "0")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "test image 0 (28x28)"
@@ -400,17 +492,23 @@ def test_predict_shows_the_image_label_and_outputs(trained):
     outputs = [float(line.split()[1]) for line in lines[32:42]]
     assert len(outputs) == 10 and int(np.argmax(outputs)) == predicted
     assert lines[32 + predicted].endswith("<")
-    net, info = load_model(trained.model)
+    net, _ = load_model(trained.model)
     from jitnet.datasets import load_mnist
 
-    expected = net.predict(load_mnist()[1].images[0])
-    assert np.allclose(outputs, expected, atol=5e-5)
+    assert np.allclose(outputs, net.predict(load_mnist()[1].images[0]), atol=5e-5)
 
 
-def test_text_art_ramp():
-    image = np.zeros(4, np.uint8)
-    image[1], image[3] = 255, 128
-    assert cli_module.text_art(image, (2, 2)).splitlines() == ["  @@", "  ++"]
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
+def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
+    from jitnet import _cli_inspect
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_inspect, "_load_data", ctrl_c)
+    result = invoke(command[0], trained.model, *command[1:])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == "interrupted" and result.stdout == ""
 
 
 # -- gradcheck and bench ---------------------------------------------------------------------
@@ -442,105 +540,11 @@ def test_gradcheck_failure_exits_1(monkeypatch):
 def test_bench_passes_every_argument_through(monkeypatch):
     calls = []
 
-    def fake_main(argv):
+    def fake_main(argv, prog_name):
         calls.append(argv)
         return 3
 
-    monkeypatch.setitem(sys.modules, "jitnet.bench", types.SimpleNamespace(main=fake_main))
+    monkeypatch.setattr(cli_module, "_bench_main", lambda: fake_main)
     result = invoke("bench", "--quick", "--sizes", "784,30,10", "--help", "-x")
     assert calls == [["--quick", "--sizes", "784,30,10", "--help", "-x"]]
     assert result.exit_code == 3
-
-
-# -- a real kill, a real Ctrl-C --------------------------------------------------------------
-
-# Big enough that an epoch takes a noticeable time (~0.1-0.2 s), small enough to stay quick.
-REAL = ["--hidden", "64", "--epochs", "14", "--eval-every", "1", "--checkpoint-every", "1",
-        "--patience", "100", "--train-limit", "20000", "--validation", "2000",
-        "--test-limit", "1000"]
-
-
-def run_cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
-
-def finish(proc, timeout=120):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-@pytest.fixture(scope="module")
-def straight_run(tmp_path_factory):
-    ck = tmp_path_factory.mktemp("straight")
-    rc, out, err = finish(run_cli("train", *REAL, "--checkpoint-dir", ck))
-    assert rc == 0, err
-    return ck
-
-
-def wait_for_checkpoint(path, epoch, proc, timeout=120):
-    """Wait until ``path`` holds a checkpoint at or after ``epoch``; return that epoch."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if path.exists():
-            saved = load_checkpoint(path).epoch
-            if saved >= epoch:
-                return saved
-        time.sleep(0.01)
-    raise AssertionError("no checkpoint appeared")
-
-
-def assert_same_run(dir_a, dir_b):
-    a, b = load_checkpoint(dir_a / "checkpoint.npz"), load_checkpoint(dir_b / "checkpoint.npz")
-    assert a.epoch == b.epoch == 14
-    for key in a.net_arrays:
-        assert np.array_equal(a.net_arrays[key], b.net_arrays[key]), key
-    for key in a.best_arrays:
-        assert np.array_equal(a.best_arrays[key], b.best_arrays[key]), key
-    assert a.losses == b.losses
-    assert [h["val_error"] for h in a.history] == [h["val_error"] for h in b.history]
-    model_a, _ = load_model(dir_a / "model.npz")
-    model_b, _ = load_model(dir_b / "model.npz")
-    assert np.array_equal(model_a.params, model_b.params)
-
-
-def test_sigkill_then_resume_ends_bitwise_equal(straight_run, tmp_path):
-    ck = tmp_path / "ck"
-    proc = run_cli("train", *REAL, "--checkpoint-dir", ck)
-    try:
-        saved = wait_for_checkpoint(ck / "checkpoint.npz", 3, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    # Whatever the kill interrupted, the checkpoint on disk is complete and not the last epoch.
-    saved = load_checkpoint(ck / "checkpoint.npz").epoch
-    assert 3 <= saved < 14
-    rc, out, err = finish(run_cli("train", "--resume", ck / "checkpoint.npz"))
-    assert rc == 0, err
-    assert f"resuming after epoch {saved}" in err
-    assert out.splitlines()[0].startswith(f"epoch {saved + 1:>2}/14")
-    assert_same_run(straight_run, ck)
-
-
-def test_sigint_saves_checkpoint_and_resume_ends_bitwise_equal(straight_run, tmp_path):
-    ck = tmp_path / "ck"
-    proc = run_cli("train", *REAL, "--checkpoint-dir", ck)
-    try:
-        wait_for_checkpoint(ck / "checkpoint.npz", 2, proc)
-        proc.send_signal(signal.SIGINT)
-        rc, out, err = finish(proc, timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert rc == 130, err
-    assert "Traceback" not in err
-    assert f"resume with: python {REPO / 'cli.py'} train --resume {ck / 'checkpoint.npz'}" in err
-    saved = load_checkpoint(ck / "checkpoint.npz").epoch
-    assert f"saved the state after epoch {saved} " in err and saved < 14
-    rc, out, err = finish(run_cli("train", "--resume", ck / "checkpoint.npz"))
-    assert rc == 0, err
-    assert_same_run(straight_run, ck)

@@ -1,5 +1,6 @@
 """The Dataset container and load_mnist: the shipped MNIST, other directories, and bad files."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -395,3 +396,33 @@ def test_each_load_returns_fresh_writable_arrays(mnist, tmp_path):
     b, _ = load_mnist(tmp_path)
     a.images[0, 0] ^= 1
     assert a.images[0, 0] != b.images[0, 0]
+
+
+def test_damaged_folders_name_the_culprit(tmp_path):
+    """Special files where data files belong, odd directory names: one DataError line each."""
+    paths = write_set(tmp_path / "fifo", small_arrays())
+    paths["train", "images"].unlink()
+    os.mkfifo(paths["train", "images"])
+    paths = write_set(tmp_path / "dir", small_arrays(), gz=True)
+    paths["test", "labels"].unlink()
+    paths["test", "labels"].mkdir()
+    cases = {
+        tmp_path / "fifo": ("train-images-idx3-ubyte: cannot read a FIFO"),
+        tmp_path / "dir": ("t10k-labels-idx1-ubyte.gz: cannot read a directory"),
+        f"{tmp_path}/a\0b": (f"{tmp_path}/a\\x00b: no such directory"),
+        tmp_path / "new\nline": (f"{tmp_path}/new\\nline: no such directory"),
+    }
+    for path, expected in cases.items():
+        with pytest.raises(DataError) as error:
+            load_mnist(path)
+        message = str(error.value)
+        assert expected in message and "\n" not in message, message
+
+
+def test_a_truncated_plain_file_is_refused_before_reading(tmp_path):
+    paths = write_set(tmp_path, small_arrays())
+    with open(paths["train", "images"], "r+b") as file:
+        file.truncate(100)
+    with pytest.raises(DataError, match="truncated data") as error:
+        load_mnist(tmp_path)
+    assert str(error.value).startswith(str(paths["train", "images"]))

@@ -161,14 +161,25 @@ def test_seeded_initial_weights_match_between_vectorized_and_jit():
         assert np.array_equal(W, W2) and np.array_equal(b, b2)
 
 
-def test_a_wrong_update_would_be_caught(case):
-    """The comparison has teeth: one extra tiny step on one reference breaks the agreement."""
+@pytest.mark.parametrize("fault", ["rate", "one weight", "one sample"])
+def test_a_wrong_jit_update_would_be_caught(case, fault):
+    """The comparison has teeth: a slightly wrong JIT engine fails it, a correct one passes."""
     sizes, X, T, init = case
-    nets = make_engines(sizes, init)
-    for engine in ("object", "vectorized"):
-        train(engine, nets[engine], X, T)
-    nets["vectorized"].layers[0].b[0] += 1e-9
+    ref = objects.Network(sizes, seed=0)
+    ref.set_weights(init)
+    train("object", ref, X, T)
+    good = jitnet.Network(sizes, dtype="float64", seed=0)
+    good.set_weights(init)
+    good.train(X, T, rate=RATE)
+    assert_layers_close(ref.get_weights(), good.get_weights(), "weights", "jit")
+    bad = jitnet.Network(sizes, dtype="float64", seed=0)
+    bad.set_weights(init)
+    if fault == "rate":
+        bad.train(X, T, rate=RATE * (1 + 1e-6))
+    elif fault == "one weight":
+        bad.weights[-1][0, 0] += 1e-8  # before training: every later update sees it
+        bad.train(X, T, rate=RATE)
+    else:
+        bad.train(X[1:], T[1:], rate=RATE)  # the first sample skipped
     with pytest.raises(AssertionError):
-        assert_layers_close(
-            nets["object"].get_weights(), nets["vectorized"].get_weights(), "weights", "vectorized"
-        )
+        assert_layers_close(ref.get_weights(), bad.get_weights(), "weights", "jit")

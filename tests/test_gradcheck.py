@@ -120,9 +120,10 @@ def test_exported_from_the_package():
     assert jitnet.GradientCheckResult is GradientCheckResult
 
 
-def test_result_layout_and_report():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_result_layout_and_report(engine):
     sizes = [3, 2, 2]
-    net, x, t = built("vectorized", sizes, seed=1)
+    net, x, t = built(engine, sizes, seed=1)
     result = gradient_check(net, x, t)
     # parameters layer by layer, W row-major then b
     assert list(result.layer) == [0] * 8 + [1] * 6
@@ -196,8 +197,9 @@ def test_reports_a_deliberately_wrong_entry(engine, where):
     assert "passed=False" in repr(result)
 
 
-def test_nan_gradient_fails():
-    net, x, t = built("vectorized", [3, 2, 2], seed=1)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nan_gradient_fails(engine):
+    net, x, t = built(engine, [3, 2, 2], seed=1)
     double = Double(net)
     good = net.gradient(x, t)
     double.gradient = lambda x, t: [(good[0][0], np.full(2, np.nan)), good[1]]
@@ -255,7 +257,7 @@ def test_weights_are_bitwise_unchanged_after_the_check(engine):
     assert net.predict(x).tobytes() == y_before.tobytes()
 
 
-@pytest.mark.parametrize("engine", ["object", "vectorized"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_weights_are_restored_when_the_check_raises(engine):
     net, x, t = built(engine, [4, 3, 2], seed=7)
     before = net.get_weights()
@@ -273,9 +275,10 @@ def test_weights_are_restored_when_the_check_raises(engine):
     assert_same_weights(before, net.get_weights())
 
 
-def test_a_check_that_leaves_weights_shifted_is_detectable():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_check_that_leaves_weights_shifted_is_detectable(engine):
     """What the bitwise assertion above catches: the tutorial's loop ended at w - epsilon."""
-    net, x, t = built("vectorized", [4, 3, 2], seed=7)
+    net, x, t = built(engine, [4, 3, 2], seed=7)
     before = net.get_weights()
     shifted = net.get_weights()
     shifted[0][0][0, 0] -= 1e-4
@@ -306,10 +309,11 @@ def test_expected_and_actual_have_the_same_sign(engine):
     assert E(net) < E_before
 
 
-def test_the_tutorial_signed_gradient_fails_the_check():
-    net, x, t = built("vectorized", [5, 4, 3], seed=8)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_tutorial_signed_gradient_fails_the_check(engine):
+    net, x, t = built(engine, [5, 4, 3], seed=8)
     double = Double(net)
-    double.gradient = lambda x, t: net.get_gradient(t, x)  # delta * x = -dE/dw
+    double.gradient = lambda x, t: [(-dW, -db) for dW, db in net.gradient(x, t)]  # delta * x
     result = gradient_check(double, x, t)
     assert not result.passed
     big = np.abs(result.expected) > 1e-4

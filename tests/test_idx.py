@@ -1,10 +1,13 @@
 """The IDX reader and writer: exact round trips, the byte layout, one clear error per bad file."""
 
 import gzip
+import os
+import zlib
 
 import numpy as np
 import pytest
 
+from jitnet._atomic import atomic_write
 from jitnet.idx import DataError, read_idx, write_idx
 
 TYPE_CODES = {
@@ -136,7 +139,8 @@ def gzip_bytes():
 
 def gzip_with_flipped_deflate_byte():
     noise = np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes()
-    raw = bytearray(gzip.compress(HEADER + noise, mtime=0))
+    header = bytes.fromhex("0000 0801 0000 0fa0")  # uint8, shape (4000,)
+    raw = bytearray(gzip.compress(header + noise, mtime=0))
     raw[len(raw) // 2] ^= 0xFF
     return bytes(raw)
 
@@ -160,7 +164,7 @@ BAD_FILES = {
     "trailing": (HEADER + DATA + b"\0", "trailing bytes: 1 after the 12"),
     "huge-claim": (bytes.fromhex("0000 0e03 7fffffff 7fffffff 7fffffff") + DATA, "found 12"),
     "gz-truncated-data": (gzip.compress(HEADER + DATA[:-2]), "found 10"),
-    "gz-trailing-data": (gzip.compress(HEADER + DATA + b"xyz"), "trailing bytes: 3 after"),
+    "gz-trailing-data": (gzip.compress(HEADER + DATA + b"xyz"), "more than the 12 data bytes"),
     "gz-cut-short": (gzip_bytes()[:-5], "corrupt gzip"),
     "gz-header-only": (b"\x1f\x8b", "corrupt gzip"),
     "gz-flipped-byte": (gzip_with_flipped_deflate_byte(), "corrupt gzip"),
@@ -223,3 +227,137 @@ def test_gzip_output_is_deterministic(tmp_path):
     write_idx(tmp_path / "a.gz", values)
     write_idx(tmp_path / "b.gz", values)
     assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+
+
+# ---- headers that declare what numpy cannot build, paths that are not files, bounded work ----
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (bytes([0, 0, 8, 33]) + bytes(4 * 33), "33 dimensions; at most 32"),
+        (bytes([0, 0, 8, 65]) + bytes(4 * 65), "65 dimensions"),
+        (bytes([0, 0, 8, 255]) + bytes(4 * 255), "255 dimensions"),
+        (bytes.fromhex("0000 0e03 00000000 7fffffff 7fffffff"), "over the 1073741824-byte limit"),
+        (bytes.fromhex("0000 0803 7fffffff 7fffffff 00000000"), "over the 1073741824-byte limit"),
+    ],
+    ids=["33-dims", "65-dims", "255-dims", "zero-beside-huge-f8", "huge-beside-zero-u1"],
+)
+def test_shapes_numpy_cannot_build_are_refused(tmp_path, header, expected):
+    for name, content in [("plain", header), ("packed.gz", gzip.compress(header))]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(DataError, match=expected) as error:
+            read_idx(path)
+        assert str(error.value).startswith(str(path))
+
+
+def test_max_bytes_is_checked_before_reading(tmp_path):
+    write_idx(tmp_path / "a.gz", np.zeros((10, 10), np.float32))
+    assert read_idx(tmp_path / "a.gz", max_bytes=400).shape == (10, 10)
+    with pytest.raises(DataError, match="400 bytes, over the 399-byte limit"):
+        read_idx(tmp_path / "a.gz", max_bytes=399)
+    # numpy builds no array over sys.maxsize bytes, so a larger limit changes nothing
+    path = tmp_path / "empty-but-huge"
+    path.write_bytes(bytes.fromhex("0000 0e03 00000000 7fffffff 7fffffff"))
+    with pytest.raises(DataError, match="limit"):
+        read_idx(path, max_bytes=2**80)
+
+
+def test_gzip_claiming_more_than_it_can_hold_is_refused_before_inflating(tmp_path):
+    path = tmp_path / "claims.gz"
+    path.write_bytes(gzip.compress(bytes.fromhex("0000 0801 3fffffff") + bytes(100)))
+    with pytest.raises(DataError, match="cannot hold that many"):
+        read_idx(path)
+
+
+def test_gzip_inflates_no_further_than_the_declared_size(tmp_path, monkeypatch):
+    inflated = []
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args):
+            self._inner = real(*args)
+
+        def decompress(self, data, limit=0):
+            out = self._inner.decompress(data, limit)
+            inflated.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    path = tmp_path / "long.gz"
+    path.write_bytes(gzip.compress(HEADER + DATA + bytes(5_000_000)))
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    with pytest.raises(DataError, match="holds more than the 12 data bytes"):
+        read_idx(path)
+    assert sum(inflated) == len(HEADER) + len(DATA) + 1
+
+
+def test_special_files_and_odd_paths(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = {
+        fifo: ("cannot read a FIFO", str(fifo)),
+        "/dev/zero": ("cannot read a character device", "/dev/zero"),
+        tmp_path: ("cannot read a directory", str(tmp_path)),
+        f"{tmp_path}/a\0b": ("invalid file name (it contains a NUL byte)", f"{tmp_path}/a\\x00b"),
+        tmp_path / "new\nline": ("no such file", f"{tmp_path}/new\\nline"),
+        "x" * 5000: ("cannot open", "x" * 5000),
+    }
+    for path, (expected, shown) in cases.items():
+        with pytest.raises(DataError) as error:
+            read_idx(path)
+        message = str(error.value)
+        assert message.startswith(shown) and expected in message, message
+        assert "\n" not in message and "\0" not in message
+
+
+def test_a_file_named_with_a_newline_reads(tmp_path):
+    write_idx(tmp_path / "a\nb.gz", np.arange(3, dtype=np.uint8))
+    assert read_idx(tmp_path / "a\nb.gz").tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "array, expected",
+    [
+        ([[1, 2], [3]], "not an array"),
+        (np.zeros((1,) * 33, np.uint8), "33-d array"),
+        (np.array(["a"]), "cannot write dtype <U1"),
+        (object(), "cannot write dtype object"),
+    ],
+    ids=["ragged", "33-dims", "strings", "object"],
+)
+def test_write_refuses_what_is_not_an_idx_array(tmp_path, array, expected):
+    path = tmp_path / "x.idx"
+    with pytest.raises(DataError, match=expected) as error:
+        write_idx(path, array)
+    assert str(error.value).startswith(str(path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_refuses_a_nul_in_the_path(tmp_path):
+    with pytest.raises(DataError, match="NUL byte"):
+        write_idx(f"{tmp_path}/a\0b", np.zeros(3, np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_writes_leave_the_old_file_and_no_temporary_file(tmp_path):
+    path = tmp_path / "a.idx"
+    write_idx(path, np.arange(5, dtype=np.uint8))
+    before = path.read_bytes()
+
+    def interrupted(file):
+        file.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, interrupted)
+    with pytest.raises(DataError):
+        write_idx(path, np.arange(5, dtype=np.int64))
+    (tmp_path / "dir.idx").mkdir()
+    with pytest.raises(OSError):
+        write_idx(tmp_path / "dir.idx", np.arange(5, dtype=np.uint8))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.idx", "dir.idx"]

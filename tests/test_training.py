@@ -1,9 +1,13 @@
-"""The experiment loop of ``jitnet.training`` without click: stopping rule, checkpoints, resume."""
+"""The experiment of ``jitnet.training`` without the command line: configuration, data, stopping
+rule, run folders, resume, divergence."""
 
 import dataclasses
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,22 +16,13 @@ from jitnet import training
 from jitnet.datasets import Dataset, load_mnist
 from jitnet.network import Network
 from jitnet.training import (
-    CheckpointError,
-    Reporter,
-    TrainConfig,
-    TrainingError,
-    TrainingInterrupted,
-    check_resume_data,
-    format_evaluation,
-    load_checkpoint,
-    load_model,
-    prepare_data,
-    resume_config,
-    run_training,
-    save_checkpoint,
-    stopping_update,
+    CheckpointError, Reporter, RunDiverged, TrainConfig, TrainingError, TrainingInterrupted,
+    check_resume_data, format_evaluation, load_checkpoint, load_model, prepare_data,
+    resume_config, resume_training, run_training, stopping_update,
 )
+from jitnet.training import runs
 
+REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(hidden=(8,), epochs=3, eval_every=1, validation=300, train_limit=1500,
              test_limit=400, checkpoint_every=1)
 
@@ -37,112 +32,95 @@ def mnist():
     return load_mnist()
 
 
-def small_config(tmp_path, **changes):
-    return TrainConfig(**{**SMALL, "checkpoint_dir": str(tmp_path / "ck"), **changes})
+def small_config(**changes):
+    return TrainConfig(**{**SMALL, **changes})
 
 
-def run_small(mnist, config, **kwargs):
-    splits = prepare_data(config, *mnist)
-    return run_training(config, splits, **kwargs), splits
+def run_small(mnist, run_dir, reporter=None, **changes):
+    config = small_config(**changes)
+    return run_training(config, run_dir, splits=prepare_data(config, *mnist), reporter=reporter)
 
 
-def net_arrays_equal(a, b):
-    assert sorted(a) == sorted(b)
-    return all(np.array_equal(a[k], b[k]) for k in a)
+def same_network(a, b):
+    return a.sizes == b.sizes and a.dtype == b.dtype and np.array_equal(a.params, b.params)
+
+
+def test_importing_the_library_does_not_import_the_command_line():
+    code = ("import sys, jitnet.training, jitnet.training.loop\n"
+            "bad = [m for m in sys.modules\n"
+            "       if m == 'click' or m.startswith(('click.', 'jitnet.cli', 'jitnet._cli'))]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
 
 
 # -- configuration and data ------------------------------------------------------------------
 
 
+def test_config_round_trips_through_json():
+    config = TrainConfig(hidden=(500, 150), rate=0.1, shuffle=False, output="/m.npz")
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert TrainConfig.from_dict({}) == TrainConfig()  # absent fields take their defaults
+
+
 @pytest.mark.parametrize(
     "changes, words",
     [
-        ({"hidden": (0,)}, "hidden"),
-        ({"hidden": (300, -3)}, "hidden"),
-        ({"hidden": ()}, "hidden"),
-        ({"rate": 0.0}, "rate"),
-        ({"rate": -1.0}, "rate"),
-        ({"rate": float("nan")}, "rate"),
-        ({"dtype": "float16"}, "dtype"),
-        ({"epochs": 0}, "epochs"),
-        ({"patience": 0}, "patience"),
-        ({"validation": -1}, "validation"),
-        ({"train_limit": 0}, "train_limit"),
-        ({"hidden": "300"}, "hidden"),
-        ({"rate": "0.3"}, "rate"),
-        ({"epochs": "5"}, "epochs"),
-        ({"epochs": 2.5}, "epochs"),
-        ({"seed": True}, "seed"),
-        ({"shuffle": "yes"}, "shuffle"),
-        ({"output": 5}, "output"),
+        ({"hidden": [0]}, "'hidden' is \\[0\\], not an integer >= 1"),
+        ({"hidden": []}, "'hidden'"),
+        ({"hidden": "300"}, "'hidden'"),
+        ({"rate": 0}, "'rate' is 0, not a positive number"),
+        ({"rate": 10 ** 400}, "'rate' is 1000.*, not a positive number"),
+        ({"rate": float("nan")}, "'rate'"),
+        ({"rate": True}, "'rate'"),
+        ({"epochs": 2.5}, "'epochs'"),
+        ({"epochs": 0}, "'epochs'"),
+        ({"seed": -1}, "'seed'"),
+        ({"dtype": "float16"}, "'dtype'"),
+        ({"shuffle": "yes"}, "'shuffle'"),
+        ({"data": "/a\x00b"}, "'data' .*NUL"),
+        ({"output": 5}, "'output'"),
+        ({"momentum": 0.9}, "unknown option \"momentum\""),
     ],
 )
-def test_config_rejects_bad_values(changes, words):
-    with pytest.raises(TrainingError, match=words):
-        TrainConfig(**changes)
+def test_config_from_a_file_checks_every_field_once(changes, words):
+    with pytest.raises(TrainingError, match=words) as err:
+        TrainConfig.from_dict(changes)
+    assert "\n" not in str(err.value)
 
 
-def test_config_round_trips_through_dict():
-    config = TrainConfig(hidden=(500, 150), rate=0.1, shuffle=False, output="m.npz")
-    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    with pytest.raises(TrainingError, match="dict"):
-        TrainConfig.from_dict([1])
-
-
-def test_prepare_output_creates_directories_and_refuses_clashes(tmp_path, monkeypatch):
-    config = TrainConfig(checkpoint_dir=str(tmp_path / "a" / "ck"),
-                         output=str(tmp_path / "b" / "m.npz"), report=str(tmp_path / "c" / "r"))
-    training.prepare_output(config)
-    assert all((tmp_path / d).is_dir() for d in ("a/ck", "b", "c"))
-    ck = tmp_path / "a" / "ck"
-    for changes, words in [
-        ({"output": str(ck / "checkpoint.npz")}, "--output .* is the checkpoint file"),
-        ({"output": str(ck / "sub" / ".." / "checkpoint.npz")}, "checkpoint file"),
-        ({"report": str(ck / "model.npz"), "output": None}, "--report .* is the model file"),
-        ({"report": str(tmp_path / "b" / "m.npz")}, "--report .* is the model file"),
-    ]:
-        with pytest.raises(TrainingError, match=words):
-            training.prepare_output(dataclasses.replace(config, **changes))
-    (tmp_path / "afile").write_text("")
-    with pytest.raises(TrainingError, match="afile is not a directory"):
-        training.prepare_output(dataclasses.replace(config, checkpoint_dir=str(tmp_path / "afile")))
-    fresh = dataclasses.replace(config, checkpoint_dir=str(tmp_path / "new"))
-    with pytest.raises(TrainingError, match="--report .*afile is not a directory"):
-        training.prepare_output(dataclasses.replace(fresh, report=str(tmp_path / "afile" / "r")))
-    assert not (tmp_path / "new").exists()  # nothing is created unless every check passes
-    monkeypatch.setattr(training.os, "access", lambda path, mode: False)
-    with pytest.raises(TrainingError, match="no permission to write in"):
-        training.prepare_output(fresh)
+def test_changeable_options():
+    assert training.CHANGEABLE == ("epochs", "eval_every", "patience", "data", "checkpoint_every",
+                                   "output", "report")
 
 
 def test_prepare_data_limits_and_holds_out_the_last_samples(mnist):
-    config = TrainConfig(train_limit=1000, validation=200, test_limit=300)
-    splits = prepare_data(config, *mnist)
+    splits = prepare_data(TrainConfig(train_limit=1000, validation=200, test_limit=300), *mnist)
     train, test = mnist
     assert (len(splits.train), len(splits.val), len(splits.test)) == (800, 200, 300)
     assert np.array_equal(splits.val.images, train.images[800:1000])
     assert np.array_equal(splits.test.labels, test.labels[:300])
-    assert not splits.val_is_test
     assert splits.info["n_inputs"] == 784 and splits.info["n_classes"] == 10
 
 
 def test_validation_zero_stops_on_the_test_set(mnist):
-    splits = prepare_data(TrainConfig(train_limit=1000, validation=0, test_limit=300), *mnist)
-    assert splits.val_is_test and splits.val is splits.test and len(splits.train) == 1000
+    config = TrainConfig(train_limit=1000, validation=0, test_limit=300)
+    splits = prepare_data(config, *mnist)
+    assert splits.val is splits.test and len(splits.train) == 1000
+    assert config.stopping_set == "test" and config.error_key == "test_error"
 
 
-def test_validation_as_large_as_the_training_set_is_refused(mnist):
-    with pytest.raises(TrainingError, match="leaves no samples"):
-        prepare_data(TrainConfig(train_limit=500, validation=500), *mnist)
+def test_a_hold_out_as_large_as_the_training_set_is_refused(mnist):
+    with pytest.raises(TrainingError, match="--validation 10000 .* 5,000 .*--train-limit 5000"):
+        prepare_data(TrainConfig(train_limit=5000), *mnist)
 
 
 def test_fingerprint_sees_one_changed_pixel(mnist):
     train = mnist[0][:100]
     images = train.images.copy()
-    before = training.data_fingerprint(train)
+    before = training.data.data_fingerprint(train)
     images[50, 400] ^= 1
     changed = Dataset(images, train.labels, train.image_shape, train.n_classes)
-    assert training.data_fingerprint(changed) != before
+    assert training.data.data_fingerprint(changed) != before
 
 
 # -- the stopping rule -----------------------------------------------------------------------
@@ -185,49 +163,47 @@ class ScriptedErrors:
 )
 def test_patience_and_best_model(mnist, tmp_path, monkeypatch, errors, patience, stop_epoch,
                                  best_epoch):
-    config = small_config(tmp_path, epochs=6, patience=patience)
     weights_at = {}
     real_train_epoch = Network.train_epoch
 
     def train_epoch(net, *args, **kwargs):
         loss = real_train_epoch(net, *args, **kwargs)
         if net.sizes == [784, 8, 10]:  # not compile_kernels' warm-up network
-            weights_at[len(weights_at) + 1] = {k: v.copy() for k, v in net.to_arrays().items()}
+            weights_at[len(weights_at) + 1] = net.params.copy()
         return loss
 
     monkeypatch.setattr(Network, "train_epoch", train_epoch)
     script = ScriptedErrors(monkeypatch, errors)
-    result, _ = run_small(mnist, config)
+    result = run_small(mnist, tmp_path / "run", epochs=6, patience=patience)
     state = result.state
     assert state.epoch == stop_epoch and script.calls == stop_epoch
     assert [h["epoch"] for h in state.history] == list(range(1, stop_epoch + 1))
     assert state.best_epoch == best_epoch and state.best_error == min(errors[:stop_epoch])
     assert result.stop_reason == ("patience" if stop_epoch < 6 else "epochs")
-    best, _ = load_model(config.model_path)
-    assert net_arrays_equal(best.to_arrays(), weights_at[best_epoch])
+    best, info = load_model(tmp_path / "run")
+    assert np.array_equal(best.params, weights_at[best_epoch]) and info["epoch"] == best_epoch
 
 
 def test_best_model_is_written_only_when_it_improves(mnist, tmp_path, monkeypatch):
     written = []
-    real_save_model = training.save_model
+    real_save_model = training.loop.save_model
 
-    def save_model(path, arrays, info):
-        written.append(info["epoch"])
-        real_save_model(path, arrays, info)
+    def save_model(path, net, info):
+        written.append((Path(path).name, info["epoch"]))
+        real_save_model(path, net, info)
 
-    monkeypatch.setattr(training, "save_model", save_model)
+    monkeypatch.setattr(training.loop, "save_model", save_model)
     ScriptedErrors(monkeypatch, [0.5, 0.4, 0.45, 0.3])
-    config = small_config(tmp_path, epochs=4, patience=2)
-    result, _ = run_small(mnist, config)
-    assert result.state.best_epoch == 4 and written == [1, 2, 4]
+    result = run_small(mnist, tmp_path / "run", epochs=4, patience=2,
+                       output=str(tmp_path / "copy.npz"))
+    assert result.state.best_epoch == 4
+    assert written == [(name, epoch) for epoch in (1, 2, 4) for name in ("model.npz", "copy.npz")]
     # A resumed run writes its checkpoint's best model once (its --output may have moved).
     written.clear()
-    state = load_checkpoint(config.checkpoint_path)
     moved = str(tmp_path / "moved.npz")
-    extended = resume_config(state, {"epochs": 5, "output": moved}, config.checkpoint_path)
     ScriptedErrors(monkeypatch, [0.35])
-    result = run_training(extended, prepare_data(extended, *mnist), resume=state)
-    assert written == [4] and load_model(moved)[1]["epoch"] == 4
+    resume_training(tmp_path / "run", {"epochs": 5, "output": moved}, data=mnist)
+    assert written == [("model.npz", 4), ("moved.npz", 4)]
 
 
 def test_targets_are_built_once_in_the_network_dtype(mnist, tmp_path, monkeypatch):
@@ -239,79 +215,100 @@ def test_targets_are_built_once_in_the_network_dtype(mnist, tmp_path, monkeypatc
         return real_train_epoch(net, X, targets, *args, **kwargs)
 
     monkeypatch.setattr(Network, "train_epoch", train_epoch)
-    run_small(mnist, small_config(tmp_path, dtype="float32", epochs=2))
-    runs = [t for t in seen if t.shape == (1200, 10)]
-    assert len(runs) == 2 and runs[0] is runs[1] and runs[0].dtype == np.float32
-    assert set(np.unique(runs[0])) == {np.float32(0.1), np.float32(0.9)}
+    run_small(mnist, tmp_path / "run", dtype="float32", epochs=2)
+    runs_ = [t for t in seen if t.shape == (1200, 10)]
+    assert len(runs_) == 2 and runs_[0] is runs_[1] and runs_[0].dtype == np.float32
+    assert set(np.unique(runs_[0])) == {np.float32(0.1), np.float32(0.9)}
 
 
 def test_evaluates_every_n_epochs_and_after_the_last(mnist, tmp_path):
-    config = small_config(tmp_path, epochs=5, eval_every=2, checkpoint_every=0)
-    result, _ = run_small(mnist, config)
+    result = run_small(mnist, tmp_path / "run", epochs=5, eval_every=2, checkpoint_every=0)
     assert [h["epoch"] for h in result.state.history] == [2, 4, 5]
     assert len(result.state.losses) == 5
 
 
-# -- a run and its files ---------------------------------------------------------------------
+# -- a run folder ----------------------------------------------------------------------------
 
 
-class Lines(Reporter):
+class Recorder(Reporter):
     def __init__(self):
-        self.lines, self.messages = [], []
+        self.records, self.messages, self.evaluations = [], [], []
 
-    def evaluation(self, line, record):
-        self.lines.append(line)
+    def epoch_end(self, record):
+        self.records.append(record)
 
     def message(self, text):
         self.messages.append(text)
 
-
-EVAL_LINE = re.compile(
-    r"^epoch +\d+/\d+  loss \d+\.\d{4}  (val|test) error \d+\.\d\d%  [\d,]+ samples/s  \d+\.\d s$"
-)
+    def on_evaluation(self, state):
+        self.evaluations.append([h["epoch"] for h in state.history])
 
 
-def test_run_writes_model_checkpoint_and_report(mnist, tmp_path):
-    report_path = tmp_path / "report.json"
-    config = small_config(tmp_path, report=str(report_path))
-    reporter = Lines()
-    result, splits = run_small(mnist, config, reporter=reporter)
-
-    assert len(reporter.lines) == 3 and all(EVAL_LINE.match(line) for line in reporter.lines)
+def test_a_run_folder_holds_config_log_checkpoint_model_and_report(mnist, tmp_path):
+    reporter = Recorder()
+    copy = tmp_path / "elsewhere" / "report.json"
+    result = run_small(mnist, tmp_path / "run", reporter=reporter, report=str(copy))
+    run = tmp_path / "run"
+    assert sorted(os.listdir(run)) == ["checkpoint.npz", "config.json", "log.jsonl", "model.npz",
+                                       "report.json"]
+    saved_config = json.loads((run / "config.json").read_text())
+    assert TrainConfig.from_dict(saved_config) == result.state.config
+    log = runs.read_log(run)
+    assert log == reporter.records == result.state.records
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert {"loss", "rate", "seconds", "samples_per_second", "elapsed_seconds", "val_error",
+            "eval_seconds", "improved"} <= set(log[0])
+    assert reporter.evaluations == [[1], [1, 2], [1, 2, 3]]
     assert any("kernels ready" in m for m in reporter.messages)
 
-    report = json.loads(report_path.read_text())
-    assert report["status"] == "finished"
+    report = json.loads((run / "report.json").read_text())
+    assert json.loads(copy.read_text()) == report == json.loads(json.dumps(result.report))
+    assert report["status"] == "finished" and report["stop_reason"] == "epochs"
     assert report["config"]["hidden"] == [8] and report["sizes"] == [784, 8, 10]
-    assert 0.0 <= report["test_error"] <= 1.0 and report["test_error"] == result.test_error
-    assert report["test_error"] < 0.5  # 3 epochs of a small net already learn something
-    assert [h["epoch"] for h in report["history"]] == [1, 2, 3]
-    assert {"loss", "val_error", "train_seconds", "samples_per_second"} <= set(report["history"][0])
+    assert report["test_error"] == result.test_error and 0 < result.test_error < 0.5
     assert report["seconds_per_epoch"] > 0 and report["samples_per_second"] > 0
-    assert report["compile_seconds"] >= 0
-    assert {"platform", "cpu_count", "numpy", "numba"} <= set(report["machine"])
+    assert {"platform", "cpu", "numpy", "numba"} <= set(report["machine"])
+    assert report["files"]["model"] == str(run / "model.npz")
 
-    state = load_checkpoint(config.checkpoint_path)
-    assert state.epoch == 3 and state.stop_reason == "epochs" and state.config == config
-    best, info = load_model(config.model_path)
+    state = load_checkpoint(run / "checkpoint.npz")
+    assert (state.epoch, state.stop_reason) == (3, "epochs")
+    assert state.config == result.state.config
+    best, info = load_model(run / "model.npz")
     assert info["input_scale"] is None and info["epoch"] == state.best_epoch
-    # The best model's test error is the reported one.
-    assert best.evaluate(splits.test.images, splits.test.labels) == result.test_error
-    # A model written by train is also an ordinary jitnet model file.
-    assert Network.load(config.model_path).sizes == [784, 8, 10]
+    assert same_network(best, state.best)
+    test = prepare_data(state.config, *mnist).test
+    assert best.evaluate(test.images, test.labels) == result.test_error
+    assert Network.load(run / "model.npz").sizes == [784, 8, 10]  # also a plain model file
+
+
+def test_a_new_run_needs_an_empty_folder(mnist, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingError, match="busy is not empty"):
+        run_small(mnist, tmp_path / "busy")
+    assert os.listdir(tmp_path / "busy") == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    assert run_small(mnist, tmp_path / "empty", epochs=1).state.epoch == 1
+
+
+def test_run_folders_are_named_by_time_and_never_shared(tmp_path):
+    first = training.create_run_dir(tmp_path / "runs")
+    second = training.create_run_dir(tmp_path / "runs")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?", first.name)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert training.create_run_dir(tmp_path / "runs", "mine") == tmp_path / "runs" / "mine"
+    with pytest.raises(TrainingError, match="mine already exists; continue it with --resume"):
+        training.create_run_dir(tmp_path / "runs", "mine")
 
 
 def test_raw_pixels_model_remembers_its_input_scale(mnist, tmp_path):
-    config = small_config(tmp_path, raw_pixels=True, epochs=1)
-    run_small(mnist, config)
-    _, info = load_model(config.model_path)
-    assert info["input_scale"] == 1.0
+    run_small(mnist, tmp_path / "run", raw_pixels=True, epochs=1)
+    assert load_model(tmp_path / "run")[1]["input_scale"] == 1.0
 
 
 def test_float32_run(mnist, tmp_path):
-    result, _ = run_small(mnist, small_config(tmp_path, dtype="float32", epochs=1))
-    net, _ = load_model(result.model_path)
-    assert net.dtype == np.float32
+    result = run_small(mnist, tmp_path / "run", dtype="float32", epochs=1)
+    assert load_model(result.model_path)[0].dtype == np.float32
 
 
 # -- resume ----------------------------------------------------------------------------------
@@ -323,7 +320,7 @@ class CtrlCAt(Reporter):
     def __init__(self, epoch):
         self.epoch = epoch
 
-    def epoch_progress(self, epoch, epochs, n_samples):
+    def epoch_start(self, epoch, epochs, n_samples):
         if epoch == self.epoch:
             def progress(n_done):
                 raise KeyboardInterrupt
@@ -332,297 +329,167 @@ class CtrlCAt(Reporter):
         return None
 
 
-def test_interrupt_saves_last_complete_epoch_and_resume_is_exact(mnist, tmp_path):
-    straight = small_config(tmp_path / "a", epochs=4)
-    result_a, _ = run_small(mnist, straight)
+def assert_same_run(a, b):
+    assert same_network(a.state.net, b.state.net) and same_network(a.state.best, b.state.best)
+    assert a.state.losses == b.state.losses
+    assert [h["val_error"] for h in a.state.history] == [h["val_error"] for h in b.state.history]
+    assert a.test_error == b.test_error
 
-    interrupted = small_config(tmp_path / "b", epochs=4)
+
+def test_interrupt_saves_the_last_complete_epoch_and_resume_is_exact(mnist, tmp_path):
+    straight = run_small(mnist, tmp_path / "a", epochs=4, report=str(tmp_path / "a.json"))
     with pytest.raises(TrainingInterrupted) as stop:
-        run_small(mnist, interrupted, reporter=CtrlCAt(3))
-    assert stop.value.epoch == 2 and stop.value.checkpoint == interrupted.checkpoint_path
-    state = load_checkpoint(interrupted.checkpoint_path)
-    assert state.epoch == 2 and len(state.losses) == 2
+        run_small(mnist, tmp_path / "b", reporter=CtrlCAt(3), epochs=4,
+                  report=str(tmp_path / "b.json"))
+    assert stop.value.epoch == 2 and stop.value.run_dir == tmp_path / "b"
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.npz").epoch == 2
+    for report in (tmp_path / "b" / "report.json", tmp_path / "b.json"):
+        assert json.loads(report.read_text())["status"] == "interrupted"
+    resumed = resume_training(tmp_path / "b", data=mnist)
+    assert_same_run(straight, resumed)
+    assert runs.read_log(tmp_path / "b") == resumed.state.records
+    # The resumed run keeps its --report, and both reports end final.
+    for report in (tmp_path / "b" / "report.json", tmp_path / "b.json"):
+        assert json.loads(report.read_text())["status"] == "finished"
 
-    config = resume_config(state, {}, interrupted.checkpoint_path)
-    splits = prepare_data(config, *mnist)
-    check_resume_data(state, splits, interrupted.checkpoint_path)
-    result_b = run_training(config, splits, resume=state)
 
-    assert net_arrays_equal(result_a.state.net_arrays, result_b.state.net_arrays)
-    assert net_arrays_equal(result_a.state.best_arrays, result_b.state.best_arrays)
-    assert result_a.state.losses == result_b.state.losses
-    assert [h["val_error"] for h in result_a.state.history] == [
-        h["val_error"] for h in result_b.state.history
-    ]
-    assert result_a.test_error == result_b.test_error
+def test_an_interrupt_before_the_first_epoch_saves_epoch_0(mnist, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(training.loop, "compile_kernels", lambda *a, **k: (_ for _ in ()).throw(
+            KeyboardInterrupt))
+        with pytest.raises(TrainingInterrupted) as stop:
+            run_small(mnist, tmp_path / "run")
+    assert stop.value.epoch == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").epoch == 0
+    assert resume_training(tmp_path / "run", data=mnist).state.epoch == 3
+
+
+def test_resume_drops_log_lines_after_the_checkpoint(mnist, tmp_path):
+    run = tmp_path / "run"
+    saved = {}
+
+    class KeepEpoch2(Reporter):  # the files as a kill -9 after epoch 3's log line leaves them
+        def epoch_end(self, record):
+            if record["epoch"] == 3:
+                saved["checkpoint"] = (run / "checkpoint.npz").read_bytes()
+
+    run_small(mnist, run, reporter=KeepEpoch2(), epochs=3, checkpoint_every=2, patience=100)
+    (run / "checkpoint.npz").write_bytes(saved["checkpoint"])
+    assert len(runs.read_log(run)) == 3
+    with pytest.raises(TrainingInterrupted):
+        resume_training(run, data=mnist, reporter=CtrlCAt(3))
+    assert [r["epoch"] for r in runs.read_log(run)] == [1, 2]
+
+
+def test_resume_removes_stale_temporary_files(mnist, tmp_path):
+    run_small(mnist, tmp_path / "run", epochs=1, patience=100)
+    stale = tmp_path / "run" / ".tmp-abc123checkpoint.npz"
+    stale.write_bytes(b"half a checkpoint")
+    reporter = Recorder()
+    resume_training(tmp_path / "run", {"epochs": 2}, data=mnist, reporter=reporter)
+    assert not stale.exists()
+    assert any("removed 1 temporary file" in m for m in reporter.messages)
 
 
 def test_resume_can_extend_a_finished_run(mnist, tmp_path):
-    config = small_config(tmp_path, epochs=2, patience=100)
-    run_small(mnist, config)
-    state = load_checkpoint(config.checkpoint_path)
-    extended = resume_config(state, {"epochs": 4}, config.checkpoint_path)
-    assert extended.epochs == 4 and extended.patience == 100
-    result = run_training(extended, prepare_data(extended, *mnist), resume=state)
+    run_small(mnist, tmp_path / "run", epochs=2, patience=100)
+    result = resume_training(tmp_path / "run" / "checkpoint.npz", {"epochs": 4}, data=mnist)
     assert result.state.epoch == 4 and len(result.state.losses) == 4
-
-
-def saved_state(config, epoch=1):
-    """A TrainState of ``config`` after ``epoch`` epochs, as far as resume_config looks."""
-    return training.TrainState(config=config, data_info={}, epoch=epoch, rng_state={},
-                               net_arrays={}, losses=[0.5] * epoch)
-
-
-def test_resume_refuses_epochs_below_the_completed_ones(tmp_path):
-    state = saved_state(small_config(tmp_path, epochs=3), epoch=2)
-    path = tmp_path / "ck" / "checkpoint.npz"
-    with pytest.raises(CheckpointError, match="completed 2 epochs; --epochs 1"):
-        resume_config(state, {"epochs": 1}, path)
-    assert resume_config(state, {"epochs": 2}, path).epochs == 2
+    assert result.state.config.patience == 100
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 4
 
 
 def test_resume_with_epochs_equal_to_a_checkpoint_before_any_evaluation(mnist, tmp_path):
-    config = small_config(tmp_path, epochs=4, eval_every=3)
-
     with pytest.raises(TrainingInterrupted):
-        run_small(mnist, config, reporter=CtrlCAt(3))
-    state = load_checkpoint(config.checkpoint_path)
+        run_small(mnist, tmp_path / "run", reporter=CtrlCAt(3), epochs=4, eval_every=3)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
     assert state.epoch == 2 and state.best_epoch is None
-    same = resume_config(state, {"epochs": 2}, config.checkpoint_path)
-    result = run_training(same, prepare_data(same, *mnist), resume=state)
+    result = resume_training(tmp_path / "run", {"epochs": 2}, data=mnist)
     assert result.state.epoch == 2 and result.state.history == []
-    model, info = load_model(config.model_path)  # the final network stands in for the best
-    assert info["epoch"] == 2 and net_arrays_equal(model.to_arrays(), state.net_arrays)
+    model, info = load_model(tmp_path / "run")  # the final network stands in for the best
+    assert info["epoch"] == 2 and same_network(model, state.net)
 
 
 def test_extending_a_finished_run_keeps_its_last_evaluation(mnist, tmp_path):
-    straight, _ = run_small(mnist, small_config(tmp_path / "a", epochs=4, eval_every=3,
-                                                patience=100))
-    short = small_config(tmp_path / "b", epochs=2, eval_every=3, patience=100)
-    run_small(mnist, short)
-    state = load_checkpoint(short.checkpoint_path)
-    extended = resume_config(state, {"epochs": 4}, short.checkpoint_path)
-    result = run_training(extended, prepare_data(extended, *mnist), resume=state)
+    straight = run_small(mnist, tmp_path / "a", epochs=4, eval_every=3, patience=100)
+    run_small(mnist, tmp_path / "b", epochs=2, eval_every=3, patience=100)
+    result = resume_training(tmp_path / "b", {"epochs": 4}, data=mnist)
     assert [h["epoch"] for h in straight.state.history] == [3, 4]
     assert [h["epoch"] for h in result.state.history] == [2, 3, 4]  # as documented
-    assert net_arrays_equal(straight.state.net_arrays, result.state.net_arrays)
+    assert same_network(straight.state.net, result.state.net)
 
 
-def test_a_checkpoint_is_read_once_and_its_networks_built_once(mnist, tmp_path, monkeypatch):
-    config = small_config(tmp_path, epochs=2)
-    run_small(mnist, config)
-    reads, builds = [], []
-    real_read, real_build = training._read_npz, Network.from_arrays
-
-    def read(path, what):
-        reads.append(path)
-        return real_read(path, what)
-
-    def build(arrays, source="<arrays>"):
-        builds.append(source)
-        return real_build(arrays, source)
-
-    monkeypatch.setattr(training, "_read_npz", read)
-    monkeypatch.setattr(Network, "from_arrays", staticmethod(build))
-    net, info = load_model(config.checkpoint_path)
-    assert info["checkpoint"] and len(reads) == 1 and len(builds) == 2  # network and best
-    reads.clear(), builds.clear()
-    state = load_checkpoint(config.checkpoint_path)
-    extended = resume_config(state, {"epochs": 3}, config.checkpoint_path)
-    run_training(extended, prepare_data(extended, *mnist), resume=state)
-    assert len(reads) == 1 and len(builds) == 2  # none by run_training
-
-
-def test_resume_config_refuses_changed_experiment_and_takes_overrides(tmp_path):
-    saved = small_config(tmp_path)
-    state = saved_state(saved)
-    path = tmp_path / "ck" / "checkpoint.npz"
-    with pytest.raises(CheckpointError, match="--hidden 8, not 16") as err:
-        resume_config(state, {"hidden": (16,)}, path)
+def test_resume_config_refuses_a_changed_experiment_and_takes_changes():
+    saved = small_config()
+    with pytest.raises(CheckpointError, match="saved with --hidden 8, not 16") as err:
+        resume_config(saved, 1, {"hidden": (16,)}, "ck.npz")
     assert "\n" not in str(err.value)
-    with pytest.raises(CheckpointError, match="--dtype"):
-        resume_config(state, {"dtype": "float32"}, path)
     with pytest.raises(CheckpointError, match="--no-shuffle"):
-        resume_config(state, {"shuffle": False}, path)
-    same = resume_config(state, {"hidden": (8,), "rate": saved.rate}, path)
-    assert same.hidden == (8,)
-    moved = resume_config(state, {"patience": 7, "epochs": 9}, tmp_path / "elsewhere" / "c.npz")
-    assert (moved.patience, moved.epochs) == (7, 9)
-    assert moved.checkpoint_dir == str(tmp_path / "elsewhere")
+        resume_config(saved, 1, {"shuffle": False}, "ck.npz")
+    with pytest.raises(CheckpointError, match="completed 2 epochs; --epochs 1"):
+        resume_config(saved, 2, {"epochs": 1}, "ck.npz")
+    same = resume_config(saved, 1, {"hidden": (8,), "rate": saved.rate}, "ck.npz")
+    assert same == saved
+    changed = resume_config(saved, 1, {"patience": 7, "epochs": 9}, "ck.npz")
+    assert (changed.patience, changed.epochs, changed.report) == (7, 9, saved.report)
 
 
 def test_resume_refuses_other_data(mnist, tmp_path):
-    config = small_config(tmp_path, epochs=1)
-    run_small(mnist, config)
-    state = load_checkpoint(config.checkpoint_path)
+    config = small_config(epochs=1)
+    run_small(mnist, tmp_path / "run", epochs=1)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
     train, test = mnist
     images = train.images[:1500].copy()
     images[0, 300] ^= 0xFF
     other = Dataset(images, train.labels[:1500], (28, 28), 10)
     with pytest.raises(CheckpointError, match="different data"):
-        check_resume_data(state, prepare_data(config, other, test), config.checkpoint_path)
-    fewer = dataclasses.replace(config, test_limit=None)
+        check_resume_data(state.data, prepare_data(config, other, test), "ck")
     with pytest.raises(CheckpointError, match="test samples"):
-        check_resume_data(state, prepare_data(fewer, train, test), config.checkpoint_path)
+        resume_training(tmp_path / "run", {"epochs": 2}, data=(train, test[:300]))
 
 
-# -- checkpoint files ------------------------------------------------------------------------
+# -- divergence ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def checkpoint(mnist, tmp_path):
-    config = small_config(tmp_path, epochs=1)
-    run_small(mnist, config)
-    return config.checkpoint_path
+@pytest.mark.parametrize("failure", ["nan", "error"])
+def test_a_diverging_run_stops_and_keeps_the_last_good_epoch(mnist, tmp_path, monkeypatch,
+                                                             failure):
+    real_train_epoch = Network.train_epoch
+    calls = []
 
+    def train_epoch(net, *args, **kwargs):
+        loss = real_train_epoch(net, *args, **kwargs)
+        if net.sizes == [784, 8, 10]:
+            calls.append(1)
+            if len(calls) == 3:
+                net.params[:] = np.nan
+                if failure == "error":
+                    raise type("TrainingDiverged", (ValueError,), {})("weights became NaN")
+                return float("nan")
+        return loss
 
-def _half_writing_fdopen(real_fdopen):
-    """os.fdopen whose files write half the bytes, then fail like a full disk."""
-
-    def fdopen(fd, *args, **kwargs):
-        f = real_fdopen(fd, *args, **kwargs)
-
-        class HalfWriter:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                f.close()
-                return False
-
-            def write(self, data):
-                f.write(data[: len(data) // 2])
-                f.flush()
-                raise OSError("simulated crash: disk full in the middle of the write")
-
-            def flush(self):
-                f.flush()
-
-            def fileno(self):
-                return f.fileno()
-
-        return HalfWriter()
-
-    return fdopen
-
-
-def _raise(*args, **kwargs):
-    raise OSError("simulated crash before the rename")
-
-
-@pytest.mark.parametrize(
-    "target, replacement",
-    [("fdopen", _half_writing_fdopen(os.fdopen)), ("fsync", _raise), ("replace", _raise)],
-)
-def test_failed_write_keeps_the_previous_checkpoint(checkpoint, monkeypatch, target, replacement):
-    before = load_checkpoint(checkpoint)
-    changed = dataclasses.replace(
-        before, epoch=before.epoch + 1, losses=before.losses + [0.0],
-        config=dataclasses.replace(before.config, epochs=before.epoch + 1),
-    )
-    files = sorted(os.listdir(checkpoint.parent))
-    with monkeypatch.context() as m:
-        m.setattr(os, target, replacement)
-        with pytest.raises(OSError, match="simulated crash"):
-            save_checkpoint(checkpoint, changed)
-    after = load_checkpoint(checkpoint)
-    assert after.epoch == before.epoch
-    assert net_arrays_equal(after.net_arrays, before.net_arrays)
-    assert sorted(os.listdir(checkpoint.parent)) == files  # no partial or temporary file left
-    # ... while a write that completes replaces it.
-    save_checkpoint(checkpoint, changed)
-    assert load_checkpoint(checkpoint).epoch == before.epoch + 1
-
-
-def _rewrite(path, mutate):
-    with np.load(path) as f:
-        arrays = {k: f[k] for k in f.files}
-    mutate(arrays)
-    np.savez(path, **arrays)
-
-
-def _set_meta(arrays, **changes):
-    meta = json.loads(arrays[training.STATE_KEY].tobytes())
-    meta.update(changes)
-    arrays[training.STATE_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-
-
-def _del_meta(arrays, key):
-    meta = json.loads(arrays[training.STATE_KEY].tobytes())
-    del meta[key]
-    arrays[training.STATE_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-
-
-@pytest.mark.parametrize(
-    "corrupt, words",
-    [
-        (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "truncated"),
-        (lambda p: p.write_bytes(b"not a zip file at all"), "truncated or not an .npz"),
-        (lambda p: p.write_bytes(b""), "truncated"),
-        (lambda p: _rewrite(p, lambda a: a.pop(training.STATE_KEY)), "not a jitnet training"),
-        (lambda p: _rewrite(p, lambda a: a.__setitem__(training.STATE_KEY, np.zeros(5, np.uint8))),
-         "corrupt"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, version=99)), "version 99"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, epoch=7)), "corrupt"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, rng_state={"bit_generator": "X"})),
-         "generator"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, config=[1])), "corrupt: .*dict"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, config={"hidden": "abc"})), "hidden"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, data=[])), "'data'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_error="x")), "'best_error'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_error=2.0)), "best error"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_epoch="1")), "'best_epoch'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, best_epoch=None)), "best"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, epoch=True)), "'epoch'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, losses={"a": 1})), "'losses'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, losses=["x"])), "loss"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, history=[1])), "history"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, train_seconds="1")), "'train_seconds'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, stop_reason=5)), "'stop_reason'"),
-        (lambda p: _rewrite(p, lambda a: _set_meta(a, rng_state=[])), "'rng_state'"),
-        (lambda p: _rewrite(p, lambda a: _del_meta(a, "bad_evals")), "missing field 'bad_evals'"),
-        (lambda p: _rewrite(p, lambda a: a.pop("net/W0")), "missing"),
-        (lambda p: _rewrite(p, lambda a: a.__setitem__("net/W0", np.zeros((3, 3)))), "W"),
-    ],
-)
-def test_corrupt_checkpoint_gives_one_line_naming_the_file(checkpoint, corrupt, words):
-    corrupt(checkpoint)
-    with pytest.raises(CheckpointError) as err:
-        load_checkpoint(checkpoint)
+    monkeypatch.setattr(Network, "train_epoch", train_epoch)
+    with pytest.raises(RunDiverged) as err:
+        run_small(mnist, tmp_path / "run", epochs=5, checkpoint_every=0, rate=0.5)
     message = str(err.value)
-    assert "\n" not in message and str(checkpoint) in message
-    assert re.search(words, message), message
+    assert "\n" not in message and err.value.epoch == 3
+    assert "diverged in epoch 3" in message and "smaller --rate than 0.5" in message
+    assert ("weights became NaN" if failure == "error" else "mean loss nan") in message
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert state.epoch == 2 and np.isfinite(state.net.params).all()
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["status"] == "diverged"
 
 
-def test_missing_checkpoint(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "nope.npz")
-
-
-def test_load_model_reads_models_plain_saves_and_checkpoints(checkpoint, tmp_path):
-    net = Network([784, 5, 10], seed=1)
-    net.save(tmp_path / "plain.npz")
-    loaded, info = load_model(tmp_path / "plain.npz")
-    assert info == {} and np.array_equal(loaded.params, net.params)
-    from_checkpoint, info = load_model(checkpoint)
-    assert info["checkpoint"] and from_checkpoint.sizes == [784, 8, 10]
-    (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(CheckpointError, match="junk.npz"):
-        load_model(tmp_path / "junk.npz")
-
-
-def test_load_model_refuses_a_bad_input_scale(tmp_path):
-    net = Network([784, 5, 10], seed=1)
-    path = tmp_path / "m.npz"
-    training.save_model(path, net.to_arrays(), {"input_scale": "x"})
-    with pytest.raises(CheckpointError, match="input_scale"):
-        load_model(path)
+# -- lines -----------------------------------------------------------------------------------
 
 
 def test_format_evaluation_matches_the_house_style():
-    record = {"epoch": 10, "loss": 0.0123, "val_error": 0.0191, "samples_per_second": 212000.4,
-              "elapsed_seconds": 4.83}
+    record = {"epoch": 10, "loss": 0.0123, "val_error": 0.0191, "test_error": 0.02,
+              "samples_per_second": 212000.4, "elapsed_seconds": 4.83}
     assert format_evaluation(record, 100) == (
         "epoch  10/100  loss 0.0123  val error 1.91%  212,000 samples/s  4.8 s"
     )
-    assert "test error" in format_evaluation(record, 10, "test")
+    assert "test error 2.00%" in format_evaluation(record, 10, "test_error")
+    assert training.format_epoch(record, 100) == (
+        "epoch  10/100  loss 0.0123  212,000 samples/s  4.8 s"
+    )

@@ -1,0 +1,401 @@
+"""``jitnet evaluate``, ``predict``, ``plot`` and ``compare``: saved models and runs, looked at.
+
+Options in, library calls (:mod:`jitnet.training`, :mod:`jitnet.metrics`, :mod:`jitnet.digits`,
+:mod:`jitnet.plots`), lines or JSON out. A picture never replaces an existing file: an explicit
+path (``--out``, ``--confusion-png``, ``--save-preprocessed``) is refused unless ``--force``,
+and a default one gets a number (``mistakes-test-2.png``).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from jitnet.cli import SHIPPED, CliError, _load_data
+
+_model_argument = click.argument("model", type=click.Path(exists=True, path_type=Path))
+_data_option = click.option(
+    "--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    show_default=SHIPPED, help="Directory holding a dataset in MNIST's four-file IDX layout.",
+)
+_split_option = click.option(
+    "--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+    help="Which of the dataset's two sets to use.",
+)
+_force_option = click.option(
+    "--force", is_flag=True, default=False, show_default=True,
+    help="Let the pictures named by options replace existing files.",
+)
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, default=False, show_default=True,
+    help="Print the results as one JSON object, for scripts.",
+)
+SCORES = "scores: the network's outputs divided by their sum, not calibrated probabilities"
+
+
+# -- models, data and files -----------------------------------------------------------------
+
+
+def _load_model(model):
+    from jitnet import training
+
+    try:
+        return training.load_model(model)
+    except training.TrainingError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _load_model_and_split(model, data, split):
+    net, info = _load_model(model)
+    train_set, test_set = _load_data(data)
+    dataset = test_set if split == "test" else train_set
+    if dataset.images.shape[1] != net.n_inputs:
+        raise CliError(
+            f"model {model} takes {net.n_inputs} inputs but the {split} images have "
+            f"{dataset.images.shape[1]} pixels"
+        )
+    if dataset.n_classes > net.n_outputs:
+        raise CliError(
+            f"model {model} has {net.n_outputs} outputs but the data has "
+            f"{dataset.n_classes} classes"
+        )
+    return net, info, dataset
+
+
+def _check_new_file(option, path, force):
+    """An explicit output path: not a folder, not an existing file unless ``force``, and in a
+    folder that exists or can be created. Checked before any work is done."""
+    if path.is_dir():
+        raise CliError(f"{option} {path} is a directory")
+    if path.exists() and not force:
+        raise CliError(f"{option} {path} exists; add --force to replace it")
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise CliError(f"{option} {path}: {existing} is not a directory")
+
+
+def _free_path(path):
+    """``path``, or ``NAME-2.png``, ``NAME-3.png``, ... beside it: the first that is free."""
+    candidate, number = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    return candidate
+
+
+def _beside(model, name):
+    """A default output path: ``name`` in a run folder, or ``STEM-name`` beside a model file;
+    numbered when taken."""
+    if model.is_dir():
+        return _free_path(model / name)
+    return _free_path(model.with_name(f"{model.stem}-{name}"))
+
+
+def _draw(what, *args, **kwargs):
+    """A picture call whose user-facing errors (matplotlib or Pillow missing, the file cannot
+    be written, nothing to draw) become one line."""
+    from jitnet.plots import MissingDependencyError
+
+    try:
+        return what(*args, **kwargs)
+    except (MissingDependencyError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise CliError(f"cannot write{where}: {exc.strerror or exc}") from None
+
+
+def _number(value):
+    """A float for JSON: None for NaN (a class never predicted has no precision)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _describe(net):
+    return f"{'-'.join(map(str, net.sizes))} {net.activation} {net.dtype.name}"
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+@click.command()
+@_model_argument
+@_data_option
+@_split_option
+@click.option("--mistakes", type=click.IntRange(min=1), default=None, show_default="none",
+              help="Also draw the N misclassified images the model was surest about as a PNG "
+                   "gallery, and print its path.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="mistakes-SPLIT.png in the run folder, MODEL-mistakes-SPLIT.png "
+                           "beside a model file; numbered if taken",
+              help="Where --mistakes writes its gallery.")
+@click.option("--confusion-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="none", help="Also draw the confusion matrix as a PNG at this path.")
+@_force_option
+@_json_option
+@click.pass_context
+def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_json):
+    """Error rate and confusion matrix, with each class's precision and recall, of MODEL (a run
+    folder, a model file or a checkpoint).
+
+    Inputs are scaled the way the model was trained (raw pixels for a --raw-pixels model).
+    """
+    from jitnet._run_pictures import draw_test_pictures
+    from jitnet.metrics import format_confusion, precision_recall
+
+    if out is not None and mistakes is None:
+        raise click.UsageError("--out names the gallery of --mistakes N; give --mistakes", ctx)
+    for option, path in (("--out", out), ("--confusion-png", confusion_png)):
+        if path is not None:
+            _check_new_file(option, path, force)
+    net, info, dataset = _load_model_and_split(model, data, split)
+    if mistakes is not None and out is None:
+        out = _beside(model, f"mistakes-{split}.png")
+    what = f"{model.name}: {'-'.join(map(str, net.sizes))}, {split} set"
+    matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, info.get("input_scale"),
+                                 info.get("config"), confusion_png, out, what,
+                                 n_mistakes=mistakes or 0)
+    n, wrong = len(dataset), int((predicted != dataset.labels).sum())
+    shown = min(mistakes or 0, wrong)
+    where = SHIPPED if data is None else str(data)
+    if as_json:
+        precision, recall = precision_recall(matrix)
+        click.echo(json.dumps({
+            "model": str(model), "sizes": list(net.sizes), "activation": net.activation,
+            "dtype": net.dtype.name, "data": where, "split": split, "n_images": n,
+            "wrong": wrong, "error_rate": wrong / n, "confusion_matrix": matrix.tolist(),
+            "precision": [_number(p) for p in precision],
+            "recall": [_number(r) for r in recall],
+            "mistakes_png": None if out is None else str(out), "mistakes_shown": shown,
+            "confusion_png": None if confusion_png is None else str(confusion_png),
+        }, indent=2))
+        return
+    click.echo(f"model {model}: {_describe(net)}")
+    click.echo(f"data  {where}, {split} set, {n:,} images")
+    click.echo(f"error rate {100 * wrong / n:.2f}%  ({wrong:,} of {n:,} wrong)")
+    click.echo()
+    click.echo(format_confusion(matrix, rates=True))
+    click.echo("recall: share of a true class found; prec(ision): share of a prediction right")
+    if out is not None:
+        click.echo(f"\nmistakes   {out}  (the {shown:,} most confident of {wrong:,})")
+    if confusion_png is not None:
+        click.echo(f"{'' if out is not None else chr(10)}confusion  {confusion_png}")
+
+
+# -- predict ---------------------------------------------------------------------------------
+
+
+def _digits_from_files(images, net):
+    """``[(name, image)]`` from image files, each made MNIST-like by ``load_digit``."""
+    from jitnet.digits import FIELD, ImageError, load_digit
+    from jitnet.plots import MissingDependencyError
+
+    if net.n_inputs != FIELD * FIELD:
+        raise CliError(f"the model takes {net.n_inputs} inputs, but a digit read from an image "
+                       f"has {FIELD}x{FIELD} = {FIELD * FIELD} pixels")
+    digits = []
+    for path in images:
+        try:
+            digits.append((str(path), path.stem, load_digit(path)))
+        except (ImageError, MissingDependencyError) as exc:
+            raise CliError(str(exc)) from None
+    return digits
+
+
+def _preprocessed_paths(target, stems, force):
+    """Where ``--save-preprocessed`` writes each digit: ``target`` itself for one digit and a
+    ``.png`` name, else ``STEM-28x28.png`` files in the folder ``target``."""
+    if len(stems) == 1 and target.suffix and not target.is_dir():
+        if target.suffix.lower() != ".png":
+            raise CliError(f"--save-preprocessed {target}: digits are written as PNG; give a "
+                           ".png file or a folder")
+        paths = [target]
+    else:
+        names = []
+        for stem in stems:
+            name, k = f"{stem}-28x28.png", 2
+            while name in names:  # the same name from two folders
+                name, k = f"{stem}-{k}-28x28.png", k + 1
+            names.append(name)
+        paths = [target / name for name in names]
+    for path in paths:
+        _check_new_file("--save-preprocessed", path, force)
+    return paths
+
+
+def _scores(net, image, info):
+    from jitnet._run_pictures import score_kind
+    from jitnet.digits import probabilities
+
+    outputs = net.predict(image.reshape(-1), scale=info.get("input_scale"))
+    return outputs, probabilities(outputs, loss=score_kind(info.get("config")))
+
+
+def _index_block(name, image, shape, label, outputs):
+    """The --index output: the image, its true label, the prediction and all outputs."""
+    from jitnet.digits import text_art
+
+    predicted = int(outputs.argmax())
+    lines = [f"{name} ({shape[0]}x{shape[1]})", text_art(image, shape),
+             f"true label  {label}",
+             f"predicted   {predicted}  ({'correct' if predicted == label else 'wrong'})",
+             "outputs"]
+    lines += [f"  {k}  {float(y):.4f}{'  <' if k == predicted else ''}"
+              for k, y in enumerate(outputs)]
+    return "\n".join(lines)
+
+
+def _file_block(name, image, outputs, scores, top):
+    """An image file's output: the digit as the network sees it and the likeliest classes."""
+    from jitnet.digits import text_art
+
+    lines = [f"{name}  (28x28 after preprocessing, as the network sees it)", text_art(image),
+             f"predicted   {int(outputs.argmax())}", f"top {len(top)} ({SCORES})"]
+    lines += [f"  {k}  {100 * scores[k]:5.1f}%   output {float(outputs[k]):.4f}" for k in top]
+    return "\n".join(lines)
+
+
+@click.command()
+@_model_argument
+@click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--index", type=click.IntRange(min=0), default=None, show_default="none",
+              help="Instead of image files, show this image of the --split set (0-based).")
+@_data_option
+@_split_option
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="How many of the likeliest classes to list for an image file.")
+@click.option("--save-preprocessed", type=click.Path(path_type=Path), default=None,
+              show_default="none",
+              help="Write each digit as the network sees it (a 28x28 PNG, white on black): to "
+                   "this .png file for one digit, else as NAME-28x28.png in this folder.")
+@_force_option
+@_json_option
+def predict(model, images, index, data, split, top, save_preprocessed, force, as_json):
+    """The digit MODEL (a run folder, a model file or a checkpoint) sees in each IMAGE file,
+    or in image --index of the data set.
+
+    An image file (PNG, JPEG, ... or a .npy array of 28x28 pixels) is made to look like an
+    MNIST digit first: grey, white ink on black, fitted into 20x20 pixels and centred by its
+    centre of mass in 28x28. Shown are the digit as text art and the likeliest classes with
+    their scores, the network's outputs divided by their sum (not calibrated probabilities).
+    """
+    from jitnet.digits import save_digit
+    from jitnet.metrics import top_k
+
+    if bool(images) == (index is not None):
+        raise CliError("give one or more IMAGE files, or --index N for an image of the data set"
+                       if not images else "give IMAGE files or --index, not both")
+    if index is not None:
+        net, info, dataset = _load_model_and_split(model, data, split)
+        if index >= len(dataset):
+            raise CliError(
+                f"--index {index} is out of range: the {split} set has {len(dataset):,} images")
+        digits = [(f"{split} image {index}", f"{split}-{index}",
+                   dataset.images[index].reshape(dataset.image_shape))]
+    else:
+        net, info = _load_model(model)
+        digits = _digits_from_files(images, net)
+    if top > net.n_outputs:
+        raise CliError(f"--top {top} is more than the model's {net.n_outputs} classes")
+    saved = [None] * len(digits)
+    if save_preprocessed is not None:
+        saved = _preprocessed_paths(save_preprocessed, [stem for _, stem, _ in digits], force)
+        for (_, _, image), path in zip(digits, saved):
+            _draw(save_digit, image, path)
+    results, blocks = [], []
+    for (name, _, image), path in zip(digits, saved):
+        outputs, scores = _scores(net, image, info)
+        classes = [int(k) for k in top_k(scores, top)[0]]
+        result = {"image": name, "predicted": int(outputs.argmax()),
+                  "top": [{"class": k, "score": float(scores[k]), "output": float(outputs[k])}
+                          for k in classes],
+                  "outputs": [float(y) for y in outputs],
+                  "preprocessed": None if path is None else str(path)}
+        if index is not None:
+            result.update(image=None, split=split, index=index,
+                          label=int(dataset.labels[index]))
+            blocks.append(_index_block(name, image, dataset.image_shape, result["label"],
+                                       outputs))
+        else:
+            blocks.append(_file_block(name, image, outputs, scores, classes))
+        if path is not None:
+            blocks[-1] += f"\nsaved       {path}"
+        results.append(result)
+    if as_json:
+        click.echo(json.dumps({"model": str(model), "note": SCORES, "predictions": results},
+                              indent=2))
+    else:
+        click.echo("\n\n".join(blocks))
+
+
+# -- plot and compare ------------------------------------------------------------------------
+
+
+def _history(run):
+    from jitnet._run_pictures import report_history
+
+    try:
+        return report_history(run)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--log-scale", is_flag=True, default=False, show_default=True,
+              help="Logarithmic y axes (loss and error).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="learning_curve.png (learning_curve-log.png with --log-scale) "
+                           "beside the log or report; numbered if taken",
+              help="Where to write the PNG.")
+@_force_option
+def plot(run, log_scale, out, force):
+    """Draw the learning curve of RUN (a run folder, its log.jsonl or a report.json): training
+    loss per epoch, validation error per evaluation, the best epoch marked."""
+    from jitnet import plots
+
+    if out is not None:
+        _check_new_file("--out", out, force)
+    history, title = _history(run)
+    if out is None:
+        folder = run if run.is_dir() else run.parent
+        out = _free_path(folder / ("learning_curve-log.png" if log_scale else
+                                   "learning_curve.png"))
+    best = _draw(plots.learning_curve, history, out, title=title, log_scale=log_scale)
+    epochs = len(history)
+    click.echo(f"learning curve  {out}  ({epochs} epoch{'s' * (epochs != 1)}"
+               + ("" if best is None else f", best epoch {best:g}") + ")")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--metric", type=click.Choice(["val_error", "test_error", "loss"]),
+              default="val_error", show_default=True,
+              help="What to draw against the epoch (errors in %).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the PNG.")
+@click.option("--log-scale", is_flag=True, default=False, show_default=True,
+              help="Logarithmic y axis.")
+@_force_option
+def compare(runs, metric, out, log_scale, force):
+    """Overlay the learning curves of several RUNS (run folders, logs or reports), one line
+    each, each run's best value starred."""
+    from jitnet import plots
+
+    _check_new_file("--out", out, force)
+    loaded = [_history(run) for run in runs]  # (history, "NAME: 784-300-10, rate 0.3, ...")
+    names = [(run if run.is_dir() else run.parent).name for run in runs]
+    if len(set(names)) < len(names):  # same folder names in different places: say which
+        loaded = [(history, str(run) + title[len(name):]) for (history, title), run, name
+                  in zip(loaded, runs, names)]
+    histories = [(title, history) for history, title in loaded]
+    missing = [label for label, history in histories
+               if not any(isinstance(r.get(metric), (int, float)) for r in history)]
+    what = {"val_error": "validation error", "test_error": "test error",
+            "loss": "training loss"}[metric]
+    drawn = _draw(plots.compare_curves, histories, out, metric=metric, log_scale=log_scale,
+                  title=f"{what} of {len(runs)} run{'s' * (len(runs) != 1)}")
+    if missing:
+        click.echo(f"note: no {metric} in {', '.join(missing)}", err=True)
+    click.echo(f"comparison  {out}  ({drawn} of {len(runs)} runs drawn)")

@@ -1,0 +1,189 @@
+"""The pictures of a run folder, drawn by ``jitnet train`` and redrawn by ``jitnet plot``.
+
+* ``learning_curve.png``: after evaluations (training loss per epoch, validation error per
+  evaluation), and once more at the end with the best model's test error added. A redraw takes
+  about 0.2-0.4 s (the first also imports matplotlib, 0.4-1 s, once), so during training the
+  curve is redrawn only while redraws stay within ``CURVE_BUDGET`` of the run's time: at every
+  evaluation of the tutorial's run (one per 6 s or more), not at every one of
+  ``--eval-every 1`` on a tiny network;
+* ``confusion_matrix.png`` and ``mistakes.png`` (the 24 test images the best model got wrong
+  most confidently): at the end, on the run's test set.
+
+Plain functions of the run's state and data, no click; the drawing itself is
+:mod:`jitnet.plots`. Without matplotlib or Pillow :class:`RunPictures` says so once and draws
+nothing, so that training never depends on them.
+"""
+
+import json
+import time
+from pathlib import Path
+
+CURVE_NAME = "learning_curve.png"
+CONFUSION_NAME = "confusion_matrix.png"
+MISTAKES_NAME = "mistakes.png"
+N_MISTAKES = 24
+#: The largest share of a run's time that redrawing the learning curve may take during training.
+CURVE_BUDGET = 0.10
+NOTE = 'note: no pictures in the run folder; pip install "jitnet[plots]" to get them'
+
+
+def run_title(run_name, config, sizes):
+    """``NAME: 784-300-10, rate 0.3, float64, seed 0`` (and what differs from the tutorial)."""
+    parts = ["-".join(map(str, sizes)), f"rate {config.get('rate')}", config.get("dtype"),
+             f"seed {config.get('seed')}"]
+    # Recipe options other than the tutorial's, by name when a configuration has them.
+    for name, tutorial in (("activation", "sigmoid"), ("loss", "squared")):
+        if config.get(name) not in (None, tutorial):
+            parts.append(str(config[name]))
+    if config.get("raw_pixels"):
+        parts.append("raw pixels")
+    return f"{run_name}: " + ", ".join(str(p) for p in parts if p is not None)
+
+
+def with_test_error(records, best_epoch, test_error):
+    """``records`` (per-epoch dicts) with the best model's ``test_error`` added to the record of
+    its epoch, for the learning curve; unchanged when the records already hold test errors
+    (a run that stopped on the test set) or there is no test error."""
+    if test_error is None or best_epoch is None or any("test_error" in r for r in records):
+        return list(records)
+    return [dict(r, test_error=test_error) if r.get("epoch") == best_epoch else r
+            for r in records]
+
+
+def report_history(run_dir):
+    """The history and title of the run in ``run_dir`` (or of a report or log file) for
+    :func:`jitnet.plots.learning_curve`, with the finished run's test error added.
+
+    Raises
+    ------
+    ValueError
+        Nothing readable there (:func:`jitnet.plots.load_run`).
+    """
+    from jitnet import plots
+
+    history, title = plots.load_run(run_dir)
+    path = Path(run_dir)
+    report_path = path / "report.json" if path.is_dir() else path
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return history, title  # a log without a report: a run still going, or killed
+    if not isinstance(report, dict):
+        return history, title
+    if isinstance(report.get("config"), dict) and isinstance(report.get("sizes"), list):
+        name = path.name if path.is_dir() else path.parent.name
+        title = run_title(name, report["config"], report["sizes"])
+    return with_test_error(history, report.get("best_epoch"), report.get("test_error")), title
+
+
+def test_scores(net, images, scale, config=None):
+    """The predicted class of each image and its score (the outputs divided by their sum).
+
+    Returns
+    -------
+    predicted : ndarray of int64, (N,)
+    confidence : ndarray of float64, (N,)
+        In [0, 1]: see :func:`jitnet.digits.probabilities`.
+    outputs : ndarray, (N, n_classes)
+    """
+    from jitnet.digits import probabilities
+
+    outputs = net.predict(images, scale=scale)
+    scores = probabilities(outputs, loss=score_kind(config))
+    return outputs.argmax(axis=1), scores.max(axis=1), outputs
+
+
+def score_kind(config):
+    """The ``loss`` argument of :func:`jitnet.digits.probabilities` for a run's configuration:
+    softmax outputs of a cross-entropy network are already a distribution."""
+    loss = (config or {}).get("loss")
+    return "cross_entropy" if loss == "cross_entropy" else "squared"
+
+
+def draw_test_pictures(net, dataset, scale, config, confusion_path, mistakes_path, title,
+                       n_mistakes=N_MISTAKES):
+    """Confusion matrix and most confident mistakes of ``net`` on ``dataset``; either path may
+    be None. Returns ``(matrix, predicted, confidence)``."""
+    from jitnet import plots
+    from jitnet.metrics import confusion_matrix
+
+    predicted, confidence, _ = test_scores(net, dataset.images, scale, config)
+    matrix = confusion_matrix(dataset.labels, predicted, net.n_outputs)
+    if confusion_path is not None:
+        plots.confusion_matrix_plot(matrix, confusion_path, title=title)
+    if mistakes_path is not None:
+        images = dataset.images.reshape(len(dataset), *dataset.image_shape)
+        plots.mistakes_gallery(images, dataset.labels, predicted, confidence, mistakes_path,
+                               n=n_mistakes, title=title)
+    return matrix, predicted, confidence
+
+
+class RunPictures:
+    """Draws the pictures of one run folder, as the run goes.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+    message : callable
+        Receives the one line said when matplotlib or Pillow is missing, or when a picture
+        cannot be written; after either, nothing more is drawn (training goes on).
+    """
+
+    def __init__(self, run_dir, message):
+        self.run_dir = Path(run_dir)
+        self.message = message
+        self.enabled = True
+        self.last_end = None  # when the last curve was drawn, and how long it took
+        self.last_seconds = 0.0
+
+    def _draw(self, what, *args, **kwargs):
+        from jitnet.plots import MissingDependencyError
+
+        if not self.enabled:
+            return
+        try:
+            what(*args, **kwargs)
+        except MissingDependencyError:
+            self.enabled = False
+            self.message(NOTE)
+        except OSError as exc:  # disk full, folder gone: the run's own files matter more
+            self.enabled = False
+            where = f" {exc.filename}" if exc.filename else ""
+            self.message(f"note: cannot write{where} ({exc.strerror or exc}); "
+                         "no more pictures drawn")
+
+    def title(self, state):
+        from jitnet.training.data import network_sizes
+
+        return run_title(self.run_dir.name, state.config.to_dict(),
+                         network_sizes(state.config, state.data))
+
+    def curve(self, state, test_error=None, always=False):
+        """learning_curve.png of ``state`` (a :class:`jitnet.training.TrainState`); unless
+        ``always``, skipped when the last redraw was too recent for :data:`CURVE_BUDGET`."""
+        from jitnet import plots
+
+        start = time.perf_counter()
+        first = self.last_end is None
+        wait = self.last_seconds * (1 - CURVE_BUDGET) / CURVE_BUDGET
+        if not (always or first) and start - self.last_end < wait:
+            return
+        records = with_test_error(state.records, state.best_epoch, test_error)
+        self._draw(plots.learning_curve, records, self.run_dir / CURVE_NAME,
+                   title=self.title(state))
+        self.last_end = time.perf_counter()
+        # The first drawing also imports matplotlib, once: not what a redraw costs.
+        self.last_seconds = 0.0 if first else self.last_end - start
+
+    def final(self, result, test):
+        """At the end of a run: the learning curve with the test error, then the confusion
+        matrix and the mistakes of the best model on the test set ``test``."""
+        state = result.state
+        self.curve(state, result.test_error, always=True)
+        net = state.best if state.best is not None else state.net
+        which = (f"best model (epoch {state.best_epoch})" if state.best is not None
+                 else f"model after epoch {state.epoch}")
+        title = f"{self.title(state)}; {which}, test set"
+        self._draw(draw_test_pictures, net, test, state.config.input_scale,
+                   state.config.to_dict(), self.run_dir / CONFUSION_NAME,
+                   self.run_dir / MISTAKES_NAME, title)

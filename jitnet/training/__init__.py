@@ -1,0 +1,56 @@
+"""The training experiment behind ``jitnet train``: run folders, stopping rule, checkpoints,
+resume. Plain functions of plain values, importable without the command line (no click)::
+
+    from jitnet.training import TrainConfig, run_training, resume_training
+
+    result = run_training(TrainConfig(hidden=(300,), epochs=40), "runs/tutorial")
+    result = resume_training("runs/tutorial", {"epochs": 60})      # extend it later
+
+The experiment
+--------------
+Each epoch visits every training sample once inside one compiled call
+(:meth:`jitnet.Network.train_epoch`), in a fresh permutation drawn from one
+``numpy.random.Generator`` (or in file order with ``shuffle=False``). Every ``eval_every`` epochs,
+and after the last one, the network is evaluated on the validation set -- the last
+``validation`` training samples, held out -- or, with ``validation=0``, on the test set as the
+tutorial did. The network with the lowest validation error is the best model; its test error is
+measured once at the end. Training stops after ``patience`` consecutive evaluations whose error
+is higher than the best so far (``patience=1`` is the tutorial's rule), or after ``epochs``.
+
+Modules: :mod:`~jitnet.training.config` (the options), :mod:`~jitnet.training.data` (limits,
+hold-out, fingerprint), :mod:`~jitnet.training.runs` (the run folder and its files),
+:mod:`~jitnet.training.checkpoint` (checkpoint and model files), :mod:`~jitnet.training.loop`
+(the epochs), :mod:`~jitnet.training.report` (reporter and report).
+
+Resume
+------
+A checkpoint describes the end of a completed epoch, so a run that is killed (or interrupted in
+the middle of an epoch) and resumed draws the same permutations and performs the same float
+operations as one that ran straight through: in float64 the final weights are bitwise equal.
+Options in :data:`CHANGEABLE` may change on resume (``epochs`` to extend a run, never below the
+epochs completed; ``patience`` and ``eval_every``; where data and copies go); the others define
+the experiment and must stay. The data may come from another directory, but must be the same
+(sizes and fingerprint). Extending a finished run continues it exactly, but the evaluation it
+made after its old last epoch stays in its history, in the choice of the best model and in the
+stopping count.
+"""
+
+from jitnet.training.checkpoint import (
+    TrainState, load_checkpoint, load_model, save_checkpoint, save_model,
+)
+from jitnet.training.config import CHANGEABLE, TrainConfig, resume_config
+from jitnet.training.data import Splits, check_resume_data, load_splits, prepare_data
+from jitnet.training.errors import (
+    CheckpointError, RunDiverged, TrainingError, TrainingInterrupted, one_line,
+)
+from jitnet.training.loop import TrainResult, resume_training, run_training, stopping_update
+from jitnet.training.report import Reporter, format_epoch, format_evaluation
+from jitnet.training.runs import create_run_dir, locate_checkpoint
+
+__all__ = [
+    "CHANGEABLE", "CheckpointError", "Reporter", "RunDiverged", "Splits", "TrainConfig",
+    "TrainResult", "TrainState", "TrainingError", "TrainingInterrupted", "check_resume_data",
+    "create_run_dir", "format_epoch", "format_evaluation", "load_checkpoint", "load_model",
+    "load_splits", "locate_checkpoint", "one_line", "prepare_data", "resume_config",
+    "resume_training", "run_training", "save_checkpoint", "save_model", "stopping_update",
+]

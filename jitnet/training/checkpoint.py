@@ -1,0 +1,338 @@
+"""Checkpoints and model files: what a run keeps on disk, and the strict reader of ``--resume``.
+
+A checkpoint is one ``.npz`` file, written atomically (temporary file, fsync, rename):
+
+* ``net/<key>``: the network after the last completed epoch (``Network.to_arrays()``);
+* ``best/<key>``: the best network so far (absent before the first evaluation);
+* ``meta``: UTF-8 JSON as a ``uint8`` array: ``format``, ``version``, ``config``, ``data`` (sizes
+  and fingerprint), ``epoch``, ``rng_state`` (the shuffling generator's state), ``best_epoch``,
+  ``best_error``, ``bad_evals``, ``records`` (one per epoch), ``train_seconds``, ``eval_seconds``,
+  ``elapsed_seconds`` and ``stop_reason``.
+
+It always describes the end of a completed epoch, so a resumed run draws the same permutations
+and performs the same float operations as one that ran straight through.
+
+A model file is ``Network.to_arrays()`` plus ``jitnet_train_info``, JSON saying how inputs were
+scaled and how it was trained; ``Network.load`` reads it as a plain model.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jitnet._atomic import atomic_save_npz
+from jitnet.network import Network
+from jitnet.training.config import (
+    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
+    positive_number, shown,
+)
+from jitnet.training.data import network_sizes
+from jitnet.training.errors import CheckpointError, TrainingError, one_line
+
+CHECKPOINT_FORMAT = "jitnet-checkpoint"
+CHECKPOINT_VERSION = 2
+META_KEY = "meta"
+MODEL_INFO_KEY = "jitnet_train_info"
+STOP_REASONS = ("epochs", "patience")
+
+
+@dataclass
+class TrainState:
+    """A run at the end of a completed epoch: everything a checkpoint holds.
+
+    ``net`` and ``best`` are snapshots: the loop trains a copy of ``net`` and never changes
+    either of them.
+    """
+
+    config: TrainConfig
+    data: dict  # Splits.info of the data it is trained on
+    epoch: int
+    rng_state: dict  # bit_generator.state of the shuffling generator
+    net: Network
+    best: Network = None
+    best_epoch: int = None
+    best_error: float = None
+    bad_evals: int = 0
+    records: list = field(default_factory=list)  # one dict per epoch, see jitnet.training.loop
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    stop_reason: str = None
+
+    @property
+    def history(self):
+        """The records of the epochs that ended with an evaluation."""
+        key = self.config.error_key
+        return [record for record in self.records if key in record]
+
+    @property
+    def losses(self):
+        """Every epoch's mean loss."""
+        return [record["loss"] for record in self.records]
+
+
+def _json_array(obj):
+    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
+
+
+def save_checkpoint(path, state):
+    """Write ``state`` to ``path`` atomically (the previous file stays intact until the rename)."""
+    arrays = {f"net/{k}": v for k, v in state.net.to_arrays().items()}
+    if state.best is not None:
+        arrays.update({f"best/{k}": v for k, v in state.best.to_arrays().items()})
+    arrays[META_KEY] = _json_array({
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": state.config.to_dict(),
+        "data": state.data,
+        "epoch": state.epoch,
+        "rng_state": state.rng_state,
+        "best_epoch": state.best_epoch,
+        "best_error": state.best_error,
+        "bad_evals": state.bad_evals,
+        "records": state.records,
+        "train_seconds": state.train_seconds,
+        "eval_seconds": state.eval_seconds,
+        "elapsed_seconds": state.elapsed_seconds,
+        "stop_reason": state.stop_reason,
+    })
+    atomic_save_npz(path, arrays)
+
+
+def read_npz(path, what):
+    """All arrays of an ``.npz`` file, or a one-line CheckpointError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{what} {path} is a directory, not a file") from None
+    except Exception as exc:  # BadZipFile, ValueError, EOFError, OSError, MemoryError, ...
+        reason = one_line(exc) or type(exc).__name__
+        raise CheckpointError(
+            f"{what} {path} is truncated or not an .npz file ({reason})") from None
+
+
+def _json(array, what):
+    """The JSON object stored as bytes in ``array``; TrainingError if it is not one."""
+    if array.dtype != np.uint8 or array.ndim != 1:
+        raise TrainingError(f"its {what} is not stored as bytes")
+    try:
+        value = json.loads(array.tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise TrainingError(f"its {what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise TrainingError(f"its {what} is {shown(value)}, not a JSON object")
+    return value
+
+
+def _field(meta, name, check):
+    if name not in meta:
+        raise TrainingError(f"missing field {name!r}")
+    return checked(name, meta[name], check)
+
+
+def _data_info(value):
+    if not isinstance(value, dict):
+        raise ValueError("a JSON object")
+    info = {key: _field(value, key, count)
+            for key in ("n_inputs", "n_classes", "n_train", "n_val", "n_test")}
+    fingerprint = value.get("fingerprint")
+    if not isinstance(fingerprint, str):
+        raise ValueError("a data description with a fingerprint")
+    return {**info, "fingerprint": fingerprint}
+
+
+def _records(value):
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise ValueError("a list of epoch records")
+    for epoch, record in enumerate(value, 1):
+        if checked(f"records[{epoch - 1}].epoch", record.get("epoch"), positive_int) != epoch:
+            raise ValueError(f"a list of epoch records numbered from 1 (record {epoch})")
+        checked(f"records[{epoch - 1}].loss", record.get("loss"), number)
+        for key in ("val_error", "test_error"):
+            if key in record:
+                checked(f"records[{epoch - 1}].{key}", record[key], fraction)
+    return value
+
+
+def _optional(check):
+    return lambda value: None if value is None else check(value)
+
+
+def _stop_reason(value):
+    if value is not None and value not in STOP_REASONS:
+        raise ValueError(" or ".join(map(json.dumps, STOP_REASONS)) + " or null")
+    return value
+
+
+def generator_from_state(rng_state):
+    """A Generator in ``rng_state``; ValueError when it is not a valid PCG64 state."""
+    rng = np.random.Generator(np.random.PCG64())
+    try:
+        rng.bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError):
+        raise ValueError("a PCG64 generator state") from None
+    return rng
+
+
+def _rng_state(value):
+    generator_from_state(value)
+    return value
+
+
+def _from_arrays(arrays, source):
+    """Network.from_arrays, its errors as a one-line CheckpointError naming ``source``."""
+    try:
+        return Network.from_arrays(arrays, source=source)
+    except ValueError as exc:
+        raise CheckpointError(one_line(exc)) from None
+    except TypeError as exc:  # numpy's, for a dtype entry such as "0.0"
+        raise CheckpointError(f"{source}: not a valid jitnet model ({one_line(exc)})") from None
+
+
+def _network(arrays, prefix, sizes, dtype, path):
+    """The network stored under ``prefix``, after checking that its shapes are ``sizes`` (before
+    anything is allocated from them)."""
+    arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    what = {"net/": "network", "best/": "best network"}[prefix]
+    stored = arrays.get("sizes")
+    if stored is None or stored.ndim != 1 or stored.tolist() != sizes:
+        raise TrainingError(f"its {what} is not a {'-'.join(map(str, sizes))} network")
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for key, shape in ((f"W{layer}", (n_out, n_in)), (f"b{layer}", (n_out,))):
+            if key not in arrays or arrays[key].shape != shape:
+                raise TrainingError(f"its {what} has no {key} of shape {shape}")
+    net = _from_arrays(arrays, f"checkpoint {path} ({what})")
+    if net.dtype.name != dtype:
+        raise TrainingError(f"its {what} is {net.dtype.name}, its configuration {dtype}")
+    return net
+
+
+def _state_from_arrays(arrays, path):
+    """The TrainState of a checkpoint's arrays; every field checked once."""
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path} is not a jitnet training checkpoint (no {META_KEY!r})")
+    try:
+        meta = _json(arrays[META_KEY], "description")
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not a jitnet training checkpoint")
+        if meta.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"checkpoint {path} has format version {shown(meta.get('version'))}; this "
+                f"jitnet reads version {CHECKPOINT_VERSION}"
+            )
+        config = TrainConfig.from_dict(_field(meta, "config", lambda v: v))
+        data = _field(meta, "data", _data_info)
+        sizes = network_sizes(config, data)
+        state = TrainState(
+            config=config,
+            data=data,
+            epoch=_field(meta, "epoch", count),
+            rng_state=_field(meta, "rng_state", _rng_state),
+            net=_network(arrays, "net/", sizes, config.dtype, path),
+            best=_network(arrays, "best/", sizes, config.dtype, path)
+            if any(k.startswith("best/") for k in arrays) else None,
+            best_epoch=_field(meta, "best_epoch", _optional(optional_positive_int)),
+            best_error=_field(meta, "best_error", _optional(fraction)),
+            bad_evals=_field(meta, "bad_evals", count),
+            records=_field(meta, "records", _records),
+            train_seconds=_field(meta, "train_seconds", number),
+            eval_seconds=_field(meta, "eval_seconds", number),
+            elapsed_seconds=_field(meta, "elapsed_seconds", number),
+            stop_reason=_field(meta, "stop_reason", _stop_reason),
+        )
+        _check_consistency(state)
+    except CheckpointError:
+        raise
+    except TrainingError as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {exc}") from None
+    return state
+
+
+def _check_consistency(state):
+    """Fields that must agree with each other; a TrainingError says which do not."""
+    if state.epoch > state.config.epochs:
+        raise TrainingError(f"epoch {state.epoch} is beyond its --epochs {state.config.epochs}")
+    if len(state.records) != state.epoch:
+        raise TrainingError(f"{len(state.records)} epoch records for epoch {state.epoch}")
+    best = (state.best is not None, state.best_epoch is not None, state.best_error is not None)
+    if any(best) and not all(best):
+        raise TrainingError("its best network, best epoch and best error do not go together")
+    if state.best_epoch is not None and state.best_epoch > state.epoch:
+        raise TrainingError(f"best epoch {state.best_epoch} is after epoch {state.epoch}")
+
+
+def load_checkpoint(path):
+    """Read and check a checkpoint.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    TrainState
+
+    Raises
+    ------
+    CheckpointError
+        One line naming ``path`` when the file is missing, truncated, not a jitnet checkpoint,
+        or holds a field of the wrong type or arrays that do not fit its configuration.
+    """
+    path = Path(path)
+    return _state_from_arrays(read_npz(path, "checkpoint"), path)
+
+
+def save_model(path, net, info):
+    """Save a model atomically: the network's arrays plus ``info`` as JSON.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    net : jitnet.Network
+    info : dict
+        JSON-ready; ``input_scale`` (None or 1.0) is what :func:`load_model` hands back.
+    """
+    arrays = net.to_arrays()
+    arrays[MODEL_INFO_KEY] = _json_array(info)
+    atomic_save_npz(path, arrays)
+
+
+def load_model(path):
+    """Load a model: a ``model.npz`` written by a run or by ``Network.save``, a run folder (its
+    ``model.npz``), or a checkpoint (its current network).
+
+    Returns
+    -------
+    net : jitnet.Network
+    info : dict
+        The saved description (``input_scale`` among others); empty for a ``Network.save`` file.
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.npz"
+    arrays = read_npz(path, "model file")
+    if META_KEY in arrays:
+        state = _state_from_arrays(arrays, path)
+        info = {"input_scale": state.config.input_scale, "config": state.config.to_dict(),
+                "epoch": state.epoch, "checkpoint": True}
+        return state.net, info
+    info = {}
+    if MODEL_INFO_KEY in arrays:
+        try:
+            info = _json(arrays.pop(MODEL_INFO_KEY), "description")
+            scale = info.get("input_scale")
+            if scale is not None:
+                checked("input_scale", scale, positive_number)
+        except TrainingError as exc:
+            raise CheckpointError(f"model file {path} is corrupt: {exc}") from None
+    return _from_arrays(arrays, f"model file {path}"), info

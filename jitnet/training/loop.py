@@ -1,0 +1,357 @@
+"""The epoch loop: train, evaluate, keep the best model, stop, checkpoint, resume.
+
+Every epoch is one record, appended to the run's ``log.jsonl`` and kept in the checkpoint::
+
+    {"epoch": 3, "loss": 0.0123, "rate": 0.3, "seconds": 0.61, "samples_per_second": 81967.2,
+     "elapsed_seconds": 9.8}
+
+and, when the epoch ends with an evaluation, also ``val_error`` (or ``test_error`` with
+``validation=0``), ``eval_seconds`` and ``improved``.
+"""
+
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jitnet.datasets import one_hot_targets
+from jitnet.network import Network, compile_kernels
+from jitnet.training import runs
+from jitnet.training.checkpoint import (
+    TrainState, generator_from_state, load_checkpoint, save_checkpoint, save_model,
+)
+from jitnet.training.config import resume_config
+from jitnet.training.data import check_resume_data, load_splits, network_sizes, prepare_data
+from jitnet.training.errors import (
+    CheckpointError, RunDiverged, TrainingError, TrainingInterrupted,
+)
+from jitnet.training.report import Reporter, build_report
+
+# The shuffling generator gets its own stream, distinct from the one that draws the weights.
+_SHUFFLE_SPAWN_KEY = (1,)
+#: A compile (or cache load) that has not finished after this many seconds is a cold compile.
+COMPILE_NOTICE_SECONDS = 1.0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`run_training` and :func:`resume_training` return.
+
+    Attributes
+    ----------
+    state : TrainState
+        The final state (also in the final checkpoint).
+    test_error : float
+        Test error of the best model, a fraction in [0, 1].
+    compile_seconds : float
+    run_dir : pathlib.Path
+    report : dict
+        The JSON report (also in ``run_dir/report.json``).
+    """
+
+    state: TrainState
+    test_error: float
+    compile_seconds: float
+    run_dir: Path
+    report: dict
+
+    @property
+    def stop_reason(self):
+        """``"patience"`` (the stopping rule) or ``"epochs"`` (the epoch limit)."""
+        return self.state.stop_reason
+
+    @property
+    def model_path(self):
+        return self.run_dir / runs.MODEL_NAME
+
+    @property
+    def checkpoint_path(self):
+        return self.run_dir / runs.CHECKPOINT_NAME
+
+
+def stopping_update(best_error, bad_evals, error):
+    """The stopping rule's bookkeeping for one evaluation.
+
+    An error below the best so far is an improvement and resets the count; an error above it
+    counts against ``patience``; an error equal to it leaves the count as it is. With patience 1
+    this is the tutorial's rule, "stop when the error is higher than at the previous
+    evaluation", since every evaluation that does not stop the run is then the best so far.
+
+    Returns
+    -------
+    improved : bool
+    bad_evals : int
+        The new count; training stops when it reaches ``patience``.
+    """
+    if best_error is None or error < best_error:
+        return True, 0
+    if error > best_error:
+        return False, bad_evals + 1
+    return False, bad_evals
+
+
+def run_training(config, run_dir, *, splits=None, reporter=None):
+    """Train a new run described by ``config``, keeping its files in ``run_dir``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : str or os.PathLike
+        The run folder: created when missing; refused unless empty.
+    splits : Splits, optional
+        From :func:`prepare_data`; default: ``load_splits(config)``.
+    reporter : Reporter, optional
+        Receives progress; the loop itself never prints.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingError
+        The data does not fit ``config``, or ``run_dir`` is not empty (nothing is created).
+    RunDiverged
+        The loss became NaN or infinite; the last good epoch is checkpointed.
+    TrainingInterrupted
+        On KeyboardInterrupt, after checkpointing the last completed epoch.
+    OSError
+        A file of the run could not be written (its ``filename`` says which).
+    """
+    splits = load_splits(config) if splits is None else splits
+    net = Network(network_sizes(config, splits.info), dtype=config.dtype, seed=config.seed)
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=_SHUFFLE_SPAWN_KEY))
+    run_dir = runs.claim_run_dir(run_dir)
+    runs.write_config(run_dir, config)
+    state = TrainState(config=config, data=dict(splits.info), epoch=0,
+                       rng_state=rng.bit_generator.state, net=net.copy())
+    return _Run(state, splits, run_dir, reporter).train(net, rng)
+
+
+def resume_training(path, changes=None, *, data=None, reporter=None):
+    """Continue the run saved in ``path``: a run folder, or a checkpoint file (whose folder is
+    then the run folder).
+
+    The run ends as an uninterrupted one would: in float64 its weights are bitwise equal.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    changes : dict, optional
+        New values of options in :data:`jitnet.training.CHANGEABLE` (``epochs`` to extend a
+        run, ``patience``, ...); others must equal the saved ones.
+    data : (Dataset, Dataset), optional
+        Training and test set; default: ``load_mnist`` of the configuration's ``data``. Must be
+        the data the run was trained on (same sizes and fingerprint).
+    reporter : Reporter, optional
+
+    Returns and raises as :func:`run_training`; a CheckpointError (one line) for a damaged,
+    foreign or mismatched checkpoint.
+    """
+    checkpoint_path, run_dir = runs.locate_checkpoint(path)
+    saved = load_checkpoint(checkpoint_path)
+    config = resume_config(saved.config, saved.epoch, changes or {}, checkpoint_path)
+    try:
+        splits = load_splits(config) if data is None else prepare_data(config, *data)
+    except TrainingError as exc:  # options from the checkpoint that do not fit the data
+        raise CheckpointError(
+            f"checkpoint {checkpoint_path} does not fit the data: {exc}") from None
+    check_resume_data(saved.data, splits, checkpoint_path)
+    removed = runs.remove_stale_temporaries(run_dir)
+    runs.write_config(run_dir, config)
+    runs.rewrite_log(run_dir, saved.records)
+    state = dataclasses.replace(saved, config=config, stop_reason=None)
+    run = _Run(state, splits, run_dir, reporter)
+    if removed:
+        run.reporter.message(f"removed {len(removed)} temporary file(s) a killed write left in "
+                             f"{run_dir}")
+    run.reporter.message(f"resuming after epoch {saved.epoch} of {config.epochs}")
+    return run.train(state.net.copy(), generator_from_state(saved.rng_state))
+
+
+def _let_signals_in(n_done):
+    """A progress callback that does nothing: with one, the engine returns to Python between
+    chunks of samples, where Ctrl-C (or a SIGTERM turned into KeyboardInterrupt) lands."""
+
+
+def _compile(dtype, x_dtype, reporter):
+    """compile_kernels, saying so when it takes long enough to be a first (cold) compile."""
+    notice = threading.Timer(COMPILE_NOTICE_SECONDS, reporter.message,
+                             ["compiling kernels (first run only, about 7 s)..."])
+    notice.daemon = True
+    notice.start()
+    try:
+        return float(compile_kernels(np.dtype(dtype), x_dtype=x_dtype))
+    finally:
+        notice.cancel()
+
+
+class _Run:
+    """One session of a run: the committed state, the data and where the files go."""
+
+    def __init__(self, state, splits, run_dir, reporter):
+        self.state = state  # always the end of a completed epoch
+        self.config = state.config
+        self.splits = splits
+        self.run_dir = Path(run_dir)
+        self.reporter = reporter or Reporter()
+        self.best_written = None  # the best epoch whose model this session has written
+        self.compile_seconds = 0.0
+        self.elapsed_base = state.elapsed_seconds
+        self.session_start = time.perf_counter()
+
+    def elapsed(self):
+        return self.elapsed_base + time.perf_counter() - self.session_start
+
+    def train(self, net, rng):
+        """Epochs until the stopping rule or the epoch limit, then the final files."""
+        config, splits = self.config, self.splits
+        try:
+            self.reporter.message(
+                f"network {'-'.join(map(str, net.sizes))} {net.activation} {config.dtype}, "
+                f"rate {config.rate}, {len(splits.train):,} training samples, "
+                f"{config.stopping_set} set of {len(splits.val):,}, "
+                f"{'shuffled' if config.shuffle else 'file order'}, seed {config.seed}"
+                + (", raw pixels" if config.raw_pixels else "") + f"; run folder {self.run_dir}"
+            )
+            self.compile_seconds = _compile(config.dtype, splits.train.images.dtype, self.reporter)
+            self.reporter.message(f"kernels ready in {self.compile_seconds:.2f} s")
+            # Built once in the network's dtype: each epoch's call then converts nothing.
+            targets = one_hot_targets(splits.train.labels, net.n_outputs, net.dtype)
+            while self.state.epoch < config.epochs and self.state.bad_evals < config.patience:
+                self.epoch(net, rng, targets)
+            return self.finish()
+        except KeyboardInterrupt:
+            self.save_on_stop("interrupted")
+            raise TrainingInterrupted(self.run_dir, self.state.epoch) from None
+
+    def epoch(self, net, rng, targets):
+        """Train one epoch, evaluate when due, commit, log and save."""
+        config, train = self.config, self.splits.train
+        epoch = self.state.epoch + 1
+        order = rng.permutation(len(train)) if config.shuffle else None
+        progress = self.reporter.epoch_start(epoch, config.epochs, len(train)) or _let_signals_in
+        rate = config.rate  # one rate for every epoch (the tutorial's); a schedule goes here
+        start = time.perf_counter()
+        try:
+            loss = float(net.train_epoch(train.images, targets, rate=rate, order=order,
+                                         scale=config.input_scale, progress=progress))
+        except ValueError as exc:  # the engine's own divergence error is a ValueError
+            self.diverged(epoch, exc)
+        if not math.isfinite(loss):
+            self.diverged(epoch, f"mean loss {loss}")
+        seconds = time.perf_counter() - start
+        record = {"epoch": epoch, "loss": loss, "rate": rate, "seconds": seconds,
+                  "samples_per_second": len(train) / seconds if seconds > 0 else 0.0,
+                  "elapsed_seconds": self.elapsed()}
+        evaluated = epoch % config.eval_every == 0 or epoch == config.epochs
+        bad_evals = self.evaluate(net, record) if evaluated else self.state.bad_evals
+        self.commit(net, rng, record, bad_evals)
+        # Files before the reporter (a closed stdout must not cost the epoch), the checkpoint
+        # before the model (a model that cannot be written must not cost the run).
+        runs.append_log(self.run_dir, record)
+        if config.checkpoint_every and epoch % config.checkpoint_every == 0:
+            save_checkpoint(self.run_dir / runs.CHECKPOINT_NAME, self.state)
+        if evaluated and record["improved"]:
+            self.save_best()
+        self.reporter.epoch_end(record)
+        if evaluated:
+            self.reporter.on_evaluation(self.state)
+
+    def evaluate(self, net, record):
+        """Measure the stopping rule's error into ``record``; return the new count of
+        evaluations above the best."""
+        val = self.splits.val
+        start = time.perf_counter()
+        error = float(net.evaluate(val.images, val.labels, scale=self.config.input_scale))
+        record[self.config.error_key] = error
+        record["eval_seconds"] = time.perf_counter() - start
+        record["improved"], bad_evals = stopping_update(
+            self.state.best_error, self.state.bad_evals, error)
+        return bad_evals
+
+    def commit(self, net, rng, record, bad_evals):
+        """Make the end of this epoch the state that checkpoints and interrupts save."""
+        state = self.state
+        snapshot = net.copy()
+        improved = record.get("improved", False)
+        self.state = dataclasses.replace(
+            state,
+            epoch=record["epoch"],
+            rng_state=rng.bit_generator.state,
+            net=snapshot,
+            best=snapshot if improved else state.best,
+            best_epoch=record["epoch"] if improved else state.best_epoch,
+            best_error=record[self.config.error_key] if improved else state.best_error,
+            bad_evals=bad_evals,
+            records=state.records + [record],
+            train_seconds=state.train_seconds + record["seconds"],
+            eval_seconds=state.eval_seconds + record.get("eval_seconds", 0.0),
+            elapsed_seconds=self.elapsed(),
+        )
+
+    def model_info(self, epoch, error):
+        info = {"input_scale": self.config.input_scale, "config": self.config.to_dict(),
+                "sizes": list(self.state.net.sizes), "epoch": epoch}
+        if error is not None:
+            info[self.config.error_key] = error
+        return info
+
+    def save_model(self, net, info):
+        save_model(self.run_dir / runs.MODEL_NAME, net, info)
+        if self.config.output:
+            save_model(self.config.output, net, info)
+
+    def save_best(self):
+        state = self.state
+        self.save_model(state.best, self.model_info(state.best_epoch, state.best_error))
+        self.best_written = state.best_epoch
+
+    def write_report(self, status, test_error):
+        files = {"run_dir": self.run_dir}
+        files.update({name: self.run_dir / filename for name, filename in (
+            ("config", runs.CONFIG_NAME), ("log", runs.LOG_NAME), ("report", runs.REPORT_NAME),
+            ("checkpoint", runs.CHECKPOINT_NAME), ("model", runs.MODEL_NAME))})
+        for name in ("output", "report_copy"):
+            path = self.config.output if name == "output" else self.config.report
+            if path:
+                files[name] = path
+        report = build_report(self.state, status, test_error, self.compile_seconds, files)
+        runs.write_json(self.run_dir / runs.REPORT_NAME, report)
+        if self.config.report:
+            runs.write_json(self.config.report, report)
+        return report
+
+    def save_on_stop(self, status):
+        """Checkpoint the committed state, its best model and a report with ``status``."""
+        save_checkpoint(self.run_dir / runs.CHECKPOINT_NAME, self.state)
+        if self.state.best is not None and self.best_written != self.state.best_epoch:
+            self.save_best()
+        self.write_report(status, None)
+
+    def diverged(self, epoch, reason):
+        self.save_on_stop("diverged")
+        raise RunDiverged(epoch, reason, self.config.rate, self.run_dir / runs.CHECKPOINT_NAME)
+
+    def finish(self):
+        """The final checkpoint, best model, test error and report."""
+        config = self.config
+        stop_reason = "patience" if self.state.bad_evals >= config.patience else "epochs"
+        self.state = dataclasses.replace(self.state, stop_reason=stop_reason)
+        save_checkpoint(self.run_dir / runs.CHECKPOINT_NAME, self.state)
+        best = self.state.best
+        if best is None:
+            # A resumed run whose --epochs equals the epochs of a checkpoint saved before any
+            # evaluation: the final network stands in for the best.
+            best = self.state.net
+            self.save_model(best, self.model_info(self.state.epoch, None))
+        elif self.best_written != self.state.best_epoch:
+            self.save_best()
+        test = self.splits.test
+        test_error = float(best.evaluate(test.images, test.labels, scale=config.input_scale))
+        report = self.write_report("finished", test_error)
+        return TrainResult(self.state, test_error, self.compile_seconds, self.run_dir, report)

@@ -1,0 +1,148 @@
+"""The command line as a real process: kill -9, Ctrl-C and SIGTERM during training, then resume to
+the bitwise result of an uninterrupted run; a reader that goes away (``| head``)."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jitnet.network import Network
+from jitnet.training import load_checkpoint, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+# Big enough that an epoch takes a noticeable time (~0.1-0.2 s), small enough to stay quick.
+REAL = ["--hidden", "64", "--epochs", "14", "--eval-every", "1", "--checkpoint-every", "1",
+        "--patience", "100", "--train-limit", "20000", "--validation", "2000",
+        "--test-limit", "1000"]
+
+
+def run_cli(*args, cwd, **kwargs):
+    """``python cli.py ARGS`` in ``cwd``, with this checkout's jitnet."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=cwd,
+                            env=env, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("straight")
+    rc, out, err = finish(run_cli("train", *REAL, "--name", "run", cwd=cwd))
+    assert rc == 0, err
+    return cwd / "runs" / "run"
+
+
+def wait_for_checkpoint(path, epoch, proc, timeout=120):
+    """Wait until ``path`` holds a checkpoint at or after ``epoch``; return that epoch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        if path.exists():
+            saved = load_checkpoint(path).epoch
+            if saved >= epoch:
+                return saved
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint appeared")
+
+
+def assert_same_run(dir_a, dir_b):
+    a, b = load_checkpoint(dir_a / "checkpoint.npz"), load_checkpoint(dir_b / "checkpoint.npz")
+    assert a.epoch == b.epoch == 14
+    assert np.array_equal(a.net.params, b.net.params)
+    assert np.array_equal(a.best.params, b.best.params)
+    assert a.losses == b.losses
+    assert [h["val_error"] for h in a.history] == [h["val_error"] for h in b.history]
+    assert np.array_equal(load_model(dir_a)[0].params, load_model(dir_b)[0].params)
+    assert [r["epoch"] for r in a.records] == [r["epoch"] for r in b.records]
+    assert (dir_a / "log.jsonl").read_text().count("\n") == 14
+    assert (dir_b / "log.jsonl").read_text().count("\n") == 14
+
+
+def stop_during_training(tmp_path, signum):
+    """Start a run, send ``signum`` once a checkpoint exists; return (rc, stderr, run folder)."""
+    run = tmp_path / "runs" / "run"
+    proc = run_cli("train", *REAL, "--name", "run", cwd=tmp_path)
+    try:
+        wait_for_checkpoint(run / "checkpoint.npz", 2, proc)
+        proc.send_signal(signum)
+        rc, out, err = finish(proc, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return rc, err, run
+
+
+def test_sigkill_then_resume_ends_bitwise_equal(straight_run, tmp_path):
+    rc, err, run = stop_during_training(tmp_path, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    # Whatever the kill interrupted, the checkpoint on disk is complete and not the last epoch.
+    saved = load_checkpoint(run / "checkpoint.npz").epoch
+    assert 2 <= saved < 14
+    stale = run / ".tmp-x8f2checkpoint.npz"  # as a kill during a write leaves one
+    stale.write_bytes(b"half a checkpoint")
+    rc, out, err = finish(run_cli("train", "--resume", run, cwd=tmp_path))
+    assert rc == 0, err
+    assert f"resuming after epoch {saved}" in err
+    assert out.splitlines()[0].startswith(f"epoch {saved + 1:>2}/14")
+    assert not stale.exists()
+    assert_same_run(straight_run, run)
+
+
+@pytest.mark.parametrize("signum, word", [(signal.SIGINT, "interrupted"),
+                                          (signal.SIGTERM, "terminated")])
+def test_sigint_and_sigterm_save_and_resume_ends_bitwise_equal(straight_run, tmp_path, signum,
+                                                               word):
+    rc, err, run = stop_during_training(tmp_path, signum)
+    assert rc == 128 + signum, err
+    assert "Traceback" not in err
+    saved = load_checkpoint(run / "checkpoint.npz").epoch
+    assert f"{word}: saved the state after epoch {saved} in {Path('runs/run')}" in err
+    command = err.strip().splitlines()[-1].removeprefix("resume with: ")
+    assert shlex.split(command) == [sys.executable, str(REPO / "cli.py"), "train", "--resume",
+                                    str(Path("runs/run"))]
+    assert (run / "report.json").exists()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(command, shell=True, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # the command as printed
+    rc, out, err = finish(proc)
+    assert rc == 0, err
+    assert_same_run(straight_run, run)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    model = tmp_path / "m.npz"
+    Network([784, 5, 10], seed=0).save(model)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes anything
+    try:
+        proc = run_cli("evaluate", model, cwd=tmp_path, stdout=write_end)
+    finally:
+        os.close(write_end)
+    rc, _, err = finish(proc)
+    assert (rc, err) == (141, "")
+
+
+def test_train_whose_reader_goes_away_ends_quietly_keeping_its_checkpoint(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = run_cli("train", "--hidden", "8", "--epochs", "3", "--eval-every", "2",
+                       "--checkpoint-every", "1", "--train-limit", "1500", "--validation", "300",
+                       "--name", "run", cwd=tmp_path, stdout=write_end)
+    finally:
+        os.close(write_end)
+    rc, _, err = finish(proc)
+    assert rc == 141 and "Traceback" not in err and "Error" not in err, err
+    # The first evaluation line (epoch 2) could not be written; epoch 2's checkpoint was.
+    assert load_checkpoint(tmp_path / "runs" / "run" / "checkpoint.npz").epoch == 2
