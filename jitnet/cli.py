@@ -11,6 +11,8 @@ plot       The learning curve of a run, redrawn.
 compare    The learning curves of several runs in one picture.
 gradcheck  Back-propagated gradients against central differences (tutorial Eq. 6).
 bench      The speed comparison of ``bench/compare.py``; arguments are passed through.
+sweep      Many ``train`` runs on Dask distributed, ranked by validation error
+           (``jitnet/sweep/command.py``; needs ``pip install "jitnet[sweep]"``).
 
 ``python -m jitnet`` is the same command line.
 
@@ -63,6 +65,7 @@ class JitnetGroup(click.Group):
     the commands named in ``LAZY`` (module, attribute) only when they are asked for."""
 
     LAZY = {"train": ("jitnet._cli_train", "train"),
+            "sweep": ("jitnet.sweep.command", "sweep_command"),
             **{name: ("jitnet._cli_inspect", name)
                for name in ("evaluate", "predict", "plot", "compare")}}
 

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
@@ -22,6 +23,8 @@ from jitnet.sweep import (
     trial_key,
 )
 from jitnet.sweep import runner
+from jitnet.sweep import trial as trial_module
+from jitnet.training import Reporter, TrainingInterrupted, run_training
 from jitnet.sweep.command import sweep_command
 
 TINY = {"epochs": "2", "train_limit": "2000", "test_limit": "1000", "validation": "500"}
@@ -82,13 +85,14 @@ def test_random_draws_are_reproducible_and_in_range():
     "options, words",
     [
         ({"hiden": "300"}, ["unknown option --hiden", "--rate", "--train-limit"]),
-        ({"checkpoint-dir": "x"}, ["the sweep sets --checkpoint-dir"]),
+        ({"output": "x"}, ["a sweep does not take --output", "own folder", "--rate"]),
+        ({"runs-dir": "x"}, ["unknown option --runs-dir"]),
         ({"rate": ""}, ["--rate", "empty value"]),
         ({"rate": "0.1,"}, ["--rate", "empty value"]),
         ({"rate": []}, ["--rate", "empty list"]),
         ({"rate": "fast"}, ["--rate", "'fast' is not a number"]),
-        ({"rate": "-1"}, ["--rate -1.0", "positive"]),
-        ({"hidden": "0"}, ["--hidden 0", "positive"]),
+        ({"rate": "-1"}, ["--rate -1.0 is not a positive number"]),
+        ({"hidden": "0"}, ["--hidden 0 is not", ">= 1"]),
         ({"hidden": "300x"}, ["--hidden", "empty"]),
         ({"epochs": "2.5"}, ["--epochs", "not an integer"]),
         ({"shuffle": "maybe"}, ["--shuffle", "not true or false"]),
@@ -97,7 +101,7 @@ def test_random_draws_are_reproducible_and_in_range():
         ({"seed": "1,2", "seeds": "3"}, ["seed", "seeds", "not both"]),
         ({"seeds": "0"}, ["--seeds", "at least 1"]),
         ({"no-rate": None}, ["unknown option --no-rate"]),
-        ({"dtype": "float16"}, ["--dtype float16", "float64 or float32"]),
+        ({"dtype": "float16"}, ['--dtype float16 is not "float64" or "float32"']),
     ],
 )
 def test_bad_options_are_one_line_errors(options, words):
@@ -185,7 +189,7 @@ def test_run_trial_alone_writes_its_folder_and_is_not_rerun(tmp_path):
     stored = json.loads((tmp_path / "t" / "result.json").read_text())
     assert stored == result
     report = json.loads((tmp_path / "t" / "report.json").read_text())
-    assert report["best_val_error"] == result["val_error"]
+    assert report["best_error"] == result["val_error"]
     assert (tmp_path / "t" / "model.npz").exists()
     stamp = (tmp_path / "t" / "result.json").stat().st_mtime_ns
     assert run_trial(tiny_trial(), tmp_path / "t") == result
@@ -195,10 +199,53 @@ def test_run_trial_alone_writes_its_folder_and_is_not_rerun(tmp_path):
 def test_failing_trial_is_recorded_with_one_line(tmp_path):
     result = run_trial(tiny_trial(train_limit=400), tmp_path / "bad")
     assert result["status"] == "failed" and result["val_error"] is None
-    assert "--validation 500 leaves no samples" in result["error"]
+    assert "--validation 500 holds out every sample" in result["error"]
     assert json.loads((tmp_path / "bad" / "result.json").read_text())["status"] == "failed"
     with pytest.raises(SweepError, match="unknown option --speed"):
         run_trial({"speed": 3}, tmp_path / "x")
+
+
+class _StopAfterEpoch(Reporter):
+    """Ctrl-C (a KeyboardInterrupt) at the end of epoch ``n``, as a killed trial leaves off."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def epoch_end(self, record):
+        if record["epoch"] == self.n:
+            raise KeyboardInterrupt
+
+
+def _model_arrays(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files if k != "jitnet_train_info"}
+
+
+@pytest.mark.parametrize("left", ["checkpoint", "no checkpoint", "damaged checkpoint"])
+def test_unfinished_trial_resumes_or_starts_over(tmp_path, left):
+    """What a trial finds in its folder: a checkpoint after epoch 1 is continued to the weights
+    of an uninterrupted run; a run stopped before its first checkpoint (config and log only) or a
+    damaged checkpoint is started over in the emptied folder."""
+    trial = tiny_trial(epochs=3, eval_every=1, patience=10, train_limit=1500, test_limit=300)
+    straight = run_trial(trial, tmp_path / "straight")
+    folder = tmp_path / "t"
+    config = trial_module._config(trial)
+    with pytest.raises(TrainingInterrupted):
+        run_training(config, folder, reporter=_StopAfterEpoch(1))
+    if left == "no checkpoint":
+        (folder / "checkpoint.npz").unlink()
+    elif left == "damaged checkpoint":
+        (folder / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a checkpoint")
+    result = run_trial(trial, folder)
+    assert result["status"] == "finished" and result["epochs_completed"] == 3
+    assert result["resumed_from"] == (1 if left == "checkpoint" else None)
+    assert (result["note"] or "").startswith("started over: ") == (left == "damaged checkpoint")
+    for name in ("val_error", "test_error", "best_epoch"):
+        assert result[name] == straight[name]
+    reference = _model_arrays(tmp_path / "straight" / "model.npz")
+    model = _model_arrays(folder / "model.npz")
+    assert sorted(model) == sorted(reference)
+    assert all(np.array_equal(model[k], reference[k]) for k in model)
 
 
 def _record(key, status, val_error=None, **options):

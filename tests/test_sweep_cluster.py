@@ -86,7 +86,7 @@ def test_command_on_a_local_cluster(tmp_path):
     assert len(finished) == 3 and all(t["options"]["train_limit"] == 2000 for t in finished)
     assert [t["val_error"] for t in finished] == sorted(t["val_error"] for t in finished)
     assert [t["status"] for t in trials[3:]] == ["failed"] * 3
-    assert all("leaves no samples" in t["error"] for t in trials[3:])
+    assert all("holds out every sample" in t["error"] for t in trials[3:])
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["#", "hidden", "train_limit", "val"]
     assert [line.split()[1] for line in lines[1:7]] == \
@@ -99,7 +99,8 @@ def test_command_on_a_local_cluster(tmp_path):
     # The best trial's command, run alone by `train`, gives the same model bit for bit.
     program, script, *argv = shlex.split(data["best_command"])
     assert (program, script) == ("python", "cli.py")
-    run_alone([str(ROOT / script), *argv, "--checkpoint-dir", str(tmp_path / "alone")])
+    run_alone([str(ROOT / script), *argv, "--runs-dir", str(tmp_path), "--name", "alone",
+               "--quiet"])
     assert same_arrays(model_arrays(tmp_path / "alone" / "model.npz"),
                        model_arrays(out / "trials" / trials[0]["key"] / "model.npz"))
 

@@ -124,9 +124,9 @@ def sweep_command(ctx, config_path, out, seeds, random_trials, random_seed, sche
                   yes):
     """Train many configurations on Dask and rank them by validation error.
 
-    Any train option (but --checkpoint-dir, --output, --report, --resume) takes a comma-separated
-    list: --hidden 100,300,500x150 (x joins the layers of one network) --rate 0.1,0.3,1
-    --seeds 3 runs 27 trials. With --random N, ranges LOW:HIGH are drawn from (log-uniformly
+    Any train option (but --output, --report and the run folder's --runs-dir, --name, --resume,
+    --force, --quiet) takes a comma-separated list: --hidden 100,300,500x150 (x joins the layers
+    of one network) --rate 0.1,0.3,1 --seeds 3 runs 27 trials. With --random N, ranges LOW:HIGH are drawn from (log-uniformly
     for --rate and --hidden): --rate 0.01:1 --hidden 16:512. Every trial has its own folder
     under --out with its checkpoint, best model and report; rerunning the same command skips
     done trials and resumes unfinished ones. A local cluster runs one single-thread worker

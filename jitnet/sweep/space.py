@@ -353,20 +353,5 @@ def parse_space(options, toml_path=None):
     for name, items in dims.items():
         for item in items:  # every fixed value as train would take it, before any cluster starts
             if not _is_range(item):
-                _check_value(name, item)
+                canonical({name: item})  # its error names the option and the value
     return Space(dims=dims, **shape)
-
-
-def _check_value(name, value):
-    try:
-        canonical({name: value})
-    except SweepError as exc:
-        raise SweepError(f"--{name.replace('_', '-')} {_show(value)}: {exc}") from None
-
-
-def _show(value):
-    if isinstance(value, list):
-        return "x".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "none" if value is None else str(value)

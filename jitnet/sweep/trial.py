@@ -3,8 +3,9 @@
 This is the only module of :mod:`jitnet.sweep` that knows the training library's API
 (:mod:`jitnet.training`). A trial is a plain dict of ``train`` options (field names of
 :class:`jitnet.training.TrainConfig`, JSON values: ``{"hidden": [500, 150], "rate": 0.1, "seed":
-2, "epochs": 20}``); :func:`run_trial` turns it into one training run whose checkpoint, best model,
-report and ``result.json`` go to the trial's folder. It can run on any Dask worker, or alone::
+2, "epochs": 20}``); :func:`run_trial` turns it into one training run whose folder is the trial's
+folder (config, log, checkpoint, best model, report) plus a ``result.json``. It can run on any
+Dask worker, or alone::
 
     from jitnet.sweep import run_trial
     run_trial({"hidden": [32], "rate": 0.1, "epochs": 2}, "runs/t1")
@@ -27,9 +28,11 @@ from pathlib import Path
 
 from jitnet import training
 from jitnet._atomic import atomic_write_bytes
+from jitnet.training.runs import CHECKPOINT_NAME
 
-#: Options a sweep sets for every trial: its files live in the trial's folder.
-SWEEP_OWNED = ("checkpoint_dir", "output", "report")
+#: Options a sweep does not take: a trial's model and report stay in its own folder (the run
+#: folder), not in copies elsewhere.
+SWEEP_OWNED = ("output", "report")
 #: Options that do not change a run's result, so they are not part of its key.
 NOT_IN_KEY = ("checkpoint_every",)
 #: Defaults of a trial that differ from ``train``'s: a trial lost with its worker resumes from its
@@ -38,7 +41,6 @@ TRIAL_DEFAULTS = {"checkpoint_every": 1}
 #: Options that are paths: made absolute where the sweep starts, since workers run elsewhere.
 PATH_OPTIONS = ("data",)
 RESULT_NAME = "result.json"
-REPORT_NAME = "report.json"
 
 
 class SweepError(ValueError):
@@ -88,19 +90,29 @@ def check_names(names):
     unknown = [name for name in names if name not in kinds]
     if unknown:
         owned = unknown[0] in SWEEP_OWNED
-        raise SweepError(
-            f"{'the sweep sets' if owned else 'unknown option'} {_flag(unknown[0])}; "
-            f"a sweep can set {', '.join(_flag(name) for name in kinds)} "
-            f"({', '.join(_flag(name) for name in SWEEP_OWNED)} are set by the sweep)"
-        )
+        what = (f"a sweep does not take {_flag(unknown[0])} (each trial keeps its model and "
+                f"report in its own folder)" if owned else f"unknown option {_flag(unknown[0])}")
+        raise SweepError(f"{what}; a sweep can set {', '.join(_flag(name) for name in kinds)}")
 
 
-def _config(options, **owned):
-    """The TrainConfig of ``options``; unknown names and bad values raise SweepError."""
+def _fields():
+    return {f.name: f for f in dataclasses.fields(training.TrainConfig)}
+
+
+def _config(options):
+    """The TrainConfig of ``options``: each value through its field's own check (the one
+    ``TrainConfig.from_dict`` applies), then the configuration; SweepError otherwise."""
     check_names(options)
+    fields = _fields()
+    values = dict(TRIAL_DEFAULTS)
+    for name, value in options.items():
+        try:
+            values[name] = fields[name].metadata["check"](value)
+        except ValueError as exc:  # the check says what the value should be
+            raise SweepError(f"{_flag(name)} {show_value(value)} is not {exc}") from None
     try:
-        return training.TrainConfig(**{**TRIAL_DEFAULTS, **options, **owned})
-    except (ValueError, TypeError) as exc:
+        return training.TrainConfig(**values)
+    except (ValueError, TypeError) as exc:  # a check across options, should the class make one
         raise SweepError(_one_line(exc)) from None
 
 
@@ -132,6 +144,15 @@ def full_options(options):
 
 def _flag(name):
     return "--" + name.replace("_", "-")
+
+
+def show_value(value):
+    """A value as the sweep syntax writes it: ``500x150``, ``true``, ``none``, ``0.3``."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "none" if value is None else str(value)
 
 
 def train_command(options, prog="python cli.py"):
@@ -168,30 +189,52 @@ def _load_data(data):
     return load_mnist(data)
 
 
-def _resume_state(config):
-    """The trial's checkpoint to continue, or None to start afresh.
-
-    The folder belongs to this trial (its name is the key), so its checkpoint is only saved
-    progress: one that cannot be read or belongs to another configuration is started over.
-    """
-    path = config.checkpoint_path
-    if not path.exists():
-        return None, None
-    requested = {name: getattr(config, name)
-                 for name in training.RESUME_FIXED + training.RESUME_OVERRIDABLE}
-    try:
-        state = training.load_checkpoint(path)
-        return state, training.resume_config(state, requested, path)
-    except training.TrainingError as exc:
-        return None, f"started over: {_one_line(exc)}"
-
-
 def blank_result(trial, trial_dir, status, error=None):
     """A result record with no outcome yet (or none ever: a failed trial)."""
     return {"key": trial_key(trial), "status": status, "options": full_options(trial),
             "val_error": None, "test_error": None, "best_epoch": None, "epochs_completed": None,
             "stop_reason": None, "seconds": None, "resumed_from": None, "note": None,
             "error": error, "folder": str(trial_dir)}
+
+
+class _FirstEpoch(training.Reporter):
+    """Silent, but notes the first epoch a session trains (a resumed run's checkpoint epoch + 1)."""
+
+    first = None
+
+    def epoch_start(self, epoch, epochs, n_samples):
+        if self.first is None:
+            self.first = epoch
+        return None
+
+
+def _clear(folder):
+    """Empty a trial folder that holds no usable checkpoint (a run killed before its first
+    checkpoint leaves its config and log): a new run needs an empty folder. Only files go; a
+    folder the trial did not make makes run_training refuse, and the trial fail with its error."""
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_file() or entry.is_symlink():
+                entry.unlink()
+
+
+def _train(config, folder, data, result):
+    """Resume the trial from its checkpoint, or start it afresh; the TrainResult."""
+    checkpoint = folder / CHECKPOINT_NAME
+    if checkpoint.exists():
+        reporter = _FirstEpoch()
+        # Every option given: a checkpoint of another configuration is refused, not continued.
+        options = {f: getattr(config, f) for f in _fields()}
+        try:
+            outcome = training.resume_training(folder, options, data=data, reporter=reporter)
+        except training.CheckpointError as exc:  # damaged, foreign, or other data: start over
+            result["note"] = f"started over: {_one_line(exc)}"
+        else:
+            epoch = outcome.state.epoch if reporter.first is None else reporter.first - 1
+            result["resumed_from"] = epoch
+            return outcome
+    _clear(folder)
+    return training.run_training(config, folder, splits=training.prepare_data(config, *data))
 
 
 def run_trial(trial, trial_dir):
@@ -202,7 +245,8 @@ def run_trial(trial, trial_dir):
     trial : dict
         ``train`` options by field name (see :func:`option_kinds`).
     trial_dir : str or os.PathLike
-        The trial's folder: ``checkpoint.npz``, ``model.npz``, ``report.json``, ``result.json``.
+        The trial's folder, its run folder: ``config.json``, ``log.jsonl``, ``checkpoint.npz``,
+        ``model.npz``, ``report.json`` and ``result.json``.
 
     Returns
     -------
@@ -226,23 +270,15 @@ def run_trial(trial, trial_dir):
     done = read_result(folder, key)
     if done is not None:
         return done
-    config = _config(trial, checkpoint_dir=str(folder), report=str(folder / REPORT_NAME))
+    config = _config(trial)
     result = blank_result(trial, folder, "failed")
     try:
-        train_set, test_set = _load_data(config.data)
-        splits = training.prepare_data(config, train_set, test_set)
-        state, resumed = _resume_state(config)
-        if state is not None:
-            training.check_resume_data(state, splits, config.checkpoint_path)
-            config, result["resumed_from"] = resumed, state.epoch
-        else:
-            result["note"] = resumed
-        outcome = training.run_training(config, splits, resume=state)
+        outcome = _train(config, folder, _load_data(config.data), result)
     except (ValueError, ArithmeticError) as exc:  # TrainingError, DataError, a numerical failure
         result["error"] = _one_line(exc) or type(exc).__name__
     else:
         report = outcome.report
-        result.update(status="finished", val_error=report["best_val_error"],
+        result.update(status="finished", val_error=report["best_error"],
                       test_error=outcome.test_error, best_epoch=report["best_epoch"],
                       epochs_completed=report["epochs_completed"],
                       stop_reason=report["stop_reason"], seconds=report["elapsed_seconds"])
