@@ -2,9 +2,14 @@
 that run_sweep and the command make before any cluster starts. The sweeps on Dask are in
 test_sweep_cluster.py."""
 
+import functools
 import json
+import os
+import re
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +32,7 @@ from jitnet.sweep import trial as trial_module
 from jitnet.training import Reporter, TrainingInterrupted, run_training
 from jitnet.sweep.command import sweep_command
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = {"epochs": "2", "train_limit": "2000", "test_limit": "1000", "validation": "500"}
 
 
@@ -111,6 +117,39 @@ def test_bad_options_are_one_line_errors(options, words):
     assert "\n" not in message
     for word in words:
         assert word in message
+
+
+def test_an_option_added_to_the_training_config_is_sweepable_at_once(monkeypatch):
+    """Nothing in the sweep lists the options: a field added to TrainConfig (with its check)
+    parses, validates, counts in the key and appears in the train command."""
+    import dataclasses
+
+    from jitnet import training
+    from jitnet.training.config import _option, number
+
+    def activation_name(value):
+        if value not in ("sigmoid", "tanh"):
+            raise ValueError('"sigmoid" or "tanh"')
+        return value
+
+    @dataclasses.dataclass(frozen=True)
+    class Wider(training.TrainConfig):
+        momentum: float = _option(0.0, number)
+        activation: str = _option("sigmoid", activation_name)
+
+    monkeypatch.setattr(training, "TrainConfig", Wider)
+    monkeypatch.setattr(trial_module, "_defaults",
+                        functools.lru_cache(maxsize=1)(lambda: Wider().to_dict()))
+    space = parse_space({"momentum": "0,0.9", "activation": "tanh"})
+    trials = space.trials()
+    assert trials == [{"momentum": 0.0, "activation": "tanh"},
+                      {"momentum": 0.9, "activation": "tanh"}]
+    assert trial_key({"momentum": 0}) == trial_key({}) != trial_key(trials[1])
+    assert train_command(trials[1]) == "python cli.py train --momentum 0.9 --activation tanh"
+    with pytest.raises(SweepError, match='--activation relu is not "sigmoid" or "tanh"'):
+        parse_space({"activation": "relu"})
+    with pytest.raises(SweepError, match="unknown option --speed; .*--momentum, --activation$"):
+        parse_space({"speed": "1"})
 
 
 def test_range_needs_random():
@@ -221,13 +260,22 @@ def _model_arrays(path):
         return {k: f[k] for k in f.files if k != "jitnet_train_info"}
 
 
+RESUMED = tiny_trial(epochs=3, eval_every=1, patience=10, train_limit=1500, test_limit=300)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """RESUMED run without interruption: its result and model arrays."""
+    folder = tmp_path_factory.mktemp("straight")
+    return run_trial(RESUMED, folder), _model_arrays(folder / "model.npz")
+
+
 @pytest.mark.parametrize("left", ["checkpoint", "no checkpoint", "damaged checkpoint"])
-def test_unfinished_trial_resumes_or_starts_over(tmp_path, left):
+def test_unfinished_trial_resumes_or_starts_over(tmp_path, straight, left):
     """What a trial finds in its folder: a checkpoint after epoch 1 is continued to the weights
     of an uninterrupted run; a run stopped before its first checkpoint (config and log only) or a
     damaged checkpoint is started over in the emptied folder."""
-    trial = tiny_trial(epochs=3, eval_every=1, patience=10, train_limit=1500, test_limit=300)
-    straight = run_trial(trial, tmp_path / "straight")
+    trial, (straight, reference) = RESUMED, straight
     folder = tmp_path / "t"
     config = trial_module._config(trial)
     with pytest.raises(TrainingInterrupted):
@@ -242,7 +290,6 @@ def test_unfinished_trial_resumes_or_starts_over(tmp_path, left):
     assert (result["note"] or "").startswith("started over: ") == (left == "damaged checkpoint")
     for name in ("val_error", "test_error", "best_epoch"):
         assert result[name] == straight[name]
-    reference = _model_arrays(tmp_path / "straight" / "model.npz")
     model = _model_arrays(folder / "model.npz")
     assert sorted(model) == sorted(reference)
     assert all(np.array_equal(model[k], reference[k]) for k in model)
@@ -283,6 +330,10 @@ def test_results_files_and_plot(tmp_path, monkeypatch):
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("key,status,rate,val_error") and csv_lines[1].startswith("a,")
     assert json.loads((tmp_path / "results.json").read_text())["trials"] == records
+
+    finish(tmp_path, records, ["hidden"], SweepReporter())  # one layer each: plain sizes
+    assert [r["params"]["hidden"] for r in calls[-1][0]] == [16, 16]
+    assert [r["options"]["hidden"] for r in records] == [[16]] * 3
 
     def broken(results, params, path):
         raise RuntimeError("no backend")
@@ -328,7 +379,7 @@ def test_bad_scheduler_fails_fast(tmp_path, monkeypatch, scheduler, workers, wor
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "0.5s")
     start = time.perf_counter()
     with pytest.raises(SweepError, match=words):
         run_sweep(parse_space(TINY), tmp_path, scheduler=scheduler.format(port=port),
@@ -343,3 +394,34 @@ def test_command_errors_are_one_line_exit_2(tmp_path):
     assert result.stderr.count("\n") == 1
     result = CliRunner().invoke(sweep_command, ["--out", str(tmp_path), "stray"])
     assert result.exit_code == 2 and "unexpected argument 'stray'" in result.stderr
+
+
+# -- the command in jitnet's command line -----------------------------------------------------
+
+
+def test_sweep_is_a_command_of_the_cli():
+    from jitnet.cli import cli
+
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert any(line.split()[:1] == ["sweep"] for line in result.stdout.splitlines())
+    result = CliRunner().invoke(cli, ["sweep", "--out", "unused", "--hiden", "3"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: unknown option --hiden; a sweep can set --hidden, ")
+    assert result.stderr.count("\n") == 1
+    for param in sweep_command.params:
+        if param.param_type_name == "option" and param.name != "help":
+            assert all(re.fullmatch(r"--[a-z]+(-[a-z]+)*", opt) for opt in param.opts)
+            assert param.help and param.help.endswith(".") and param.show_default, param.name
+
+
+def test_sweep_help_is_fast_and_loads_neither_dask_nor_the_engine():
+    code = ("import sys; from jitnet.cli import main; sys.argv = ['cli.py', 'sweep', '--help']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+            "loaded = [m for m in ('numba', 'distributed', 'jitnet.training', 'jitnet.network')\n"
+            "          if m in sys.modules]\n"
+            "assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "--random-seed" in done.stdout

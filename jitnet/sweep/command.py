@@ -104,7 +104,8 @@ def _train_options(args):
                       "help_option_names": ["-h", "--help"]},
 )
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="TOML file of the space (options given here replace its keys).")
+              default=None, show_default="none",
+              help="TOML file of the space (options given here replace its keys).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="sweep",
               show_default=True, help="Sweep folder: a folder per trial and the results tables.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, show_default="1",

@@ -165,9 +165,15 @@ def _plot(out_dir, records, params):
         from jitnet.plots import sweep_plot
     except ImportError as exc:
         return None, f"no plot: jitnet.plots.sweep_plot cannot be imported ({exc})"
+    rows = [{**r, "params": dict(r["options"])} for r in finished]  # where sweep_plot looks
+    for name in params:  # networks of one hidden layer: their sizes on a numeric axis
+        if all(isinstance(row["params"].get(name), list) and len(row["params"][name]) == 1
+               for row in rows):
+            for row in rows:
+                row["params"][name] = row["params"][name][0]
     path = out_dir / PLOT_NAME
-    try:  # sweep_plot finds each swept option under "params"
-        sweep_plot([{**r, "params": r["options"]} for r in finished], params, path)
+    try:
+        sweep_plot(rows, params, path)
     except Exception as exc:  # a picture must not cost the results of a whole sweep
         return None, f"no plot: {type(exc).__name__}: {' '.join(str(exc).split())}"
     return path, None

@@ -132,7 +132,8 @@ def _connect(distributed, scheduler, workers, reporter):
     except BaseException:
         cluster.close()
         raise
-    reporter.message(f"local Dask cluster: {n} single-thread worker processes")
+    reporter.message(f"local Dask cluster: {n} single-thread worker process"
+                     + ("es" if n != 1 else ""))
     return client, cluster
 
 
@@ -302,9 +303,8 @@ def _run(distributed, todo, records, total, scheduler, workers, reporter):
         if not client.nthreads():
             reporter.message("the cluster has no workers yet: the trials wait for them")
         dtypes = trial_dtypes([options for _, options, _ in todo])
-        # Compile once, on one worker (in a child process, see warm_up): the kernels land in
-        # Numba's on-disk cache beside their source, from which every worker of that
-        # installation then loads them.
+        # Compile once, on one worker: the kernels land in Numba's on-disk cache beside their
+        # source, from which every other worker of that installation then loads them.
         try:
             seconds = client.submit(warm_up, dtypes, pure=False).result()
         except Exception as exc:

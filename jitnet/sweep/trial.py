@@ -20,9 +20,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -286,41 +283,27 @@ def run_trial(trial, trial_dir):
     return result
 
 
-_WARM_UP = """
-import sys
-import numpy as np
-from jitnet.network import compile_kernels
-for dtype in sys.argv[1:]:
-    compile_kernels(np.dtype(dtype), x_dtype=np.uint8)
-"""
-
-
 def warm_up(dtypes):
-    """Fill Numba's on-disk cache with the kernels for ``dtypes``, in a child process.
+    """Compile (or load from Numba's on-disk cache) the kernels for ``dtypes``, in this process.
 
-    Run once (on one worker) before the trials: the kernels are cached beside their source
-    (``cache=True``), so every process of the same installation then loads them (~0.3 s) instead
-    of compiling them (~7 s per dtype). The child compiles, not this process, so that every trial
-    runs cache-loaded kernels: with the engine's fastmath flags, kernels compiled in a process
-    and the same kernels loaded from the cache can differ in the last bits of a float64 run, and
-    a trial must give the same result wherever it runs, and alone.
+    Run on one worker before the trials: the kernels are cached beside their source
+    (``cache=True``), so every other process of the same installation then loads them (~0.3 s)
+    instead of every worker compiling them at once (~7 s per dtype each). Compiled and
+    cache-loaded kernels give the same weights bit for bit, so a trial's result does not depend
+    on which worker runs it.
 
     Returns
     -------
     float
         Seconds spent.
     """
-    import jitnet
+    import numpy as np
+
+    from jitnet.network import compile_kernels
 
     start = time.perf_counter()
-    root = str(Path(jitnet.__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run([sys.executable, "-c", _WARM_UP, *sorted(set(dtypes))], env=env,
-                          capture_output=True, text=True)
-    if done.returncode:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-        raise RuntimeError(f"compiling the kernels failed: {lines[-1]}")
+    for dtype in sorted(set(dtypes)):
+        compile_kernels(np.dtype(dtype), x_dtype=np.uint8)
     return time.perf_counter() - start
 
 
