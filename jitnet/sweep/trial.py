@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def show_value(value):
 def train_command(options, prog="python cli.py"):
     """The ``train`` command line that runs the trial alone, e.g.
     ``python cli.py train --hidden 500,150 --rate 0.1 --seed 2``."""
-    parts = [prog, "train"]
+    parts = []
     for name, value in canonical(options).items():
         if isinstance(value, bool):
             parts.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
@@ -163,7 +164,7 @@ def train_command(options, prog="python cli.py"):
             parts += [_flag(name), ",".join(str(v) for v in value)]
         else:
             parts += [_flag(name), "none" if value is None else str(value)]
-    return " ".join(parts)
+    return f"{prog} train {shlex.join(parts)}".rstrip()
 
 
 def read_result(trial_dir, key):
@@ -208,7 +209,7 @@ class _FirstEpoch(training.Reporter):
 def _clear(folder):
     """Empty a trial folder that holds no usable checkpoint (a run killed before its first
     checkpoint leaves its config and log): a new run needs an empty folder. Only files go; a
-    folder the trial did not make makes run_training refuse, and the trial fail with its error."""
+    subfolder (no trial makes one) stays, and the trial fails with run_training's error."""
     if folder.is_dir():
         for entry in folder.iterdir():
             if entry.is_file() or entry.is_symlink():
