@@ -1,6 +1,5 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
-import math
 import os
 import time
 
@@ -36,6 +35,7 @@ from jitnet.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F4
 from jitnet.schedules import make_schedule
 
 DTYPES = ("float64", "float32")
+MOMENTUM_TABLE = 1 << 16  # gaps (samples at zero input) with a precomputed catch-up
 
 
 class TrainingDiverged(ValueError):
@@ -361,9 +361,9 @@ class Network:
                                     empty, empty)
         if self._velocity is None:
             self._velocity = _aligned_zeros(self._params.size, dtype)
-        # A row can wait at most n_samples samples; past the point where mu^d underflows to 0
-        # in float64 the tables stop changing (see kernels' momentum section).
-        longest = min(n_samples, int(math.log(5e-324) / math.log(mu)) + 2)
+        # A row can wait at most n_samples samples; longer gaps than the tables hold are
+        # computed in the kernel (see its momentum section).
+        longest = min(n_samples, MOMENTUM_TABLE)
         decay = mu ** np.arange(longest + 1, dtype=np.float64)
         gain = np.concatenate([[0.0], np.cumsum(decay[1:])])
         return kernels.Momentum(

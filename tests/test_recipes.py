@@ -85,6 +85,21 @@ def test_training_matches_the_oracle(activation, loss, momentum, depth, sparsity
         assert net.velocity is None
 
 
+def test_long_gaps_past_the_momentum_tables(monkeypatch):
+    """Gaps longer than the precomputed catch-up tables use the closed forms in the kernel."""
+    import jitnet.network
+
+    monkeypatch.setattr(jitnet.network, "MOMENTUM_TABLE", 3)
+    sizes = SHAPES[1]
+    X, T, init = problem(sizes, "squared", seed=4, sparsity=0.9)
+    expected, velocity, _ = oracle.sgd(init, X, T, 0.02, "tanh", "tanh", 0.8)
+    net = Network(sizes, activation="tanh")
+    net.set_weights(init)
+    net.train_epoch(X, T, 0.02, momentum=0.8)
+    assert max_difference(expected, net.get_weights()) <= TOL
+    assert max_difference(velocity, velocity_pairs(net)) <= TOL
+
+
 def test_the_oracle_comparison_has_teeth():
     """A wrong momentum or a wrong output rule in the engine fails the comparison above."""
     sizes = SHAPES[1]
