@@ -1,5 +1,6 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
+import math
 import os
 import time
 
@@ -35,7 +36,7 @@ from jitnet.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F4
 from jitnet.schedules import make_schedule
 
 DTYPES = ("float64", "float32")
-MOMENTUM_TABLE = 1 << 16  # gaps (samples at zero input) with a precomputed catch-up
+MOMENTUM_TABLE = 1 << 22  # most samples at zero input that momentum's catch-up tables cover
 
 
 class TrainingDiverged(ValueError):
@@ -357,18 +358,20 @@ class Network:
         if mu == 0.0:
             self._velocity = None
             empty = np.zeros(0, dtype)
-            return kernels.Momentum(0.0, empty, np.zeros(0, np.int64), np.zeros(1, np.int64),
-                                    empty, empty)
+            return kernels.Momentum(dtype.type(0.0), empty, np.zeros(0, np.int64),
+                                    np.zeros(1, np.int64), empty, empty)
         if self._velocity is None:
             self._velocity = _aligned_zeros(self._params.size, dtype)
-        # A row can wait at most n_samples samples; longer gaps than the tables hold are
-        # computed in the kernel (see its momentum section).
-        longest = min(n_samples, MOMENTUM_TABLE)
+        # A row can wait at most n_samples samples; past the gap where mu^d underflows to 0
+        # the tables would stop changing (see the kernels' momentum section). Tables longer
+        # than MOMENTUM_TABLE are cut there: mu^d is then below 1e-18 for mu <= 0.99999.
+        underflow = int(math.log(5e-324) / math.log(mu)) + 2 if mu > 0 else 1
+        longest = min(n_samples, underflow, MOMENTUM_TABLE)
         decay = mu ** np.arange(longest + 1, dtype=np.float64)
         gain = np.concatenate([[0.0], np.cumsum(decay[1:])])
         return kernels.Momentum(
-            mu, self._velocity, np.full(self._sizes[0], -1, np.int64), np.zeros(1, np.int64),
-            decay.astype(dtype), gain.astype(dtype),
+            dtype.type(mu), self._velocity, np.full(self._sizes[0], -1, np.int64),
+            np.zeros(1, np.int64), decay.astype(dtype), gain.astype(dtype),
         )
 
     def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0):
