@@ -261,6 +261,12 @@ def bar_lines(rows):
     return lines
 
 
+def recipe_text(name):
+    net_kwargs, epoch_kwargs = RECIPES[name]
+    words = [f"{k}={v!r}" for k, v in {**net_kwargs, **epoch_kwargs}.items()]
+    return ", ".join(words) or "the defaults (sigmoid, squared error, tutorial init)"
+
+
 def write_results(rows, args, old_path):
     info = machine_info()
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -287,11 +293,14 @@ def write_results(rows, args, old_path):
         "and dtype. The "
         "tutorial recipe is also run through the old kernels "
         f"(`{os.path.basename(old_path)}`, git {args.old_rev}); validated first: old and new "
-        "kernels give bitwise the same weights after an epoch.\n\n"
+        f"kernels give bitwise the same weights after {args.check_samples:,} samples, in both "
+        "dtypes.\n\n"
         f"Measured {when} on {machine}; python {info.get('python')}, numpy "
         f"{info.get('numpy')}, numba {info.get('numba')}; load average "
         f"{os.getloadavg()[0]:.2f} at the end.\n\n"
-        f"{table}\n\nCommand: `{command.strip()}`\n"
+        f"{table}\n\nRecipes (Network and train_epoch arguments): "
+        + "; ".join(f"{name}: {recipe_text(name)}" for name in RECIPES)
+        + f".\n\nCommand: `{command.strip()}`\n"
     )
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "recipes-latest.md"), "w") as f:
