@@ -229,6 +229,44 @@ def report_rows(configs, times):
     return rows
 
 
+#: recipe -> (largest CPU-time ratio allowed, what it is compared with)
+BARS = {
+    "tutorial (old kernels)": (None, "new kernels within 3% of the old"),
+    "cross_entropy": (1.10, "within 10% of the tutorial"),
+    "tanh": (1.10, "within 10% of the tutorial"),
+    "scaled_tanh": (1.10, "within 10% of the tutorial"),
+    "relu": (1.00, "no slower than the tutorial"),
+}
+
+
+def bar_lines(rows):
+    """One line per speed target: the measured ratio and whether it is met."""
+    lines = []
+    for r in rows:
+        if r["recipe"] not in BARS and not r["recipe"].startswith("momentum"):
+            continue
+        limit, what = BARS.get(r["recipe"], (None, "cost of momentum (no target)"))
+        if r["recipe"] == "tutorial (old kernels)":
+            ratio = 1 / r["vs_tutorial"]  # new / old
+            verdict = "met" if ratio <= 1.03 else "NOT met"
+            lines.append(f"- {r['dtype']} tutorial, new / old kernels: {ratio:.3f} "
+                         f"({what}: {verdict})")
+        elif limit is None:
+            lines.append(f"- {r['dtype']} {r['recipe']}: {r['vs_tutorial']:.2f}x the tutorial "
+                         f"({what})")
+        else:
+            verdict = "met" if r["vs_tutorial"] <= limit else "NOT met"
+            lines.append(f"- {r['dtype']} {r['recipe']}: {r['vs_tutorial']:.3f}x the tutorial "
+                         f"({what}: {verdict})")
+    return lines
+
+
+def recipe_text(name):
+    net_kwargs, epoch_kwargs = RECIPES[name]
+    words = [f"{k}={v!r}" for k, v in {**net_kwargs, **epoch_kwargs}.items()]
+    return ", ".join(words) or "the defaults (sigmoid, squared error, tutorial init)"
+
+
 def write_results(rows, args, old_path):
     info = machine_info()
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -243,7 +281,7 @@ def write_results(rows, args, old_path):
             f"| {r['recipe']} | {r['dtype']} | {r['cpu_us']:.2f} | {r['cpu_min_us']:.2f} "
             f"| {r['wall_us']:.2f} | {r['cpu_us'] * 0.06:.3f} | {r['vs_tutorial']:.3f} |"
         )
-    table = "\n".join(lines)
+    table = "\n".join(lines) + "\n\n" + "\n".join(bar_lines(rows))
     print(table)
     command = "python bench/recipes.py " + " ".join(sys.argv[1:] if args is not None else [])
     md = (
@@ -255,11 +293,14 @@ def write_results(rows, args, old_path):
         "and dtype. The "
         "tutorial recipe is also run through the old kernels "
         f"(`{os.path.basename(old_path)}`, git {args.old_rev}); validated first: old and new "
-        "kernels give bitwise the same weights after an epoch.\n\n"
+        f"kernels give bitwise the same weights after {args.check_samples:,} samples, in both "
+        "dtypes.\n\n"
         f"Measured {when} on {machine}; python {info.get('python')}, numpy "
         f"{info.get('numpy')}, numba {info.get('numba')}; load average "
         f"{os.getloadavg()[0]:.2f} at the end.\n\n"
-        f"{table}\n\nCommand: `{command.strip()}`\n"
+        f"{table}\n\nRecipes (Network and train_epoch arguments): "
+        + "; ".join(f"{name}: {recipe_text(name)}" for name in RECIPES)
+        + f".\n\nCommand: `{command.strip()}`\n"
     )
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "recipes-latest.md"), "w") as f:

@@ -81,7 +81,8 @@ def row_stride(n1, itemsize):
 
 @njit(inline="always", fastmath=_FASTMATH - {"reassoc"}, **_OPTIONS)
 def _taylor_tail(r):
-    """(e^r - 1) / r by its Taylor series to r^13, for |r| <= ln(2)/2 (relative error < 1e-16)."""
+    """(e^r - 1) / r by its Taylor series to r^13, for |r| <= ln(2)/2 (the first term left out,
+    r^13 / 14!, is below 2e-17)."""
     e = 1.0 / 6227020800.0
     e = 1.0 / 479001600.0 + r * e
     e = 1.0 / 39916800.0 + r * e
@@ -399,9 +400,11 @@ def _update(params, layout, scratch, nnz, eta):
 # A first-layer row whose input is zero still moves (v = mu v; w += v) every sample; doing that
 # eagerly would touch all n_0 rows per sample instead of the ~150 non-zero ones. Instead row i
 # lags: after d samples at zero input its true weights are w + (mu + ... + mu^d) v and its
-# velocity mu^d v -- the same sums, in closed form, from the tables ``gain[d]`` and
-# ``decay[d]`` (past the tables' end mu^d has underflowed to 0 and the sums stopped changing,
-# so the last entries hold). The forward pass reads a lagging row as w + gain[d] v, the update
+# velocity mu^d v -- the same sums, at once, from the tables ``gain[d]`` and ``decay[d]``
+# (they end where mu^d has underflowed to 0, so that longer gaps read their last entries).
+# The tables have the network's dtype: a float64 factor in these loops halves the float32
+# SIMD width (measured: 1.6x slower momentum). The forward pass reads a lagging row as
+# w + gain[d] v, the update
 # writes it back up to date, and the end of the epoch brings every row up to date.
 # ``last[i]``: the sample (counted by ``clock[0]`` from the start of the epoch) through which
 # row i is up to date.
@@ -410,9 +413,8 @@ def _update(params, layout, scratch, nnz, eta):
 @_jit_inline
 def _lag(momentum, i):
     """(gain, decay) of first-layer row i's samples at zero input since its last update."""
-    d = momentum.clock[0] - 1 - momentum.last[i]
-    k = min(d, momentum.decay.shape[0] - 1)
-    return momentum.gain[k], momentum.decay[k]
+    d = min(momentum.clock[0] - 1 - momentum.last[i], momentum.decay.shape[0] - 1)
+    return momentum.gain[d], momentum.decay[d]
 
 
 @_jit_inline

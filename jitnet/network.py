@@ -3,11 +3,10 @@
 import math
 import os
 import time
-import zipfile
 
 import numpy as np
 
-from jitnet import kernels
+from jitnet import kernels, model_file
 from jitnet._atomic import atomic_save_npz
 from jitnet._checks import (
     check_count,
@@ -33,15 +32,11 @@ from jitnet.recipes import (
     label_targets,
     output_activation,
 )
+from jitnet.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
 from jitnet.schedules import make_schedule
 
 DTYPES = ("float64", "float32")
-FORMAT = "jitnet-model"
-FORMAT_VERSION = 2  # 2 adds loss, init and output_activation; version 1 files still load
-
-
-class ModelFileError(ValueError):
-    """A model or checkpoint file that cannot be used; the message names the file."""
+MOMENTUM_TABLE = 1 << 22  # most samples at zero input that momentum's catch-up tables cover
 
 
 class TrainingDiverged(ValueError):
@@ -298,8 +293,10 @@ class Network:
         """Target vectors (N, n_out) for integer labels (N,), as this network's loss wants them:
         0.9 at the label and 0.1 elsewhere for ``squared``, one-hot 1/0 for ``cross_entropy``."""
         labels = np.asarray(labels)
-        return label_targets(self._labels(labels, labels.shape[0] if labels.ndim else -1),
-                             self.n_outputs, self._loss, self._dtype)
+        if labels.ndim != 1:
+            raise ValueError(f"labels must be a 1-D array of class labels, got shape {labels.shape}")
+        return label_targets(self._labels(labels, labels.shape[0]), self.n_outputs, self._loss,
+                             self._dtype)
 
     def _targets(self, targets, n):
         """(N, n_out) targets in the network's dtype; (N,) labels become target vectors."""
@@ -361,18 +358,20 @@ class Network:
         if mu == 0.0:
             self._velocity = None
             empty = np.zeros(0, dtype)
-            return kernels.Momentum(0.0, empty, np.zeros(0, np.int64), np.zeros(1, np.int64),
-                                    empty, empty)
+            return kernels.Momentum(dtype.type(0.0), empty, np.zeros(0, np.int64),
+                                    np.zeros(1, np.int64), empty, empty)
         if self._velocity is None:
             self._velocity = _aligned_zeros(self._params.size, dtype)
-        # A row can wait at most n_samples samples; past the point where mu^d underflows to 0
-        # in float64 the tables stop changing (see kernels' momentum section).
-        longest = min(n_samples, int(math.log(5e-324) / math.log(mu)) + 2)
+        # A row can wait at most n_samples samples; past the gap where mu^d underflows to 0
+        # the tables would stop changing (see the kernels' momentum section). Tables longer
+        # than MOMENTUM_TABLE are cut there: mu^d is then below 1e-18 for mu <= 0.99999.
+        underflow = int(math.log(5e-324) / math.log(mu)) + 2 if mu > 0 else 1
+        longest = min(n_samples, underflow, MOMENTUM_TABLE)
         decay = mu ** np.arange(longest + 1, dtype=np.float64)
         gain = np.concatenate([[0.0], np.cumsum(decay[1:])])
         return kernels.Momentum(
-            mu, self._velocity, np.full(self._sizes[0], -1, np.int64), np.zeros(1, np.int64),
-            decay.astype(dtype), gain.astype(dtype),
+            dtype.type(mu), self._velocity, np.full(self._sizes[0], -1, np.int64),
+            np.zeros(1, np.int64), decay.astype(dtype), gain.astype(dtype),
         )
 
     def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0):
@@ -492,67 +491,15 @@ class Network:
     # -- files ----------------------------------------------------------------------------
 
     def to_arrays(self):
-        """Everything that defines the model, as a dict of arrays (the content of a model file)."""
-        arrays = {
-            "format": np.array(FORMAT),
-            "format_version": np.array(FORMAT_VERSION),
-            "sizes": np.asarray(self._sizes, np.int64),
-            "activation": np.array(self._activation),
-            "loss": np.array(self._loss),
-            "init": np.array(self._init),
-            "output_activation": np.array(self._output),
-            "dtype": np.array(self._dtype.name),
-        }
-        for l, (W, b) in enumerate(zip(self._weights, self._biases)):
-            arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
-            arrays[f"b{l}"] = b.copy()
-        return arrays
+        """Everything that defines the model, as a dict of arrays (the content of a model file;
+        copies, never views of ``params``). See :mod:`jitnet.model_file`."""
+        return model_file.model_arrays(self)
 
     @classmethod
     def from_arrays(cls, arrays, source="<arrays>"):
-        """Rebuild a network from :meth:`to_arrays` output; ModelFileError names ``source``."""
-
-        def fail(problem):
-            raise ModelFileError(f"{source}: {problem}")
-
-        try:
-            if "format" not in arrays or str(arrays["format"][()]) != FORMAT:
-                fail("not a jitnet model (no 'format' entry saying jitnet-model)")
-            version = int(arrays["format_version"][()])
-            if version not in (1, FORMAT_VERSION):
-                fail(f"model format version {version}, this jitnet reads 1 and {FORMAT_VERSION}")
-            sizes = [int(n) for n in np.asarray(arrays["sizes"]).ravel()]
-            activation = str(arrays["activation"][()])
-            dtype = str(arrays["dtype"][()])
-            # Version 1 knew only the tutorial's squared error and initial weights, with the
-            # activation (sigmoid or tanh) on every layer: what version 2 derives from them.
-            recipe = {"loss": "squared", "init": "tutorial", "output_activation": None}
-            if version >= 2:
-                recipe = {key: str(arrays[key][()]) for key in recipe}
-        except KeyError as missing:
-            fail(f"not a complete jitnet model (missing {missing})")
-        except (ValueError, TypeError, IndexError, OverflowError) as error:
-            fail(f"not a valid jitnet model ({error})")
-        if version == 1 and activation not in ("sigmoid", "tanh"):
-            fail(f"invalid model configuration (activation {activation!r} in a version 1 file)")
-        try:
-            net = cls._unfilled(sizes, activation, dtype, recipe["loss"], recipe["init"])
-        except ValueError as error:
-            fail(f"invalid model configuration ({error})")
-        if recipe["output_activation"] not in (None, net.output_activation):
-            fail(f"invalid model configuration (output activation "
-                 f"{recipe['output_activation']!r}; activation {activation!r} with loss "
-                 f"{recipe['loss']!r} has {net.output_activation!r})")
-        pairs = []
-        for l in range(len(sizes) - 1):
-            if f"W{l}" not in arrays or f"b{l}" not in arrays:
-                fail(f"not a complete jitnet model (missing layer {l} parameters)")
-            pairs.append((arrays[f"W{l}"], arrays[f"b{l}"]))
-        try:
-            net.set_weights(pairs)
-        except ValueError as error:
-            fail(f"parameters do not fit the model ({error})")
-        return net
+        """Rebuild a network from :meth:`to_arrays` output (model format 2 or 1); a bad entry
+        raises ModelFileError naming ``source``."""
+        return model_file.network_from_arrays(cls, arrays, source)
 
     def save(self, path):
         """Write the model to one ``.npz`` file, atomically (old file intact if interrupted)."""
@@ -562,15 +509,7 @@ class Network:
     def load(cls, path):
         """Read a model written by :meth:`save`; a missing, truncated or foreign file raises
         ModelFileError naming it."""
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise ModelFileError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ModelFileError(f"{path}: not a readable jitnet model ({error})") from None
-        return cls.from_arrays(arrays, source=path)
+        return cls.from_arrays(model_file.read_arrays(path), source=os.fspath(path))
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):

@@ -85,6 +85,21 @@ def test_training_matches_the_oracle(activation, loss, momentum, depth, sparsity
         assert net.velocity is None
 
 
+def test_long_gaps_past_the_end_of_the_momentum_tables():
+    """A small momentum: the tables end where mu^d underflows (d = 81 for mu = 1e-4), and the
+    inputs here stay zero for longer; those rows read the tables' last entries."""
+    sizes = SHAPES[1]
+    X, T, init = problem(sizes, "squared", seed=4, sparsity=0.9)
+    X[:150, 5] = 0.0
+    X[150, 5] = 0.7
+    expected, velocity, _ = oracle.sgd(init, X, T, 0.2, "tanh", "tanh", 1e-4)
+    net = Network(sizes, activation="tanh")
+    net.set_weights(init)
+    net.train_epoch(X, T, 0.2, momentum=1e-4)
+    assert max_difference(expected, net.get_weights()) <= TOL
+    assert max_difference(velocity, velocity_pairs(net)) <= TOL
+
+
 def test_the_oracle_comparison_has_teeth():
     """A wrong momentum or a wrong output rule in the engine fails the comparison above."""
     sizes = SHAPES[1]
