@@ -16,7 +16,7 @@ import numbers
 from dataclasses import dataclass, field
 
 from jitnet.recipebook import RECIPES
-from jitnet.recipes import ACTIVATIONS, INITS, LOSSES, check_init, check_loss
+from jitnet.recipes import ACTIVATIONS, INITS, LOSSES, check_init
 from jitnet.training.errors import CheckpointError, TrainingError
 
 
@@ -337,19 +337,14 @@ CHANGEABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata
 
 
 def check_config(config, splits):
-    """The checks of ``config`` that need the data, before any folder or network exists.
+    """The checks of ``config`` that need the data, before any folder or network exists (data
+    sets have at least 2 classes, so every loss fits).
 
     Raises
     ------
     TrainingError
-        One line: a loss that does not fit the number of classes, a distortion that does not
-        fit the images.
+        One line: a distortion that does not fit the images.
     """
-    try:
-        check_loss(config.loss, splits.info["n_classes"])
-    except ValueError as exc:
-        raise TrainingError(f"--loss {config.loss.replace('_', '-')}: {exc} (the data has "
-                            f"{splits.info['n_classes']} class(es))") from None
     distortion = config.distortion
     rows, cols = splits.train.image_shape
     if distortion is not None and distortion.elastic_sigma > max(rows, cols):

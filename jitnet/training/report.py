@@ -92,6 +92,7 @@ def build_report(state, status, test_error, compile_seconds, files):
         "status": status,
         "config": state.config.to_dict(),
         "sizes": network_sizes(state.config, state.data),
+        "output_activation": state.net.output_activation,
         "data": state.data,
         "stopping_set": state.config.stopping_set,
         "epochs_completed": epochs_done,
