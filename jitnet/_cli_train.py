@@ -245,6 +245,11 @@ def train(ctx, **options):
     folder in --runs-dir: config.json, log.jsonl (one line per epoch), checkpoint.npz, model.npz
     (the best model) and report.json. Ctrl-C or SIGTERM saves a checkpoint that --resume
     continues exactly.
+
+    --recipe starts from a published experiment's options (tutorial, lecun1998, simard2003,
+    simard2003-plain, ciresan2010; see jitnet/recipebook.py); options given with it win.
+    --activation, --loss, --init, --schedule, --momentum and --distort change the method one
+    choice at a time.
     """
     from jitnet import training
     from jitnet._console import ConsoleReporter

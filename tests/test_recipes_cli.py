@@ -61,6 +61,7 @@ def test_every_recipe_is_a_documented_valid_configuration(name):
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.distortion is None or not config.distortion.is_identity
     assert name == "tutorial" or any(year in recipe.about for year in ("1998", "2003", "2010"))
+    assert name in _cli_train.train.help
     # describe() gives train options that the command line reads back as the recipe.
     values = parsed(*shlex.split(describe(name)))
     assert {field: values[field] for field in recipe.options} == recipe.options

@@ -41,7 +41,7 @@ def describe_run(config, net):
              f" {config.loss.replace('_', '-')} {config.dtype}", f"init {config.init}", rate]
     if config.momentum:
         parts.append(f"momentum {config.momentum:g}")
-    if config.distortion is not None:
+    if config.distortion is not None and not config.distortion.is_identity:
         parts.append(f"distorted: {config.distortion}")
     if config.recipe:
         parts.append(f"recipe {config.recipe}")
