@@ -91,21 +91,21 @@ def test_recipe_options_reach_config_report_checkpoint_and_model(tmp_path):
     run = tmp_path / "runs" / "run"
     config = json.loads((run / "config.json").read_text())
     expected = {"recipe": "simard2003-plain", "loss": "cross_entropy", "dtype": "float32",
-                "schedule": "exponential", "decay": 0.94, "rate": 0.02, "momentum": 0.5,
-                "init": "glorot", "hidden": [16], "epochs": 2, "activation": "sigmoid"}
+                "schedule": "exponential", "decay": 0.95, "rate": 0.02, "momentum": 0.5,
+                "init": "glorot", "hidden": [16], "epochs": 2, "activation": "relu"}
     assert {key: config[key] for key in expected} == expected
     report = json.loads((run / "report.json").read_text())
     assert report["config"] == config and report["status"] == "finished"
     assert report["output_activation"] == "softmax"
     rates = [json.loads(line)["rate"] for line in (run / "log.jsonl").read_text().splitlines()]
-    assert rates == [0.02, 0.02 * 0.94]
+    assert rates == [0.02, 0.02 * 0.95]
     net, info = load_model(run)
     assert (net.loss, net.output_activation, net.init, net.dtype.name) == (
         "cross_entropy", "softmax", "glorot", "float32")
     assert info["config"]["recipe"] == "simard2003-plain" and info["input_scale"] is None
     checkpoint = load_checkpoint(run / "checkpoint.npz")
     assert checkpoint.net.velocity is not None and np.abs(checkpoint.net.velocity).max() > 0
-    assert "network 784-16-10 sigmoid/softmax cross-entropy float32" in result.stderr
+    assert "network 784-16-10 relu/softmax cross-entropy float32" in result.stderr
     # The experiment's options stay on resume.
     result = invoke("train", "--resume", run, "--momentum", "0.9")
     assert_one_line_error(result, "--momentum 0.5, not 0.9")
