@@ -16,7 +16,9 @@ from pathlib import Path
 
 import click
 
-from jitnet.cli import ACTIVATIONS, LOSSES, SHIPPED, CliError, IntListType, NameChoice, PositiveFloat
+from jitnet.cli import (
+    ACTIVATIONS, LOSSES, SHIPPED, CliError, IntListType, NameChoice, PositiveFloat,
+)
 from jitnet.recipebook import RECIPES
 
 RUN_OPTIONS = ("resume", "name", "runs_dir", "force", "quiet")
@@ -199,11 +201,12 @@ def _config_value(name, value):
 @click.option("--elastic-alpha", type=click.FloatRange(min=0), default=34.0, show_default=True,
               help="Scale in pixels of the elastic displacement field (Simard et al.: 34).")
 @click.option("--rotate", type=click.FloatRange(0, 180), default=15.0, show_default=True,
-              help="Affine part: rotation by up to ± this many degrees (Cireșan et al. 2010: 15).")
+              help="Affine part: rotation by up to ± this many degrees (Cireșan et al. 2010: "
+                   "15).")
 @click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.15,
               show_default=True,
-              help="Affine part: width and height scaled by up to ± this fraction (Cireșan et al.: "
-                   "0.15).")
+              help="Affine part: width and height scaled by up to ± this fraction (Cireșan et "
+                   "al.: 0.15).")
 @click.option("--shear", type=click.FloatRange(0, 90, max_open=True), default=15.0,
               show_default=True,
               help="Affine part: horizontal shear by up to ± this many degrees (Cireșan et al.: "

@@ -9,6 +9,7 @@ import numpy as np
 
 from jitnet import kernels
 from jitnet._atomic import atomic_save_npz
+from jitnet._distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet._checks import (
     check_count,
     check_fraction,
@@ -33,7 +34,6 @@ from jitnet.recipes import (
     label_targets,
     output_activation,
 )
-from jitnet._distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet.distortion import DistortionPlan
 from jitnet.schedules import make_schedule
 
@@ -372,7 +372,7 @@ class Network:
         after checking the plan against the network and the draws against the plan."""
         if plan is None:
             if draws is not None:
-                raise ValueError("draws need a distortion (the DistortionPlan they were drawn from)")
+                raise ValueError("draws need a distortion (the plan they were drawn from)")
             return None
         if not isinstance(plan, DistortionPlan):
             raise ValueError(f"distortion must be a jitnet.DistortionPlan, got "
