@@ -16,7 +16,10 @@ from pathlib import Path
 
 import click
 
-from jitnet.cli import SHIPPED, CliError, IntListType, PositiveFloat
+from jitnet.cli import (
+    ACTIVATIONS, LOSSES, SHIPPED, CliError, IntListType, NameChoice, PositiveFloat,
+)
+from jitnet.recipebook import RECIPES
 
 RUN_OPTIONS = ("resume", "name", "runs_dir", "force", "quiet")
 
@@ -81,6 +84,42 @@ def _check_copy(option, path, force):
         raise CliError(f"{option} {path}: {existing} is not a directory")
 
 
+class InitName(click.ParamType):
+    """An initialisation: tutorial, glorot, lecun, he or uniform:A (A > 0)."""
+
+    name = "tutorial|glorot|lecun|he|uniform:A"
+
+    def convert(self, value, param, ctx):
+        from jitnet.recipes import check_init
+
+        try:
+            return check_init(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# Options that only matter with another option's value: (option, needs, the values it needs).
+_USED_ONLY_WITH = (
+    [("decay", "schedule", ("exponential", "step")), ("step_every", "schedule", ("step",))]
+    + [(name, "distort", ("elastic", "both")) for name in ("elastic_sigma", "elastic_alpha")]
+    + [(name, "distort", ("affine", "both")) for name in ("rotate", "scale", "shear", "translate")]
+)
+
+
+def _with_recipe(options, given):
+    """The run's options: those given on the command line, then the recipe's, then the
+    defaults; refuses an option that the others make meaningless (--decay without a schedule
+    that decays, --rotate without an affine distortion, ...)."""
+    recipe = RECIPES[options["recipe"]].options if options["recipe"] else {}
+    values = {name: given[name] if name in given else recipe.get(name, value)
+              for name, value in options.items()}
+    for name, needs, allowed in _USED_ONLY_WITH:
+        if name in given and values[needs] not in allowed:
+            raise CliError(f"--{name.replace('_', '-')} needs --{needs} "
+                           f"{' or '.join(allowed)} (it is {values[needs]})")
+    return values
+
+
 def _config_value(name, value):
     """A click value as a TrainConfig field: paths become strings, and the paths a run keeps
     (--data, --output, --report) absolute, so that a run resumed elsewhere finds them."""
@@ -129,6 +168,51 @@ def _config_value(name, value):
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, show_default=SHIPPED,
               help="Directory holding a dataset in MNIST's four-file IDX layout.")
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default=None, show_default="none",
+              help="Start from a published experiment's options (jitnet/recipebook.py); options "
+                   "given here override it.")
+@click.option("--activation", type=NameChoice(ACTIVATIONS), default="sigmoid",
+              show_default=True, help="Non-linearity of the hidden units.")
+@click.option("--loss", type=NameChoice(LOSSES), default="squared", show_default=True,
+              help="Squared error with 0.9/0.1 targets (the tutorial's), or softmax outputs with "
+                   "cross-entropy.")
+@click.option("--init", type=InitName(), default="tutorial", show_default=True,
+              help="Initial weights: the tutorial's uniform(-0.1, 0.1), glorot, lecun, he, or "
+                   "uniform:A for uniform(-A, A).")
+@click.option("--schedule", type=click.Choice(["constant", "exponential", "step"]),
+              default="constant", show_default=True,
+              help="Learning rate per epoch: constant, rate*decay^epoch, or rate*decay^(epoch // "
+                   "step-every).")
+@click.option("--decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
+              show_default=True, help="Factor of the exponential or step schedule, in (0, 1].")
+@click.option("--step-every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Epochs per step of the step schedule.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True,
+              help="Classical momentum in [0, 1) (v = momentum*v + rate*delta*x; w += v); 0 is "
+                   "plain SGD.")
+@click.option("--distort", type=click.Choice(["none", "elastic", "affine", "both"]),
+              default="none", show_default=True,
+              help="Distort every training image afresh each epoch: elastic (Simard et al. 2003), "
+                   "affine, or both; evaluation never is.")
+@click.option("--elastic-sigma", type=click.FloatRange(min=0), default=4.0, show_default=True,
+              help="Width in pixels of the Gaussian that smooths the elastic displacement field "
+                   "(Simard et al.: 4).")
+@click.option("--elastic-alpha", type=click.FloatRange(min=0), default=34.0, show_default=True,
+              help="Scale in pixels of the elastic displacement field (Simard et al.: 34).")
+@click.option("--rotate", type=click.FloatRange(0, 180), default=15.0, show_default=True,
+              help="Affine part: rotation by up to ± this many degrees (Cireșan et al. 2010: "
+                   "15).")
+@click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.15,
+              show_default=True,
+              help="Affine part: width and height scaled by up to ± this fraction (Cireșan et "
+                   "al.: 0.15).")
+@click.option("--shear", type=click.FloatRange(0, 90, max_open=True), default=15.0,
+              show_default=True,
+              help="Affine part: horizontal shear by up to ± this many degrees (Cireșan et al.: "
+                   "15).")
+@click.option("--translate", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Affine part: shift by up to ± this many pixels along each axis.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=10, show_default=True,
               help="Save a checkpoint every this many epochs (0: only at the end and when "
                    "stopped).")
@@ -164,9 +248,15 @@ def train(ctx, **options):
     folder in --runs-dir: config.json, log.jsonl (one line per epoch), checkpoint.npz, model.npz
     (the best model) and report.json. Ctrl-C or SIGTERM saves a checkpoint that --resume
     continues exactly.
+
+    --recipe starts from a published experiment's options (tutorial, lecun1998, simard2003,
+    simard2003-plain, ciresan2010; see jitnet/recipebook.py); options given with it win.
+    --activation, --loss, --init, --schedule, --momentum and --distort change the method one
+    choice at a time.
     """
     from jitnet import training
     from jitnet._console import ConsoleReporter
+    from jitnet.training.config import check_config
     from jitnet.idx import DataError
 
     run = {name: options.pop(name) for name in RUN_OPTIONS}
@@ -188,9 +278,11 @@ def train(ctx, **options):
                 result = training.resume_training(run["resume"], given, reporter=reporter)
                 test = training.load_splits(result.state.config).test
             else:
-                config = training.TrainConfig(
-                    **{name: _config_value(name, value) for name, value in options.items()})
+                config = training.TrainConfig(**{
+                    name: _config_value(name, value)
+                    for name, value in _with_recipe(options, given).items()})
                 splits = training.load_splits(config)  # data errors before any folder exists
+                check_config(config, splits)
                 run_dir = training.create_run_dir(run["runs_dir"], run["name"])
                 reporter = ConsoleReporter(quiet=run["quiet"], pictures=run_dir)
                 result = training.run_training(config, run_dir, splits=splits, reporter=reporter)

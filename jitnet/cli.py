@@ -158,6 +158,25 @@ class PositiveFloat(click.ParamType):
         return number
 
 
+class NameChoice(click.Choice):
+    """One of the library's names, shown with '-' (``scaled-tanh``, ``cross-entropy``) and
+    accepted with '-' or '_'; the value is the library's spelling (``cross_entropy``)."""
+
+    def __init__(self, names):
+        self.library = {name.replace("_", "-"): name for name in names}
+        super().__init__(list(self.library))
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            value = value.replace("_", "-")
+        return self.library[super().convert(value, param, ctx)]
+
+
+#: The engine's names (jitnet.recipes, which loads Numba: tests check that these agree).
+ACTIVATIONS = ("sigmoid", "tanh", "scaled_tanh", "relu")
+LOSSES = ("squared", "cross_entropy")
+
+
 def _load_data(data):
     """``jitnet.load_mnist`` with data errors turned into one-line CLI errors."""
     from jitnet.datasets import load_mnist
@@ -191,6 +210,10 @@ def cli():
               show_default=True, help="Which implementation's back-propagation to check.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the weights, the input and the targets.")
+@click.option("--activation", type=NameChoice(ACTIVATIONS), default="sigmoid",
+              show_default=True, help="Hidden units' non-linearity (the jit engine only).")
+@click.option("--loss", type=NameChoice(LOSSES), default="squared", show_default=True,
+              help="Squared error, or softmax outputs with cross-entropy (the jit engine only).")
 @click.option("--epsilon", type=PositiveFloat(), default=1e-4, show_default=True,
               help="Step of the central differences.")
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
@@ -198,7 +221,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, default=False, show_default=True,
               help="Print the result as one JSON object, for scripts.")
 @click.pass_context
-def gradcheck(ctx, sizes, engine, seed, epsilon, top, as_json):
+def gradcheck(ctx, sizes, engine, seed, activation, loss, epsilon, top, as_json):
     """Compare back-propagated gradients with central differences (tutorial Eq. 6).
 
     Exits with 1 when a gradient is out of tolerance.
@@ -206,11 +229,14 @@ def gradcheck(ctx, sizes, engine, seed, epsilon, top, as_json):
     from jitnet.gradcheck import format_report, run_gradcheck
 
     try:
-        result = run_gradcheck(list(sizes), engine=engine, seed=seed, epsilon=epsilon)
+        result = run_gradcheck(list(sizes), engine=engine, seed=seed, epsilon=epsilon,
+                               activation=activation, loss=loss)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(_gradcheck_json(result, sizes, engine, seed, top), indent=2))
+        report = _gradcheck_json(result, sizes, engine, seed, top)
+        report.update(activation=activation, loss=loss)
+        click.echo(json.dumps(report, indent=2))
     else:
         click.echo(format_report(result, top=top))
     ctx.exit(0 if result.passed else 1)

@@ -16,6 +16,8 @@ Layout legend (``L`` layers of weights, ``sizes = [n_0, n_1, ..., n_L]``)::
     nz_idx, nz_val: (n_0,)  indices and scaled values of a sample's non-zero inputs
     bits: (max n_l,)  int64 scratch of the vectorised exp
     log_y: (n_L,)     log of the softmax outputs (cross-entropy only)
+    draws: (M, N_DRAW) per visited sample, the random numbers of its distortion
+                      (:mod:`jitnet._distort_kernels`); x: (n_0,) the distorted sample
 
 The offsets travel together as a :class:`Layout`, the per-sample buffers as a :class:`Scratch`
 (a few KB: every public call allocates its own, so inference on one network is safe from
@@ -40,6 +42,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from jitnet._distort_kernels import _distort_sample
+
 SIGMOID = 0
 TANH = 1
 SCALED_TANH = 2  # 1.7159 tanh(2z/3) (LeCun et al. 1998, "Efficient BackProp")
@@ -54,6 +58,9 @@ Layout = namedtuple("Layout", ["sizes", "w_off", "b_off", "a_off", "stride0"])
 Scratch = namedtuple("Scratch", ["act", "delta", "bits", "nz_idx", "nz_val", "log_y"])
 #: Momentum's state during an epoch (see the momentum section below).
 Momentum = namedtuple("Momentum", ["mu", "velocity", "last", "clock", "decay", "gain"])
+#: What an epoch on distorted samples needs: the image shape, one row of ``draws`` per visited
+#: sample, the field ``bank``, the distortion's scratch ``work``/``index`` and the buffer ``x``.
+Distorter = namedtuple("Distorter", ["rows", "cols", "draws", "bank", "work", "index", "x"])
 
 # Reassociation lets LLVM vectorise the dot products; no "fast" NaN/Inf assumptions, so a
 # saturated sigmoid still gives exactly 0 or 1. error_model="numpy": a float division never
@@ -507,6 +514,38 @@ def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, outpu
     total = 0.0
     for s in order:
         nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
+        if momentum.mu > 0.0:
+            _first_layer_lagging(params, layout, scratch, nnz, momentum)
+        else:
+            _first_layer(params, layout, scratch, nnz)
+        _later_layers(params, layout, scratch, hidden, output)
+        total += _deltas(params, layout, scratch, T[s], hidden, output)
+        if momentum.mu > 0.0:
+            _update_momentum(params, layout, scratch, nnz, eta, momentum)
+        else:
+            _update(params, layout, scratch, nnz, eta)
+    return total
+
+
+@_jit
+def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hidden, output,
+                           momentum, distorter):
+    """:func:`_train_epoch` on freshly distorted samples; returns the summed loss.
+
+    The k-th sample visited, X[order[k]], is distorted with ``distorter.draws[k]`` into the one
+    buffer ``distorter.x`` (times ``scale``; :func:`jitnet._distort_kernels._distort_sample`),
+    and the SGD step runs on that buffer with scale 1. The data set is never copied and nothing
+    is allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
+    the values :func:`_gather_input` would compute, so the weights equal :func:`_train_epoch`'s
+    bitwise. Serial and deterministic.
+    """
+    total = 0.0
+    x = distorter.x
+    for k in range(order.shape[0]):
+        s = order[k]
+        _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
+                        distorter.bank, distorter.work, distorter.index, x)
+        nnz = _gather_input(x, 1.0, scratch.nz_idx, scratch.nz_val)
         if momentum.mu > 0.0:
             _first_layer_lagging(params, layout, scratch, nnz, momentum)
         else:

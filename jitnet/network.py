@@ -8,6 +8,7 @@ import numpy as np
 
 from jitnet import kernels, model_file
 from jitnet._atomic import atomic_save_npz
+from jitnet._distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet._checks import (
     check_count,
     check_fraction,
@@ -32,6 +33,7 @@ from jitnet.recipes import (
     label_targets,
     output_activation,
 )
+from jitnet.distortion import DistortionPlan
 from jitnet.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
 from jitnet.schedules import make_schedule
 
@@ -310,7 +312,7 @@ class Network:
     # -- training -------------------------------------------------------------------------
 
     def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
-                    momentum=0.0):
+                    momentum=0.0, distortion=None, draws=None):
         """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
 
         Parameters
@@ -334,6 +336,14 @@ class Network:
         momentum : float
             Classical momentum mu in [0, 1): ``v = mu v + rate delta x; w += v``, with the
             velocity kept in :attr:`velocity` across epochs. 0 (default) is plain SGD.
+        distortion : jitnet.DistortionPlan, optional
+            Train on distorted samples: inside the compiled epoch each visited sample is
+            distorted afresh into a one-sample buffer, then trained on (the data set is never
+            copied). The plan's image shape must hold ``n_in`` pixels. Needs ``draws``.
+        draws : ndarray, (M, N_DRAW)
+            ``distortion.draw_epoch(rng, M)`` for the M samples of ``order``: row k distorts the
+            k-th sample visited. Draws of the identity (a ``Distortion()`` with every part 0)
+            give bitwise the weights of an undistorted epoch.
 
         Returns
         -------
@@ -350,7 +360,49 @@ class Network:
         T = self._targets(targets, n)
         eta = check_positive("rate", rate, self._dtype)
         mu = check_fraction("momentum", momentum)
-        return self._run_epoch(X, T, eta, scale, check_order(order, n), progress, mu)
+        order = check_order(order, n)
+        distorter = self._distorter(distortion, draws, order.size)
+        return self._run_epoch(X, T, eta, scale, order, progress, mu, distorter)
+
+    def _distorter(self, plan, draws, n_visits):
+        """The kernels' distortion state for one epoch of n_visits samples (None: undistorted),
+        after checking the plan against the network and the draws against the plan."""
+        if plan is None:
+            if draws is not None:
+                raise ValueError("draws need a distortion (the plan they were drawn from)")
+            return None
+        if not isinstance(plan, DistortionPlan):
+            raise ValueError(f"distortion must be a jitnet.DistortionPlan, got "
+                             f"{type(plan).__name__}")
+        rows, cols = plan.image_shape
+        if rows * cols != self.n_inputs:
+            raise ValueError(f"distortion is for {rows}x{cols} images ({rows * cols} pixels); "
+                             f"the network has {self.n_inputs} inputs")
+        if draws is None:
+            raise ValueError("a distortion needs draws: distortion.draw_epoch(rng, len(order))")
+        draws = np.ascontiguousarray(draws, dtype=np.float64)
+        if draws.shape != (n_visits, N_DRAW) or not np.isfinite(draws).all():
+            raise ValueError(f"draws must be {n_visits} rows of {N_DRAW} finite numbers (one per "
+                             f"sample visited), got shape {draws.shape}")
+        n_fields = plan.bank.shape[0]
+        if n_fields:  # the kernel indexes the bank with these: never out of bounds
+            fields = draws[:, [FIELD_I, FIELD_J]]
+            if (fields != np.floor(fields)).any() or fields.min(initial=0) < 0 or \
+                    fields.max(initial=0) >= n_fields:
+                raise ValueError(f"draws name fields outside the plan's bank of {n_fields}")
+        work, index = plan.scratch()
+        return kernels.Distorter(rows, cols, draws, plan.bank, work, index,
+                                 _aligned_zeros(self.n_inputs, self._dtype))
+
+    def _image_shape(self, image_shape):
+        """(rows, cols) of the images to distort: as given, or square when n_in is a square."""
+        if image_shape is not None:
+            return image_shape
+        side = math.isqrt(self.n_inputs)
+        if side * side != self.n_inputs:
+            raise ValueError(f"distort needs image_shape=(rows, cols) for {self.n_inputs} inputs "
+                             f"(not a square number)")
+        return (side, side)
 
     def _momentum(self, mu, n_samples):
         """The kernels' momentum state for one epoch of n_samples (mu = 0: off, no buffers)."""
@@ -374,23 +426,32 @@ class Network:
             np.zeros(1, np.int64), decay.astype(dtype), gain.astype(dtype),
         )
 
-    def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0):
+    def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0, distorter=None):
         """The compiled epoch on inputs already checked and converted; returns the mean loss."""
         if order.size == 0:
             return 0.0
         momentum = self._momentum(mu, order.size)
         args = (self._params, self._layout, self._scratch(), X, T)
         units = self._units()
+
+        def run(start, stop):
+            part = order[start:stop]
+            if distorter is None:
+                return kernels._train_epoch(*args, part, scale, eta, *units, momentum)
+            return kernels._train_epoch_distorted(
+                *args, part, scale, eta, *units, momentum,
+                distorter._replace(draws=distorter.draws[start:stop]))
+
         try:
             if progress is None:
-                total = kernels._train_epoch(*args, order, scale, eta, *units, momentum)
+                total = run(0, order.size)
             else:
                 total = 0.0
                 chunk = max(1000, order.size // 100)
                 for start in range(0, order.size, chunk):
-                    part = order[start : start + chunk]
-                    total += kernels._train_epoch(*args, part, scale, eta, *units, momentum)
-                    progress(start + part.size)
+                    stop = min(start + chunk, order.size)
+                    total += run(start, stop)
+                    progress(stop)
         finally:  # also on Ctrl-C in progress(): leave every weight and velocity up to date
             if mu > 0.0:
                 kernels._finish_momentum_epoch(self._params, self._layout, momentum)
@@ -406,7 +467,7 @@ class Network:
         return loss
 
     def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
-              schedule="constant", momentum=0.0):
+              schedule="constant", momentum=0.0, distort=None, image_shape=None):
         """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
 
         Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
@@ -414,6 +475,11 @@ class Network:
         ``np.random.default_rng(seed)``; otherwise in file order. ``schedule`` sets the rate of
         each epoch from ``rate`` (see :mod:`jitnet.schedules`: ``constant``,
         ``exponential:GAMMA``, ``step:FACTOR:EVERY``); epochs count from 0 in every call.
+
+        ``distort`` (a :class:`jitnet.Distortion`) trains every epoch on freshly distorted
+        samples of ``image_shape`` (rows, cols) images (default: square): the field bank is
+        built once from ``seed``, and each epoch's draws come from the shuffling generator
+        after its permutation, so the same int seed gives bitwise the same weights.
         """
         epochs = check_count("epochs", epochs)
         X, scale, _ = self._inputs(X, scale)
@@ -421,13 +487,21 @@ class Network:
         T = self._targets(targets, n)
         plan = make_schedule(schedule, check_positive("rate", rate, self._dtype))
         mu = check_fraction("momentum", momentum)
-        rng = np.random.default_rng(check_seed(seed))
+        seed = check_seed(seed)
+        rng = np.random.default_rng(seed)
+        distortion = None
+        if distort is not None:
+            distortion = DistortionPlan(distort, self._image_shape(image_shape),
+                                        seed=np.random.SeedSequence(seed, spawn_key=(2,)))
         in_file_order = np.arange(n, dtype=np.int64)
         losses = []
         for epoch in range(epochs):
             eta = check_positive(f"rate of epoch {epoch}", plan.rate_at(epoch), self._dtype)
             order = rng.permutation(n) if shuffle else in_file_order
-            losses.append(self._run_epoch(X, T, eta, scale, order, mu=mu))
+            distorter = None
+            if distortion is not None:
+                distorter = self._distorter(distortion, distortion.draw_epoch(rng, n), n)
+            losses.append(self._run_epoch(X, T, eta, scale, order, mu=mu, distorter=distorter))
         return losses
 
     # -- inference ------------------------------------------------------------------------

@@ -189,7 +189,7 @@ def _array(key, value):
         (_replace_text(b'"hidden": [5]', b'"hidden": [1e999]'), "'hidden' is \\[Infinity\\]"),
         (_replace_text(b'"rate": 0.3', b'"rate": ' + b"9" * 400), "'rate' is 9999.*, not a pos"),
         (_set("config.data", "/data\x00/mnist"), "'data' .*NUL"),
-        (_set("config.momentum", 0.9), "unknown option"),
+        (_set("config.nesterov", 0.9), "unknown option"),
         (_set("data", []), "'data'"),
         (_set("data.n_inputs", 10 ** 30), "not a 1000000000000000000000000000000-5-3 network"),
         (_set("best_error", "x"), "'best_error'"),

@@ -79,7 +79,23 @@ def test_config_round_trips_through_json():
         ({"shuffle": "yes"}, "'shuffle'"),
         ({"data": "/a\x00b"}, "'data' .*NUL"),
         ({"output": 5}, "'output'"),
-        ({"momentum": 0.9}, "unknown option \"momentum\""),
+        ({"nesterov": 0.9}, "unknown option \"nesterov\""),
+        ({"activation": "softplus"}, "'activation' is \"softplus\", not one of"),
+        ({"loss": "hinge"}, "'loss'"),
+        ({"init": "uniform:0"}, "'init'"),
+        ({"init": 3}, "'init'"),
+        ({"schedule": "cosine"}, "'schedule'"),
+        ({"decay": 0}, "'decay' is 0, not a factor in \\(0, 1\\]"),
+        ({"decay": 1.5}, "'decay'"),
+        ({"step_every": 0}, "'step_every'"),
+        ({"momentum": 1.0}, "'momentum' is 1.0, not a momentum in \\[0, 1\\)"),
+        ({"momentum": -0.1}, "'momentum'"),
+        ({"distort": "wobbly"}, "'distort'"),
+        ({"elastic_sigma": -1}, "'elastic_sigma'"),
+        ({"rotate": 181}, "'rotate'"),
+        ({"scale": 1.0}, "'scale'"),
+        ({"shear": 90}, "'shear'"),
+        ({"recipe": "lecun1989"}, "'recipe'"),
     ],
 )
 def test_config_from_a_file_checks_every_field_once(changes, words):
@@ -417,6 +433,37 @@ def test_extending_a_finished_run_keeps_its_last_evaluation(mnist, tmp_path):
     assert [h["epoch"] for h in straight.state.history] == [3, 4]
     assert [h["epoch"] for h in result.state.history] == [2, 3, 4]  # as documented
     assert same_network(straight.state.net, result.state.net)
+
+
+def test_momentum_and_a_schedule_resume_bitwise(mnist, tmp_path):
+    recipe = dict(epochs=4, momentum=0.9, schedule="step", decay=0.5, step_every=2,
+                  activation="tanh", init="glorot", rate=0.05)
+    straight = run_small(mnist, tmp_path / "a", **recipe)
+    with pytest.raises(TrainingInterrupted):
+        run_small(mnist, tmp_path / "b", reporter=CtrlCAt(3), **recipe)
+    saved = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    assert saved.epoch == 2 and np.abs(saved.net.velocity).max() > 0
+    resumed = resume_training(tmp_path / "b", data=mnist)
+    assert_same_run(straight, resumed)
+    assert np.array_equal(straight.state.net.velocity, resumed.state.net.velocity)
+    assert [r["rate"] for r in resumed.state.records] == [0.05, 0.05, 0.025, 0.025]
+    # Without the velocity the resumed run would differ: the checkpoint must carry it.
+    lost = dataclasses.replace(saved, net=saved.net.copy())
+    lost.net.velocity = None
+    training.save_checkpoint(tmp_path / "b" / "checkpoint.npz", lost)
+    assert not same_network(resume_training(tmp_path / "b", data=mnist).state.net,
+                            straight.state.net)
+
+
+def test_a_checkpoint_velocity_that_does_not_fit_is_refused(mnist, tmp_path):
+    run_small(mnist, tmp_path / "a", epochs=1, momentum=0.5)
+    path = tmp_path / "a" / "checkpoint.npz"
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["velocity"] = arrays["velocity"][:-1]
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="velocity does not fit its network"):
+        load_checkpoint(path)
 
 
 def test_resume_config_refuses_a_changed_experiment_and_takes_changes():

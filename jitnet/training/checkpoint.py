@@ -4,6 +4,8 @@ A checkpoint is one ``.npz`` file, written atomically (temporary file, fsync, re
 
 * ``net/<key>``: the network after the last completed epoch (``Network.to_arrays()``);
 * ``best/<key>``: the best network so far (absent before the first evaluation);
+* ``velocity``: momentum's velocity after the last completed epoch, laid out like the network's
+  ``params`` (absent without momentum), so that a resumed run with momentum is exact;
 * ``meta``: UTF-8 JSON as a ``uint8`` array: ``format``, ``version``, ``config``, ``data`` (sizes
   and fingerprint), ``epoch``, ``rng_state`` (the shuffling generator's state), ``best_epoch``,
   ``best_error``, ``bad_evals``, ``records`` (one per epoch), ``train_seconds``, ``eval_seconds``,
@@ -34,6 +36,7 @@ from jitnet.training.errors import CheckpointError, TrainingError, one_line
 CHECKPOINT_FORMAT = "jitnet-checkpoint"
 CHECKPOINT_VERSION = 2
 META_KEY = "meta"
+VELOCITY_KEY = "velocity"
 MODEL_INFO_KEY = "jitnet_train_info"
 STOP_REASONS = ("epochs", "patience")
 
@@ -82,6 +85,8 @@ def save_checkpoint(path, state):
     arrays = {f"net/{k}": v for k, v in state.net.to_arrays().items()}
     if state.best is not None:
         arrays.update({f"best/{k}": v for k, v in state.best.to_arrays().items()})
+    if state.net.velocity is not None:
+        arrays[VELOCITY_KEY] = state.net.velocity
     arrays[META_KEY] = _json_array({
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -245,6 +250,11 @@ def _state_from_arrays(arrays, path):
             elapsed_seconds=_field(meta, "elapsed_seconds", number),
             stop_reason=_field(meta, "stop_reason", _stop_reason),
         )
+        if VELOCITY_KEY in arrays:
+            try:
+                state.net.velocity = arrays[VELOCITY_KEY]
+            except (ValueError, TypeError) as exc:
+                raise TrainingError(f"its velocity does not fit its network ({one_line(exc)})")
         _check_consistency(state)
     except CheckpointError:
         raise

@@ -15,6 +15,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+from jitnet.recipebook import RECIPES
+from jitnet.recipes import ACTIVATIONS, INITS, LOSSES, check_init
 from jitnet.training.errors import CheckpointError, TrainingError
 
 
@@ -81,6 +83,36 @@ def dtype_name(value):
     return value
 
 
+def one_of(*names):
+    """A check that accepts only ``names``."""
+    def check(value):
+        if value not in names:
+            raise ValueError("one of " + ", ".join(map(json.dumps, names)))
+        return value
+    return check
+
+
+def interval(low, high, what, open_low=False, open_high=False):
+    """A check of a finite number between ``low`` and ``high``, each end open or closed."""
+    def check(value):
+        value = number(value, low, high, what)
+        if (open_low and value == low) or (open_high and value == high):
+            raise ValueError(what)
+        return value
+    return check
+
+
+def init_name(value):
+    try:
+        return check_init(value)
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError("one of " + ", ".join(INITS)) from None
+
+
+def recipe_name(value):
+    return None if value is None else one_of(*RECIPES)(value)
+
+
 def optional_path(value):
     if value is None:
         return None
@@ -107,6 +139,10 @@ def checked(name, value, check):
 
 
 # -- the configuration -----------------------------------------------------------------------
+
+SCHEDULES = ("constant", "exponential", "step")
+DISTORTIONS = ("none", "elastic", "affine", "both")
+
 
 
 def _option(default, check, changeable=False):
@@ -151,6 +187,35 @@ class TrainConfig:
         A copy of the best model outside the run folder; None = none.
     report : str or None
         A copy of the JSON report outside the run folder; None = none.
+    activation : {"sigmoid", "tanh", "scaled_tanh", "relu"}
+        The hidden units' non-linearity (see :class:`jitnet.Network`).
+    loss : {"squared", "cross_entropy"}
+        The tutorial's squared error with 0.9/0.1 targets, or softmax outputs with
+        cross-entropy and one-hot targets.
+    init : str
+        Initial weights: ``tutorial``, ``glorot``, ``lecun``, ``he`` or ``uniform:A``.
+    schedule : {"constant", "exponential", "step"}
+        The rate of epoch e (from 0): ``rate``, ``rate * decay**e`` or
+        ``rate * decay**(e // step_every)`` (:mod:`jitnet.schedules`).
+    decay : float
+        The schedule's factor, in (0, 1].
+    step_every : int
+        Epochs per step of the ``step`` schedule.
+    momentum : float
+        Classical momentum in [0, 1); 0 is the tutorial's plain SGD.
+    distort : {"none", "elastic", "affine", "both"}
+        Distort every training sample afresh each epoch (:mod:`jitnet.distortion`) with the
+        elastic part, the affine part or both; evaluation never distorts.
+    elastic_sigma, elastic_alpha : float
+        Width and scale in pixels of the elastic displacement field.
+    rotate, shear : float
+        ± ranges in degrees of the affine part's rotation and horizontal shear.
+    scale : float
+        ± fraction of the affine part's horizontal and vertical scaling (drawn independently).
+    translate : float
+        ± range in pixels of the affine part's shift along each axis.
+    recipe : str or None
+        The recipe (:mod:`jitnet.recipebook`) the options came from, if any.
     """
 
     hidden: tuple = _option((300,), layer_sizes)
@@ -169,6 +234,60 @@ class TrainConfig:
     checkpoint_every: int = _option(10, count, changeable=True)
     output: str = _option(None, optional_path, changeable=True)
     report: str = _option(None, optional_path, changeable=True)
+    activation: str = _option("sigmoid", one_of(*ACTIVATIONS))
+    loss: str = _option("squared", one_of(*LOSSES))
+    init: str = _option("tutorial", init_name)
+    schedule: str = _option("constant", one_of(*SCHEDULES))
+    decay: float = _option(0.95, interval(0, 1, "a factor in (0, 1]", open_low=True))
+    step_every: int = _option(10, positive_int)
+    momentum: float = _option(0.0, interval(0, 1, "a momentum in [0, 1)", open_high=True))
+    distort: str = _option("none", one_of(*DISTORTIONS))
+    elastic_sigma: float = _option(4.0, number)
+    elastic_alpha: float = _option(34.0, number)
+    rotate: float = _option(15.0, interval(0, 180, "an angle in [0, 180]"))
+    scale: float = _option(0.15, interval(0, 1, "a fraction in [0, 1)", open_high=True))
+    shear: float = _option(15.0, interval(0, 90, "an angle in [0, 90)", open_high=True))
+    translate: float = _option(0.0, number)
+    recipe: str = _option(None, recipe_name)
+
+    @property
+    def schedule_spec(self):
+        """The schedule as :func:`jitnet.schedules.make_schedule` takes it."""
+        if self.schedule == "exponential":
+            return f"exponential:{self.decay!r}"
+        if self.schedule == "step":
+            return f"step:{self.decay!r}:{self.step_every}"
+        return "constant"
+
+    @property
+    def distortion(self):
+        """The :class:`jitnet.Distortion` of ``distort`` (None for ``none``): the elastic part
+        from ``elastic_sigma``/``elastic_alpha``, the affine part from ``rotate``, ``scale``,
+        ``shear`` and ``translate``; a part that is not chosen is 0.
+
+        Raises
+        ------
+        TrainingError
+            One line naming the option that does not fit (an elastic part with
+            ``elastic_sigma`` 0, a value out of range).
+        """
+        if self.distort == "none":
+            return None
+        from jitnet.distortion import Distortion
+
+        parts = {}
+        if self.distort in ("elastic", "both"):
+            if self.elastic_alpha > 0 and self.elastic_sigma == 0:
+                raise TrainingError("--elastic-sigma must be positive for an elastic "
+                                    f"distortion (--elastic-alpha {self.elastic_alpha:g})")
+            parts.update(elastic_sigma=self.elastic_sigma, elastic_alpha=self.elastic_alpha)
+        if self.distort in ("affine", "both"):
+            parts.update(rotate=self.rotate, scale_x=self.scale, scale_y=self.scale,
+                         shear=self.shear, translate=self.translate)
+        try:
+            return Distortion(**parts)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
 
     @property
     def input_scale(self):
@@ -215,6 +334,22 @@ class TrainConfig:
 
 #: Options a resumed run may change; every other option defines the experiment.
 CHANGEABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["changeable"])
+
+
+def check_config(config, splits):
+    """The checks of ``config`` that need the data, before any folder or network exists (data
+    sets have at least 2 classes, so every loss fits).
+
+    Raises
+    ------
+    TrainingError
+        One line: a distortion that does not fit the images.
+    """
+    distortion = config.distortion
+    rows, cols = splits.train.image_shape
+    if distortion is not None and distortion.elastic_sigma > max(rows, cols):
+        raise TrainingError(f"--elastic-sigma {config.elastic_sigma:g} is wider than the "
+                            f"{rows}x{cols} images (at most {max(rows, cols)})")
 
 
 def option_name(name):

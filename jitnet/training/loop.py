@@ -18,21 +18,25 @@ from pathlib import Path
 
 import numpy as np
 
-from jitnet.datasets import one_hot_targets
+from jitnet.distortion import Distortion, DistortionPlan
 from jitnet.network import Network, compile_kernels
+from jitnet.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import (
     TrainState, generator_from_state, load_checkpoint, save_checkpoint, save_model,
 )
-from jitnet.training.config import resume_config
+from jitnet.training.config import check_config, resume_config
 from jitnet.training.data import check_resume_data, load_splits, network_sizes, prepare_data
 from jitnet.training.errors import (
     CheckpointError, RunDiverged, TrainingError, TrainingInterrupted,
 )
-from jitnet.training.report import Reporter, build_report
+from jitnet.training.report import Reporter, build_report, describe_run
 
-# The shuffling generator gets its own stream, distinct from the one that draws the weights.
+# The shuffling generator gets its own stream, distinct from the one that draws the weights; the
+# bank of elastic displacement fields a third. Each epoch's distortions are drawn from the
+# shuffling generator after its permutation, so its saved state makes a resume exact.
 _SHUFFLE_SPAWN_KEY = (1,)
+_BANK_SPAWN_KEY = (2,)
 #: A compile (or cache load) that has not finished after this many seconds is a cold compile.
 COMPILE_NOTICE_SECONDS = 1.0
 
@@ -94,6 +98,16 @@ def stopping_update(best_error, bad_evals, error):
     return False, bad_evals
 
 
+def distortion_plan(config, image_shape):
+    """The run's :class:`DistortionPlan`, built from its seed (None when ``distort`` is none or
+    every part is 0: an identity distortion trains exactly like none and draws nothing)."""
+    distortion = config.distortion
+    if distortion is None or distortion.is_identity:
+        return None
+    seed = np.random.SeedSequence(config.seed, spawn_key=_BANK_SPAWN_KEY)
+    return DistortionPlan(distortion, image_shape, seed=seed)
+
+
 def run_training(config, run_dir, *, splits=None, reporter=None):
     """Train a new run described by ``config``, keeping its files in ``run_dir``.
 
@@ -123,7 +137,9 @@ def run_training(config, run_dir, *, splits=None, reporter=None):
         A file of the run could not be written (its ``filename`` says which).
     """
     splits = load_splits(config) if splits is None else splits
-    net = Network(network_sizes(config, splits.info), dtype=config.dtype, seed=config.seed)
+    check_config(config, splits)
+    net = Network(network_sizes(config, splits.info), activation=config.activation,
+                  dtype=config.dtype, seed=config.seed, loss=config.loss, init=config.init)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=_SHUFFLE_SPAWN_KEY))
     run_dir = runs.claim_run_dir(run_dir)
     runs.write_config(run_dir, config)
@@ -178,14 +194,29 @@ def _let_signals_in(n_done):
     chunks of samples, where Ctrl-C (or a SIGTERM turned into KeyboardInterrupt) lands."""
 
 
-def _compile(dtype, x_dtype, reporter):
-    """compile_kernels, saying so when it takes long enough to be a first (cold) compile."""
+def _compile_distorted(dtype, x_dtype):
+    """Compile (or load) the distorted epoch's kernel, on a 2x2-image network."""
+    net = Network([4, 3, 2], dtype=dtype, seed=0)
+    plan = DistortionPlan(Distortion(elastic_sigma=1.0, elastic_alpha=1.0), (2, 2), seed=0)
+    X = np.ones((2, 4), x_dtype)
+    net.train_epoch(X, [0, 1], 0.1, distortion=plan, draws=plan.draw_epoch(
+        np.random.default_rng(0), 2))
+
+
+def _compile(dtype, x_dtype, reporter, distorted=False):
+    """compile_kernels (and the distorted epoch's kernel), saying so when it takes long enough
+    to be a first (cold) compile; returns the seconds spent."""
     notice = threading.Timer(COMPILE_NOTICE_SECONDS, reporter.message,
                              ["compiling kernels (first run only, about 7 s)..."])
     notice.daemon = True
     notice.start()
     try:
-        return float(compile_kernels(np.dtype(dtype), x_dtype=x_dtype))
+        seconds = float(compile_kernels(np.dtype(dtype), x_dtype=x_dtype))
+        if distorted:
+            start = time.perf_counter()
+            _compile_distorted(np.dtype(dtype), x_dtype)
+            seconds += time.perf_counter() - start
+        return seconds
     finally:
         notice.cancel()
 
@@ -203,6 +234,8 @@ class _Run:
         self.compile_seconds = 0.0
         self.elapsed_base = state.elapsed_seconds
         self.session_start = time.perf_counter()
+        self.schedule = make_schedule(self.config.schedule_spec, self.config.rate)
+        self.plan = None  # the DistortionPlan, built when training starts
 
     def elapsed(self):
         return self.elapsed_base + time.perf_counter() - self.session_start
@@ -212,16 +245,17 @@ class _Run:
         config, splits = self.config, self.splits
         try:
             self.reporter.message(
-                f"network {'-'.join(map(str, net.sizes))} {net.activation} {config.dtype}, "
-                f"rate {config.rate}, {len(splits.train):,} training samples, "
+                f"{describe_run(config, net)}; {len(splits.train):,} training samples, "
                 f"{config.stopping_set} set of {len(splits.val):,}, "
                 f"{'shuffled' if config.shuffle else 'file order'}, seed {config.seed}"
                 + (", raw pixels" if config.raw_pixels else "") + f"; run folder {self.run_dir}"
             )
-            self.compile_seconds = _compile(config.dtype, splits.train.images.dtype, self.reporter)
+            self.plan = distortion_plan(config, splits.train.image_shape)
+            self.compile_seconds = _compile(config.dtype, splits.train.images.dtype,
+                                            self.reporter, self.plan is not None)
             self.reporter.message(f"kernels ready in {self.compile_seconds:.2f} s")
             # Built once in the network's dtype: each epoch's call then converts nothing.
-            targets = one_hot_targets(splits.train.labels, net.n_outputs, net.dtype)
+            targets = net.targets(splits.train.labels)
             while self.state.epoch < config.epochs and self.state.bad_evals < config.patience:
                 self.epoch(net, rng, targets)
             return self.finish()
@@ -234,12 +268,15 @@ class _Run:
         config, train = self.config, self.splits.train
         epoch = self.state.epoch + 1
         order = rng.permutation(len(train)) if config.shuffle else None
+        draws = None if self.plan is None else self.plan.draw_epoch(rng, len(train))
         progress = self.reporter.epoch_start(epoch, config.epochs, len(train)) or _let_signals_in
-        rate = config.rate  # one rate for every epoch (the tutorial's); a schedule goes here
+        rate = self.schedule.rate_at(epoch - 1)  # from the absolute epoch: exact on resume
         start = time.perf_counter()
         try:
             loss = float(net.train_epoch(train.images, targets, rate=rate, order=order,
-                                         scale=config.input_scale, progress=progress))
+                                         scale=config.input_scale, progress=progress,
+                                         momentum=config.momentum, distortion=self.plan,
+                                         draws=draws))
         except ValueError as exc:  # the engine's own divergence error is a ValueError
             self.diverged(epoch, exc)
         if not math.isfinite(loss):

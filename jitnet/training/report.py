@@ -30,6 +30,24 @@ class Reporter:
         learning curve."""
 
 
+def describe_run(config, net):
+    """The run's recipe in words: network, loss, rate and schedule, momentum, distortion."""
+    rate = f"rate {config.rate:g}"
+    if config.schedule == "exponential":
+        rate += f" x{config.decay:g} per epoch"
+    elif config.schedule == "step":
+        rate += f" x{config.decay:g} every {config.step_every} epochs"
+    parts = [f"network {'-'.join(map(str, net.sizes))} {net.activation}/{net.output_activation}"
+             f" {config.loss.replace('_', '-')} {config.dtype}", f"init {config.init}", rate]
+    if config.momentum:
+        parts.append(f"momentum {config.momentum:g}")
+    if config.distortion is not None and not config.distortion.is_identity:
+        parts.append(f"distorted: {config.distortion}")
+    if config.recipe:
+        parts.append(f"recipe {config.recipe}")
+    return ", ".join(parts)
+
+
 def format_evaluation(record, epochs, error_key="val_error"):
     """One line per evaluation.
 
@@ -74,6 +92,7 @@ def build_report(state, status, test_error, compile_seconds, files):
         "status": status,
         "config": state.config.to_dict(),
         "sizes": network_sizes(state.config, state.data),
+        "output_activation": state.net.output_activation,
         "data": state.data,
         "stopping_set": state.config.stopping_set,
         "epochs_completed": epochs_done,
