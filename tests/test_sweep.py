@@ -127,28 +127,28 @@ def test_an_option_added_to_the_training_config_is_sweepable_at_once(monkeypatch
     from jitnet import training
     from jitnet.training.config import _option, number
 
-    def activation_name(value):
-        if value not in ("sigmoid", "tanh"):
-            raise ValueError('"sigmoid" or "tanh"')
+    def flavour_name(value):
+        if value not in ("plain", "fancy"):
+            raise ValueError('"plain" or "fancy"')
         return value
 
     @dataclasses.dataclass(frozen=True)
     class Wider(training.TrainConfig):
-        momentum: float = _option(0.0, number)
-        activation: str = _option("sigmoid", activation_name)
+        warmup: float = _option(0.0, number)
+        flavour: str = _option("plain", flavour_name)
 
     monkeypatch.setattr(training, "TrainConfig", Wider)
     monkeypatch.setattr(trial_module, "_defaults",
                         functools.lru_cache(maxsize=1)(lambda: Wider().to_dict()))
-    space = parse_space({"momentum": "0,0.9", "activation": "tanh"})
+    space = parse_space({"warmup": "0,0.9", "flavour": "fancy"})
     trials = space.trials()
-    assert trials == [{"momentum": 0.0, "activation": "tanh"},
-                      {"momentum": 0.9, "activation": "tanh"}]
-    assert trial_key({"momentum": 0}) == trial_key({}) != trial_key(trials[1])
-    assert train_command(trials[1]) == "python cli.py train --momentum 0.9 --activation tanh"
-    with pytest.raises(SweepError, match='--activation relu is not "sigmoid" or "tanh"'):
-        parse_space({"activation": "relu"})
-    with pytest.raises(SweepError, match="unknown option --speed; .*--momentum, --activation$"):
+    assert trials == [{"warmup": 0.0, "flavour": "fancy"},
+                      {"warmup": 0.9, "flavour": "fancy"}]
+    assert trial_key({"warmup": 0}) == trial_key({}) != trial_key(trials[1])
+    assert train_command(trials[1]) == "python cli.py train --warmup 0.9 --flavour fancy"
+    with pytest.raises(SweepError, match='--flavour odd is not "plain" or "fancy"'):
+        parse_space({"flavour": "odd"})
+    with pytest.raises(SweepError, match="unknown option --speed; .*--warmup, --flavour$"):
         parse_space({"speed": "1"})
 
 
