@@ -38,11 +38,13 @@ SCORES = "scores: the network's outputs divided by their sum, not calibrated pro
 
 
 def _load_model(model):
+    """(network, info) of a run folder, model file or checkpoint; the network carries the
+    input scale it was trained with. A file that cannot be used is one line, exit 2."""
     from jitnet import training
 
     try:
         return training.load_model(model)
-    except training.TrainingError as exc:
+    except training.TrainingError as exc:  # CheckpointError: every problem of the file
         raise CliError(str(exc)) from None
 
 
@@ -153,7 +155,7 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
     if mistakes is not None and out is None:
         out = _beside(model, f"mistakes-{split}.png")
     what = f"{model.name}: {'-'.join(map(str, net.sizes))}, {split} set"
-    matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, info.get("input_scale"),
+    matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, net.input_scale,
                                  info.get("config"), confusion_png, out, what,
                                  n_mistakes=mistakes or 0)
     n, wrong = len(dataset), int((predicted != dataset.labels).sum())
@@ -228,7 +230,7 @@ def _scores(net, image, info):
     from jitnet._run_pictures import score_kind
     from jitnet.digits import probabilities
 
-    outputs = net.predict(image.reshape(-1), scale=info.get("input_scale"))
+    outputs = net.predict(image.reshape(-1))  # scaled as the model was trained
     return outputs, probabilities(outputs, loss=score_kind(info.get("config")))
 
 

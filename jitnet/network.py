@@ -1,14 +1,11 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
 import math
-import os
 import time
-import zipfile
 
 import numpy as np
 
-from jitnet import kernels
-from jitnet._atomic import atomic_save_npz
+from jitnet import kernels, modelfile
 from jitnet._checks import (
     check_count,
     check_fraction,
@@ -33,15 +30,10 @@ from jitnet.recipes import (
     label_targets,
     output_activation,
 )
+from jitnet.modelfile import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
 from jitnet.schedules import make_schedule
 
 DTYPES = ("float64", "float32")
-FORMAT = "jitnet-model"
-FORMAT_VERSION = 2  # 2 adds loss, init and output_activation; version 1 files still load
-
-
-class ModelFileError(ValueError):
-    """A model or checkpoint file that cannot be used; the message names the file."""
 
 
 class TrainingDiverged(ValueError):
@@ -117,6 +109,11 @@ class Network:
     velocity : ndarray, (P,), or None
         Momentum's velocity, laid out like ``params``; None until an epoch trains with
         momentum (an epoch without momentum drops it). Assign a saved one to resume.
+    input_scale : float or None
+        The factor inputs are multiplied by when a call passes no ``scale``: None (default)
+        means 1/255 for uint8 images and 1 for float inputs; a model trained on raw 0-255
+        pixels has 1.0. Saved in model files, so that a loaded model scales its inputs as it
+        was trained.
 
     Notes
     -----
@@ -148,6 +145,7 @@ class Network:
         self._output = output_activation(activation, loss)
         self._dtype = _check_dtype(dtype)
         self._velocity = None
+        self._input_scale = None
         self._build_layout(sizes)
 
     # -- layout ---------------------------------------------------------------------------
@@ -221,6 +219,22 @@ class Network:
         return sum(W.size + b.size for W, b in zip(self._weights, self._biases))
 
     @property
+    def input_scale(self):
+        """The default ``scale`` of every call (None: 1/255 for uint8, 1 for floats)."""
+        return self._input_scale
+
+    @input_scale.setter
+    def input_scale(self, scale):
+        if scale is not None:
+            try:  # checked in the network's dtype, kept as given
+                check_positive("input_scale", scale, self._dtype)
+                scale = float(scale)
+            except OverflowError:
+                raise ValueError(
+                    f"input_scale must be a positive finite number, got {scale!r}") from None
+        self._input_scale = scale
+
+    @property
     def velocity(self):
         """Momentum's velocity (P,), laid out like ``params``, or None."""
         return self._velocity
@@ -242,9 +256,10 @@ class Network:
 
     def __repr__(self):
         recipe = "" if self._loss == "squared" else f", loss={self._loss!r}"
+        scale = "" if self._input_scale is None else f", input_scale={self._input_scale!r}"
         return (
             f"Network(sizes={self.sizes}, activation={self._activation!r}{recipe}, "
-            f"dtype={self._dtype.name})"
+            f"dtype={self._dtype.name}{scale})"
         )
 
     # -- parameters, copies, pickling -----------------------------------------------------
@@ -269,6 +284,7 @@ class Network:
                                   self._init)
         other._params[...] = self._params
         other.velocity = self._velocity
+        other._input_scale = self._input_scale
         return other
 
     def __deepcopy__(self, memo):
@@ -288,6 +304,8 @@ class Network:
     def _inputs(self, X, scale, name="X"):
         """(X as the kernels take it, its scale, whether X was one sample)."""
         X, single = check_inputs(X, self.n_inputs, name)
+        if scale is None:
+            scale = self._input_scale
         X, scale = input_scale(X, scale, self._dtype, name)
         return X, scale, single
 
@@ -329,7 +347,8 @@ class Network:
         order : ndarray of int, (M,), optional
             Sample indices in the order to visit them; default file order.
         scale : float, optional
-            Input factor; default 1/255 for uint8 and 1 for float inputs.
+            Input factor; default :attr:`input_scale`, and when that is None 1/255 for uint8
+            and 1 for float inputs.
         progress : callable, optional
             Called as ``progress(n_done)`` between chunks of samples (plain Python, so a
             Ctrl-C lands there); without it the epoch is one compiled call. Chunked or not,
@@ -492,85 +511,33 @@ class Network:
     # -- files ----------------------------------------------------------------------------
 
     def to_arrays(self):
-        """Everything that defines the model, as a dict of arrays (the content of a model file)."""
-        arrays = {
-            "format": np.array(FORMAT),
-            "format_version": np.array(FORMAT_VERSION),
-            "sizes": np.asarray(self._sizes, np.int64),
-            "activation": np.array(self._activation),
-            "loss": np.array(self._loss),
-            "init": np.array(self._init),
-            "output_activation": np.array(self._output),
-            "dtype": np.array(self._dtype.name),
-        }
-        for l, (W, b) in enumerate(zip(self._weights, self._biases)):
-            arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
-            arrays[f"b{l}"] = b.copy()
-        return arrays
+        """Everything that defines the model, as a dict of arrays (the content of a model file;
+        copies, never views of ``params``). See :mod:`jitnet.modelfile`."""
+        return modelfile.model_arrays(self)
 
     @classmethod
     def from_arrays(cls, arrays, source="<arrays>"):
-        """Rebuild a network from :meth:`to_arrays` output; ModelFileError names ``source``."""
-
-        def fail(problem):
-            raise ModelFileError(f"{source}: {problem}")
-
-        try:
-            if "format" not in arrays or str(arrays["format"][()]) != FORMAT:
-                fail("not a jitnet model (no 'format' entry saying jitnet-model)")
-            version = int(arrays["format_version"][()])
-            if version not in (1, FORMAT_VERSION):
-                fail(f"model format version {version}, this jitnet reads 1 and {FORMAT_VERSION}")
-            sizes = [int(n) for n in np.asarray(arrays["sizes"]).ravel()]
-            activation = str(arrays["activation"][()])
-            dtype = str(arrays["dtype"][()])
-            # Version 1 knew only the tutorial's squared error and initial weights, with the
-            # activation (sigmoid or tanh) on every layer: what version 2 derives from them.
-            recipe = {"loss": "squared", "init": "tutorial", "output_activation": None}
-            if version >= 2:
-                recipe = {key: str(arrays[key][()]) for key in recipe}
-        except KeyError as missing:
-            fail(f"not a complete jitnet model (missing {missing})")
-        except (ValueError, TypeError, IndexError, OverflowError) as error:
-            fail(f"not a valid jitnet model ({error})")
-        if version == 1 and activation not in ("sigmoid", "tanh"):
-            fail(f"invalid model configuration (activation {activation!r} in a version 1 file)")
-        try:
-            net = cls._unfilled(sizes, activation, dtype, recipe["loss"], recipe["init"])
-        except ValueError as error:
-            fail(f"invalid model configuration ({error})")
-        if recipe["output_activation"] not in (None, net.output_activation):
-            fail(f"invalid model configuration (output activation "
-                 f"{recipe['output_activation']!r}; activation {activation!r} with loss "
-                 f"{recipe['loss']!r} has {net.output_activation!r})")
-        pairs = []
-        for l in range(len(sizes) - 1):
-            if f"W{l}" not in arrays or f"b{l}" not in arrays:
-                fail(f"not a complete jitnet model (missing layer {l} parameters)")
-            pairs.append((arrays[f"W{l}"], arrays[f"b{l}"]))
-        try:
-            net.set_weights(pairs)
-        except ValueError as error:
-            fail(f"parameters do not fit the model ({error})")
-        return net
+        """Rebuild a network from :meth:`to_arrays` output (model format 1 to 3); a bad entry
+        raises ModelFileError naming ``source``."""
+        return modelfile.read_model(cls, arrays, source)[0]
 
     def save(self, path):
-        """Write the model to one ``.npz`` file, atomically (old file intact if interrupted)."""
-        atomic_save_npz(path, self.to_arrays())
+        """Write the model to one ``.npz`` file, atomically (old file intact if interrupted),
+        with its :attr:`input_scale`."""
+        modelfile.save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`; a missing, truncated or foreign file raises
-        ModelFileError naming it."""
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise ModelFileError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ModelFileError(f"{path}: not a readable jitnet model ({error})") from None
-        return cls.from_arrays(arrays, source=path)
+        """Read a network from a model file (:meth:`save`, or a training run's ``model.npz``),
+        a checkpoint (its current network, the state after its last completed epoch, as
+        ``jitnet evaluate`` uses it) or a run folder (its ``model.npz``, the best network).
+
+        The network comes with the :attr:`input_scale` it was trained with. Anything that
+        cannot be read (missing, truncated, damaged, foreign, too large) raises ModelFileError,
+        one line naming the file; nothing is allocated before the file's declared sizes have
+        been checked.
+        """
+        return modelfile.load(cls, path)
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
