@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jitnet._atomic import atomic_save_npz, display_path
+from jitnet._atomic import atomic_save_npz
 from jitnet._checks import check_positive
 from jitnet.kernels import row_stride
 from jitnet.npzfile import MAX_MEMBER_BYTES, NpzArchive
@@ -80,7 +80,7 @@ def save(net, path):
     """Write ``net`` to ``path`` atomically; a network too large for :func:`load` to read back
     (:data:`MAX_PARAMETER_BYTES`, or one layer over :data:`jitnet.npzfile.MAX_MEMBER_BYTES`) is
     refused with a ValueError before anything is written."""
-    problem = _size_problem(net.sizes, net.dtype)
+    problem = _size_problem(net.sizes, net.dtype, MAX_PARAMETER_BYTES)
     largest = max(W.size for W in net.weights) * net.dtype.itemsize
     if problem is None and largest > MAX_MEMBER_BYTES:
         problem = (f"one layer holds {largest:,} bytes, more than the {MAX_MEMBER_BYTES:,} a "
@@ -237,7 +237,7 @@ def _sizes(arrays, fail):
     return sizes
 
 
-def _size_problem(sizes, dtype, max_bytes=MAX_PARAMETER_BYTES):
+def _size_problem(sizes, dtype, max_bytes):
     """Why a network of ``sizes`` is too large for a model file, or None."""
     if max_bytes is None:
         return None
@@ -267,9 +267,10 @@ def _stored_scale(arrays, dtype, fail):
     """The ``input_scale`` entry (version 3): None when absent, else a positive finite float."""
     if "input_scale" not in arrays:
         return None
-    value = _scalar(arrays, "input_scale", "fiu", fail)
+    value = _scalar(arrays, "input_scale", "fiu", fail).item()
     try:
-        return float(check_positive("input_scale", value, dtype))
+        check_positive("input_scale", value, dtype)  # in the network's dtype; kept as stored
+        return float(value)
     except (ValueError, OverflowError) as error:
         fail(f"invalid model configuration ({error})")
 
@@ -364,6 +365,3 @@ class ArchiveArrays(Mapping):
         return self.archive.where
 
 
-def source_name(path):
-    """A path as model file messages name it."""
-    return display_path(os.fspath(path))
