@@ -329,3 +329,22 @@ def test_property_nasty_json_is_the_documented_error_or_a_consistent_state(
     net = Network.load(path)
     assert net.params.tobytes() == state.net.params.tobytes()
     assert net.input_scale == state.config.input_scale
+
+
+# -- predict's .npy digits: read like the archives' members -----------------------------------
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00]\x94.", "no NUMPY magic"),  # a pickle
+    (npy_header("<f8", (10**12,)), "must have shape (28, 28) or (784,), got (1000000000000,)"),
+    (npy_bytes(np.array([None] * 784, dtype=object)), "pickled Python objects are never loaded"),
+    (npy_bytes(np.zeros((28, 28)))[:300], "could only read"),
+])
+def test_predict_refuses_a_bad_npy_digit_in_one_line(tmp_path, content, words):
+    model = tmp_path / "m.npz"
+    Network([784, 4, 10], seed=0).save(model)
+    digit = tmp_path / "digit.npy"
+    digit.write_bytes(content)
+    result = invoke("predict", model, digit)
+    assert_exit_2(result, digit)
+    assert words in result.stderr and "allow_pickle" not in result.stderr
