@@ -49,9 +49,12 @@ def _load_model(model):
 
 
 def _load_model_and_split(model, data, split):
+    from jitnet._atomic import display_path
+
     net, info = _load_model(model)
     train_set, test_set = _load_data(data)
     dataset = test_set if split == "test" else train_set
+    model = display_path(model)  # one line, whatever the file's name
     if dataset.images.shape[1] != net.n_inputs:
         raise CliError(
             f"model {model} takes {net.n_inputs} inputs but the {split} images have "
