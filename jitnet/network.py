@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from jitnet import kernels, modelfile
+from jitnet import kernels, model_file
 from jitnet._checks import (
     check_count,
     check_fraction,
@@ -30,7 +30,7 @@ from jitnet.recipes import (
     label_targets,
     output_activation,
 )
-from jitnet.modelfile import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
+from jitnet.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
 from jitnet.schedules import make_schedule
 
 DTYPES = ("float64", "float32")
@@ -512,19 +512,19 @@ class Network:
 
     def to_arrays(self):
         """Everything that defines the model, as a dict of arrays (the content of a model file;
-        copies, never views of ``params``). See :mod:`jitnet.modelfile`."""
-        return modelfile.model_arrays(self)
+        copies, never views of ``params``). See :mod:`jitnet.model_file`."""
+        return model_file.model_arrays(self)
 
     @classmethod
     def from_arrays(cls, arrays, source="<arrays>"):
-        """Rebuild a network from :meth:`to_arrays` output (model format 1 to 3); a bad entry
-        raises ModelFileError naming ``source``."""
-        return modelfile.read_model(cls, arrays, source)[0]
+        """Rebuild a network from :meth:`to_arrays` output (model format 3, 2 or 1); a bad
+        entry raises ModelFileError naming ``source``."""
+        return model_file.network_from_arrays(cls, arrays, source)
 
     def save(self, path):
         """Write the model to one ``.npz`` file, atomically (old file intact if interrupted),
         with its :attr:`input_scale`."""
-        modelfile.save(self, path)
+        model_file.save(self, path)
 
     @classmethod
     def load(cls, path):
@@ -537,7 +537,7 @@ class Network:
         one line naming the file; nothing is allocated before the file's declared sizes have
         been checked.
         """
-        return modelfile.load(cls, path)
+        return model_file.load(cls, path)
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):

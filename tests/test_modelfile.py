@@ -1,4 +1,4 @@
-"""Model files (jitnet/modelfile.py): what save writes, load reads back, and every damaged file
+"""Model files (jitnet/model_file.py): what save writes, load reads back, and every damaged file
 is one ModelFileError naming it (one line, said once) -- by hand for each class of damage that
 used to escape as TypeError, OverflowError, MemoryError, zlib.error or NotImplementedError, and
 by Hypothesis: a valid model file, damaged; the property is "the documented error or exactly
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from jitnet import modelfile
+from jitnet import model_file
 from jitnet.network import ModelFileError, Network
 from jitnet.training import CheckpointError, load_model, save_model
 
@@ -148,11 +148,11 @@ def test_a_run_model_file_takes_its_scale_from_the_training_description(model, t
 @pytest.mark.parametrize("sizes", [[784, 300, 10], [1, 1], [3, 17, 5, 2], [100, 1]])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_parameter_bytes_is_what_a_network_allocates(sizes, dtype):
-    assert modelfile.parameter_bytes(sizes, dtype) == Network(sizes, dtype=dtype).params.nbytes
+    assert model_file.parameter_bytes(sizes, dtype) == Network(sizes, dtype=dtype).params.nbytes
 
 
 def test_save_refuses_a_network_load_could_not_read_back(monkeypatch, tmp_path, model):
-    monkeypatch.setattr(modelfile, "MAX_PARAMETER_BYTES", model.params.nbytes - 1)
+    monkeypatch.setattr(model_file, "MAX_PARAMETER_BYTES", model.params.nbytes - 1)
     with pytest.raises(ValueError, match="cannot save the model: sizes 6-4-3 need 536 bytes"):
         model.save(tmp_path / "m.npz")
     assert not list(tmp_path.iterdir())
@@ -325,7 +325,7 @@ def model_files(draw):
         net.input_scale = draw(st.sampled_from([1.0, 1 / 255, 0.25]))
     arrays = net.to_arrays()
     if draw(st.booleans()):
-        arrays[modelfile.TRAIN_INFO_KEY] = np.frombuffer(json.dumps(
+        arrays[model_file.TRAIN_INFO_KEY] = np.frombuffer(json.dumps(
             {"input_scale": net.input_scale, "config": {}}).encode(), np.uint8)
     keys = sorted(arrays) + ["input_scale", "extra", f"W{len(sizes)}"]
     for _ in range(draw(st.integers(0, 3))):
@@ -344,8 +344,8 @@ def expected_network(arrays):
     pairs = [(np.asarray(arrays[f"W{l}"]).astype(dtype), np.asarray(arrays[f"b{l}"]).astype(dtype))
              for l in range(len(arrays["sizes"]) - 1)]
     scale = arrays.get("input_scale") if int(arrays["format_version"]) >= 3 else None
-    if scale is None and modelfile.TRAIN_INFO_KEY in arrays:
-        scale = json.loads(arrays[modelfile.TRAIN_INFO_KEY].tobytes()).get("input_scale")
+    if scale is None and model_file.TRAIN_INFO_KEY in arrays:
+        scale = json.loads(arrays[model_file.TRAIN_INFO_KEY].tobytes()).get("input_scale")
     return ([int(n) for n in arrays["sizes"]], dtype, str(arrays["activation"]), pairs,
             None if scale is None else float(scale))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jitnet import modelfile
+from jitnet import model_file
 from jitnet._atomic import atomic_save_npz, display_path
 from jitnet.network import ModelFileError, Network
 from jitnet.npzfile import NpzArchive
@@ -112,14 +112,14 @@ MAX_META_BYTES = 1 << 26
 
 
 def open_archive(path, what):
-    """The ``.npz`` at ``path`` as :class:`~jitnet.modelfile.ArchiveArrays` over an open
+    """The ``.npz`` at ``path`` as :class:`~jitnet.model_file.ArchiveArrays` over an open
     :class:`~jitnet.npzfile.NpzArchive` (close its ``archive``), or a one-line CheckpointError
     naming it: missing, not a regular file, not an ``.npz``, or an array that is damaged,
     pickled or larger than the reader's limits."""
     text = os.fspath(path)
     if isinstance(text, str) and "\0" not in text and not os.path.lexists(text):
         raise CheckpointError(f"{what} {display_path(text)} does not exist")
-    return modelfile.ArchiveArrays(NpzArchive(path, CheckpointError, what=what))
+    return model_file.ArchiveArrays(NpzArchive(path, CheckpointError, what=what))
 
 
 def _json(arrays, key, what):
@@ -196,10 +196,10 @@ def _rng_state(value):
 
 
 def _read_model(arrays, source):
-    """modelfile.read_model for a Network, its errors as one-line CheckpointErrors (a damaged
+    """model_file.read_model for a Network, its errors as one-line CheckpointErrors (a damaged
     array already raises one, naming the file)."""
     try:
-        return modelfile.read_model(Network, arrays, source, modelfile.MAX_PARAMETER_BYTES)
+        return model_file.read_model(Network, arrays, source, model_file.MAX_PARAMETER_BYTES)
     except ModelFileError as exc:
         raise CheckpointError(str(exc)) from None
 

@@ -114,6 +114,12 @@ def load(cls, path):
         raise ModelFileError(str(error)) from None
 
 
+def network_from_arrays(cls, arrays, source):
+    """A ``cls`` network from :func:`model_arrays` output in memory (no size limit: the arrays
+    exist already); ModelFileError names ``source``. See :func:`read_model`."""
+    return read_model(cls, arrays, source)[0]
+
+
 def read_model(cls, arrays, source, max_bytes=None):
     """Check and read a model from ``arrays``, then build it.
 
