@@ -156,8 +156,8 @@ def mutate_json(np, r, array):
     """The JSON bytes of ``array`` with a leaf replaced by a nasty literal, or bytes spliced."""
     text = array.tobytes().decode("utf-8", "replace")
     if r.random() < 0.3:
-        at = r.randrange(len(text) + 1)
-        text = text[:at] + r.choice(NASTY_JSON + ["{", "]", ",", "\\", "\x00"]) + text[at + r.randint(0, 8):]
+        at, junk = r.randrange(len(text) + 1), NASTY_JSON + ["{", "]", ",", "\\", "\x00"]
+        text = text[:at] + r.choice(junk) + text[at + r.randint(0, 8) :]
     else:
         try:
             value = json.loads(text)
@@ -191,7 +191,7 @@ def case_bytes(np, r, kind, arrays):
     for _ in range(r.randint(0, 3)):
         name = r.choice(names + ["input_scale", "net/input_scale", "extra", "W9"])
         action = r.random()
-        if name in (META, INFO) and name in arrays and action < 0.7:
+        if name in (META, INFO) and isinstance(arrays.get(name), np.ndarray) and action < 0.7:
             arrays[name] = mutate_json(np, r, arrays[name])
         elif action < 0.15:
             arrays.pop(name, None)

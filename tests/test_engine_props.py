@@ -293,7 +293,9 @@ def problems(draw):
 # So the epoch is replayed one call per sample, and each step, taken from the engine's own
 # weights (and velocity), must agree with the oracle's step from the same values within twice
 # the first-order bound of the rounding one step can make in the network's dtype (step_bounds;
-# twice: first order). Without momentum the epoch is its chain of steps, bitwise; with momentum
+# twice: first order), and in float64 within four times (the float64 oracle rounds as much as
+# the engine; its BLAS sums in an order that can change with the arrays' alignment). Without
+# momentum the epoch is its chain of steps, bitwise; with momentum
 # it catches the first layer's rows up lazily, rounding otherwise than the chain: in float64 it
 # must agree with the chain to 1e-10 (measured: 1e-13 at most), and float32, the same code,
 # is not compared.
@@ -398,7 +400,7 @@ def assert_epoch_is_right(net, loss, problem):
     sizes, dtype, recipe, X, targets, rate, scale, order, momentum = problem
     X, targets = np.asarray(X), np.asarray(targets)
     used_scale = scale if scale is not None else (1 / 255 if X.dtype == np.uint8 else 1.0)
-    u = U64 if dtype == "float64" else U32
+    u, margin = (U64, 4) if dtype == "float64" else (U32, 2)
     replay = Network(sizes, dtype=dtype, seed=0, **recipe)
     T = replay.targets(targets) if targets.ndim == 1 else targets
     units = (replay.activation, replay.output_activation)
@@ -414,15 +416,16 @@ def assert_epoch_is_right(net, loss, problem):
         with np.errstate(over="ignore", invalid="ignore"):  # inputs of 1e30: bounds of inf
             bounds, velocity_bounds, loss_bound = step_bounds(
                 before, x, T[i], float(rate), *units, momentum, velocity, u)
-        twice = [(2 * eW, 2 * eb) for eW, eb in bounds]
-        assert_within(replay.get_weights(), exact, twice, "weight")
+        allowed = [(margin * eW, margin * eb) for eW, eb in bounds]
+        assert_within(replay.get_weights(), exact, allowed, "weight")
         if momentum:
-            twice = [(2 * eW, 2 * eb) for eW, eb in velocity_bounds]
-            assert_within(velocity_pairs(replay), exact_velocity, twice, "velocity")
-        assert abs(step_losses[-1] - exact_loss) <= 2 * loss_bound + SUBNORMAL[u]
+            allowed = [(margin * eW, margin * eb) for eW, eb in velocity_bounds]
+            assert_within(velocity_pairs(replay), exact_velocity, allowed, "velocity")
+        off = abs(step_losses[-1] - exact_loss)
+        assert off <= margin * loss_bound + SUBNORMAL[u], f"loss: off by {off:.3g}"
     mean = np.mean(step_losses) if step_losses else 0.0
     if not momentum:
-        assert replay.params.tobytes() == net.params.tobytes()
+        assert replay.params.tobytes() == net.params.tobytes(), "the epoch is not its steps"
         assert loss == pytest.approx(mean, rel=1e-6 if dtype == "float32" else TOL)
     elif dtype == "float64":
         np.testing.assert_allclose(net.params, replay.params, rtol=TOL, atol=TOL)

@@ -212,8 +212,9 @@ def _network(arrays, prefix, sizes, dtype, path):
     wrong_sizes = TrainingError(f"its {what} is not a {'-'.join(map(str, sizes))} network")
     if "sizes" not in arrays:
         raise wrong_sizes
-    shape, kind = arrays.describe("sizes")
-    if shape != (len(sizes),) or kind.kind not in "iu" or arrays["sizes"].tolist() != sizes:
+    shape, stored_type = arrays.describe("sizes")
+    if (shape != (len(sizes),) or stored_type.kind not in "iu"
+            or arrays["sizes"].tolist() != sizes):
         raise wrong_sizes
     for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         for key, shape in ((f"W{layer}", (n_out, n_in)), (f"b{layer}", (n_out,))):
