@@ -319,8 +319,8 @@ def step_bounds(pairs, x, t, rate, hidden, output, momentum, velocity, u):
     by a few u of its value; errors propagate through |W|. First order in u, except that a
     product of two computed factors keeps the product of their errors: a saturated unit's
     slope is 0 exactly but a few u as computed, and meets an error term of the same size.
-    Results that underflow err by the smallest subnormal instead. Returns ([(bound W, bound b) per layer], [(bound of the velocity's W, b) per layer],
-    bound of the loss).
+    Results that underflow err by the smallest subnormal instead. Returns ([(bound W, bound b)
+    per layer], [(bound of the velocity's W, b) per layer], bound of the loss).
     """
     last, tiny = len(pairs) - 1, SUBNORMAL[u]
     a, e_a, zs, e_zs = [x], [2 * u * np.abs(x) + tiny], [], []
