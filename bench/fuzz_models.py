@@ -20,10 +20,10 @@ Every case is read in a worker process whose address space is capped at 2.5 GiB 
 
 It counts crash (an exception other than ModelFileError / CheckpointError, a CLI exit other
 than 0 or 2, or the worker dying), hang (no answer within 10 s), wrong (an accepted file whose
-network differs from what np.load decodes from it, or a refusal that is not one line naming
-the file once, or mentions allow_pickle), and leftover (files left beside the target, e.g. a
-checkpoint's temporary). Failing inputs are saved to ``--failures``. Exit status 1 if anything
-was found. Not collected by pytest.
+network differs from what np.load decodes from the members used -- a damaged member no reader
+uses is not read -- or a refusal that is not one line naming the file once, or mentions
+allow_pickle), and leftover (files left beside the target, e.g. a checkpoint's temporary).
+Failing inputs are saved to ``--failures``. Exit status 1 if anything was found. Not collected by pytest.
 """
 
 import argparse
@@ -277,10 +277,9 @@ def check_one(np, job):
         return {"outcome": "crash", "detail": f"{type(error).__name__}: {str(error)[:300]}"}
     if report["outcome"] == "ok":
         try:
-            with np.load(path, allow_pickle=False) as f:
-                stored = {k: f[k] for k in f.files}
-            prefix = "net/" if META in stored else ""
-            sizes, dtype, layers, scale = decoded_network(np, stored, prefix)
+            with np.load(path, allow_pickle=False) as stored:  # only the members used
+                prefix = "net/" if META in stored else ""
+                sizes, dtype, layers, scale = decoded_network(np, stored, prefix)
             if prefix:  # a checkpoint: its configuration says the scale
                 scale = load_checkpoint(path).config.input_scale
             wrong = (net.sizes, net.dtype.name, network_bytes(net), net.input_scale) != (
