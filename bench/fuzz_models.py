@@ -23,7 +23,8 @@ than 0 or 2, or the worker dying), hang (no answer within 10 s), wrong (an accep
 network differs from what np.load decodes from the members used -- a damaged member no reader
 uses is not read -- or a refusal that is not one line naming the file once, or mentions
 allow_pickle), and leftover (files left beside the target, e.g. a checkpoint's temporary).
-Failing inputs are saved to ``--failures``. Exit status 1 if anything was found. Not collected by pytest.
+Failing inputs are saved to ``--failures``. Exit status 1 if anything was found. Not collected
+by pytest.
 """
 
 import argparse
