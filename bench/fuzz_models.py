@@ -162,8 +162,8 @@ def mutate_json(np, r, array):
     else:
         try:
             value = json.loads(text)
-        except ValueError:
-            return array
+        except (ValueError, RecursionError):  # already damaged: splice it instead
+            return mutate_json(np, random.Random(r.random()), np.frombuffer(b"{}", np.uint8))
         leaves = []
 
         def walk(node, path):
