@@ -313,10 +313,18 @@ def resume_once(np, job, state, resume_training):
                 return {"wrong": True, "detail": f"resume: {error}"[:300]}
         except BaseException as error:  # noqa: BLE001
             return {"outcome": "crash", "detail": f"resume: {type(error).__name__}: {error}"[:300]}
-        temporary = [n for n in os.listdir(run) if n.startswith(".tmp-")]
+        # A damaged configuration may name --output or --report files: they land in the
+        # worker's own working folder, which is emptied after each case.
+        temporary = [n for folder in (run, os.getcwd()) for n in os.listdir(folder)
+                     if n.startswith(".tmp-")]
         return {"leftover_run": temporary} if temporary else {}
     finally:
         shutil.rmtree(run, ignore_errors=True)
+        for name in os.listdir(os.getcwd()):
+            if os.path.isdir(name):
+                shutil.rmtree(name)
+            else:
+                os.remove(name)
 
 
 def run_cli(job, report):
@@ -356,9 +364,10 @@ def worker():
 
 
 class Worker:
-    def __init__(self):
+    def __init__(self, cwd):
         env = {**os.environ, "PYTHONPATH": ROOT, "OPENBLAS_NUM_THREADS": "1"}
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker"], env=env,
+        script = os.path.join(BENCH, "fuzz_models.py")
+        self.process = subprocess.Popen([sys.executable, script, "--worker"], env=env, cwd=cwd,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def run(self, job):
@@ -404,7 +413,9 @@ def main():
         all_seeds = seeds(np, os.path.join(work, "seeds"))
         data = os.path.join(work, "data")
         write_dataset(np, data, tiny_sets(np))
-        worker_process = Worker()
+        cwd = os.path.join(work, "cwd")  # where relative paths in damaged configurations go
+        os.makedirs(cwd)
+        worker_process = Worker(cwd)
         deadline, n = time.monotonic() + 60 * args.minutes, 0
         while time.monotonic() < deadline:
             n += 1
@@ -421,7 +432,7 @@ def main():
                 file.write(content)
             report = worker_process.run(job)
             if report.get("dead"):
-                worker_process = Worker()
+                worker_process = Worker(cwd)
             tally = counts[kind]
             tally["cases"] += 1
             tally[report["outcome"]] += 1
