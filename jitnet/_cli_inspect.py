@@ -38,18 +38,23 @@ SCORES = "scores: the network's outputs divided by their sum, not calibrated pro
 
 
 def _load_model(model):
+    """(network, info) of a run folder, model file or checkpoint; the network carries the
+    input scale it was trained with. A file that cannot be used is one line, exit 2."""
     from jitnet import training
 
     try:
         return training.load_model(model)
-    except training.TrainingError as exc:
+    except training.TrainingError as exc:  # CheckpointError: every problem of the file
         raise CliError(str(exc)) from None
 
 
 def _load_model_and_split(model, data, split):
+    from jitnet._atomic import display_path
+
     net, info = _load_model(model)
     train_set, test_set = _load_data(data)
     dataset = test_set if split == "test" else train_set
+    model = display_path(model)  # one line, whatever the file's name
     if dataset.images.shape[1] != net.n_inputs:
         raise CliError(
             f"model {model} takes {net.n_inputs} inputs but the {split} images have "
@@ -153,7 +158,7 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
     if mistakes is not None and out is None:
         out = _beside(model, f"mistakes-{split}.png")
     what = f"{model.name}: {'-'.join(map(str, net.sizes))}, {split} set"
-    matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, info.get("input_scale"),
+    matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, net.input_scale,
                                  info.get("config"), confusion_png, out, what,
                                  n_mistakes=mistakes or 0)
     n, wrong = len(dataset), int((predicted != dataset.labels).sum())
@@ -228,7 +233,7 @@ def _scores(net, image, info):
     from jitnet._run_pictures import score_kind
     from jitnet.digits import probabilities
 
-    outputs = net.predict(image.reshape(-1), scale=info.get("input_scale"))
+    outputs = net.predict(image.reshape(-1))  # scaled as the model was trained
     return outputs, probabilities(outputs, loss=score_kind(info.get("config")))
 
 

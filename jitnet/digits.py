@@ -92,10 +92,23 @@ def load_digit(path):
 
 
 def _load_npy(name):
-    try:
-        array = np.load(name, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name}: cannot read as a .npy array ({_reason(exc)})") from None
+    from jitnet._atomic import open_regular
+    from jitnet._npy import read_npy_header
+
+    def refuse(problem):
+        raise ImageError(f"{name}: cannot read as a .npy array ({problem})")
+
+    file, _ = open_regular(name, ImageError)  # never a FIFO or device: reading could block
+    with file:  # the header first, parsed without evaluating it: np.load allocates any shape
+        header, _ = read_npy_header(file, refuse)
+        if header.shape not in ((FIELD, FIELD), (FIELD * FIELD,)):
+            raise ImageError(f"{name}: a .npy digit must have shape (28, 28) or (784,), got "
+                             f"{header.shape}")
+        file.seek(0)
+        try:
+            array = np.load(file, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            refuse(_reason(exc))
     if not isinstance(array, np.ndarray) or array.shape not in ((FIELD, FIELD), (FIELD * FIELD,)):
         shape = getattr(array, "shape", None)
         raise ImageError(f"{name}: a .npy digit must have shape (28, 28) or (784,), got {shape}")

@@ -1,31 +1,66 @@
 """The model file: what :meth:`jitnet.Network.save` writes and :meth:`~jitnet.Network.load` reads.
 
-One ``.npz`` holding, as arrays: ``format`` ("jitnet-model"), ``format_version`` (2),
-``sizes``, ``activation``, ``loss``, ``init``, ``output_activation``, ``dtype``, and per layer
-``W{l}`` (n_out, n_in) and ``b{l}`` (n_out,). Version 1 (no ``loss``/``init``/
-``output_activation``) still loads, with its meaning then: the squared error, the tutorial's
-initial weights and the activation (sigmoid or tanh) on every layer. Any problem raises
-:class:`ModelFileError` naming the file.
+A model file is one uncompressed ``.npz`` (written atomically) of plain arrays:
+
+* ``format`` ("jitnet-model"), ``format_version`` (2 or 3), ``dtype`` ("float64" or "float32"),
+  ``activation``, ``loss``, ``init``, ``output_activation``: 0-d texts and integers;
+* ``sizes``: the layer sizes (L + 1,), inputs first;
+* ``W{l}`` (n_out, n_in) and ``b{l}`` (n_out,) for each layer ``l``, in ``dtype``;
+* ``input_scale`` (version 3): the factor the network's inputs are multiplied by when a call
+  passes no ``scale`` (:attr:`jitnet.Network.input_scale`; 1.0 for a raw-pixel model).
+
+A network without an input scale is written as version 2, which every jitnet since the recipes
+reads; one with a scale as version 3, so that an older jitnet refuses it instead of feeding it
+wrongly scaled inputs. Version 1 (no ``loss``, ``init``, ``output_activation``) still loads with
+its meaning then: squared error, the tutorial's initial weights and the activation on every
+layer. A training run's model file also holds ``jitnet_train_info``, JSON bytes saying how it
+was trained; its ``input_scale``, when the arrays carry none, is the network's.
+
+Reading checks everything before it allocates: the archive's directory and every array's
+header (:mod:`jitnet.npzfile`), then the small entries (format, version, names, sizes), the
+memory the sizes need (at most :data:`MAX_PARAMETER_BYTES`), and each layer's declared shape and
+type against the sizes; only then are the parameters read, one layer at a time, straight into
+the network. Any problem raises :class:`ModelFileError`, one line naming the file.
 """
 
+import json
+import numbers
 import os
-import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
+from jitnet._atomic import atomic_save_npz
+from jitnet._checks import check_positive
+from jitnet.kernels import row_stride
+from jitnet.npzfile import MAX_MEMBER_BYTES, NpzArchive
+
 FORMAT = "jitnet-model"
-FORMAT_VERSION = 2  # 2 adds loss, init and output_activation
+FORMAT_VERSION = 3  # 3 adds input_scale (written only when set: see above)
+VERSIONS = (1, 2, 3)
+TRAIN_INFO_KEY = "jitnet_train_info"
+CHECKPOINT_KEY = "meta"  # a checkpoint's JSON description (jitnet.training.checkpoint.META_KEY)
+#: Largest parameter buffer a model file may ask for (the tutorial's 784-300-10 float64 network
+#: needs 1.9 MB): its sizes are checked against this before anything is allocated.
+MAX_PARAMETER_BYTES = 1 << 30
+MAX_LAYERS = 1000
+_MAX_TEXT = 256  # characters of a name entry
+_MAX_INFO_BYTES = 1 << 20  # a run's description is about 1 KB of JSON
 
 
 class ModelFileError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file."""
 
 
+# -- writing ----------------------------------------------------------------------------------
+
+
 def model_arrays(net):
     """The model file's content for ``net``: a dict of arrays, copies of the parameters."""
+    scale = net.input_scale
     arrays = {
         "format": np.array(FORMAT),
-        "format_version": np.array(FORMAT_VERSION),
+        "format_version": np.array(2 if scale is None else 3),
         "sizes": np.asarray(net.sizes, np.int64),
         "activation": np.array(net.activation),
         "loss": np.array(net.loss),
@@ -33,71 +68,306 @@ def model_arrays(net):
         "output_activation": np.array(net.output_activation),
         "dtype": np.array(net.dtype.name),
     }
+    if scale is not None:
+        arrays["input_scale"] = np.array(scale, np.float64)
     for l, (W, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
         arrays[f"b{l}"] = b.copy()
     return arrays
 
 
-def _header(arrays, fail):
-    """(version, sizes, activation, dtype, recipe) from the arrays, or ``fail(problem)``."""
+def save(net, path):
+    """Write ``net`` to ``path`` atomically; a network too large for :func:`load` to read back
+    (:data:`MAX_PARAMETER_BYTES`, or one layer over :data:`jitnet.npzfile.MAX_MEMBER_BYTES`) is
+    refused with a ValueError before anything is written."""
+    problem = _size_problem(net.sizes, net.dtype, MAX_PARAMETER_BYTES)
+    largest = max(W.size for W in net.weights) * net.dtype.itemsize
+    if problem is None and largest > MAX_MEMBER_BYTES:
+        problem = (f"one layer holds {largest:,} bytes, more than the {MAX_MEMBER_BYTES:,} a "
+                   "model file may hold per layer")
+    if problem:
+        raise ValueError(f"cannot save the model: {problem}")
+    atomic_save_npz(path, model_arrays(net))
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def load(cls, path):
+    """A ``cls`` network from a model file, a checkpoint (its current network) or a run folder
+    (its ``model.npz``), with the input scale it was trained with; ModelFileError otherwise."""
+    path = os.fspath(path)
+    if isinstance(path, str) and "\0" not in path and os.path.isdir(path):
+        path = os.path.join(path, "model.npz")
+    with NpzArchive(path, ModelFileError) as archive:
+        arrays = ArchiveArrays(archive)
+        if CHECKPOINT_KEY not in arrays:
+            return read_model(cls, arrays, archive.where, max_bytes=MAX_PARAMETER_BYTES)[0]
+    # A checkpoint: its strict reader checks the whole training state, whose configuration
+    # says how the inputs were scaled (imported here: the training package builds on this one).
+    from jitnet.training.checkpoint import load_checkpoint
+    from jitnet.training.errors import CheckpointError
+
     try:
-        if "format" not in arrays or str(arrays["format"][()]) != FORMAT:
-            fail("not a jitnet model (no 'format' entry saying jitnet-model)")
-        version = int(arrays["format_version"][()])
-        if version not in (1, FORMAT_VERSION):
-            fail(f"model format version {version}, this jitnet reads 1 and {FORMAT_VERSION}")
-        sizes = [int(n) for n in np.asarray(arrays["sizes"]).ravel()]
-        activation = str(arrays["activation"][()])
-        dtype = str(arrays["dtype"][()])
-        # Version 1 knew only the tutorial's squared error and initial weights, with the
-        # activation (sigmoid or tanh) on every layer: what version 2 derives from them.
-        recipe = {"loss": "squared", "init": "tutorial", "output_activation": None}
-        if version >= 2:
-            recipe = {key: str(arrays[key][()]) for key in recipe}
-    except KeyError as missing:
-        fail(f"not a complete jitnet model (missing {missing})")
-    except (ValueError, TypeError, IndexError, OverflowError) as error:
-        fail(f"not a valid jitnet model ({error})")
-    if version == 1 and activation not in ("sigmoid", "tanh"):
-        fail(f"invalid model configuration (activation {activation!r} in a version 1 file)")
-    return sizes, activation, dtype, recipe
+        return load_checkpoint(path).net
+    except CheckpointError as error:
+        raise ModelFileError(str(error)) from None
 
 
 def network_from_arrays(cls, arrays, source):
-    """A ``cls`` network rebuilt from :func:`model_arrays` output; ModelFileError names source."""
+    """A ``cls`` network from :func:`model_arrays` output in memory (no size limit: the arrays
+    exist already); ModelFileError names ``source``. See :func:`read_model`."""
+    return read_model(cls, arrays, source)[0]
+
+
+def read_model(cls, arrays, source, max_bytes=None):
+    """Check and read a model from ``arrays``, then build it.
+
+    Parameters
+    ----------
+    cls : type
+        `jitnet.Network` (or a subclass).
+    arrays : mapping of str to array
+        A dict (:func:`model_arrays` output), or :class:`ArchiveArrays` whose arrays are read
+        only once their headers have passed every check.
+    source : str
+        Names the file in messages: ``"SOURCE: problem"``.
+    max_bytes : int, optional
+        Refuse sizes whose parameters need more bytes (files); None: no limit (arrays already
+        in memory).
+
+    Returns
+    -------
+    net : cls
+    info : dict
+        The run's description from ``jitnet_train_info``; empty when there is none.
+    """
 
     def fail(problem):
         raise ModelFileError(f"{source}: {problem}")
 
-    sizes, activation, dtype, recipe = _header(arrays, fail)
+    version, dtype, recipe = _recipe(arrays, fail)
+    sizes = _sizes(arrays, fail)
+    problem = _size_problem(sizes, dtype, max_bytes)
+    if problem:
+        fail(f"invalid model configuration ({problem})")
+    scale = _stored_scale(arrays, dtype, fail) if version >= 3 else None
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        _check_layer(arrays, l, n_in, n_out, fail)
+    info = _train_info(arrays, dtype, fail)
     try:
-        net = cls._unfilled(sizes, activation, dtype, recipe["loss"], recipe["init"])
+        net = cls._unfilled(sizes, recipe["activation"], dtype, recipe["loss"], recipe["init"])
     except ValueError as error:
         fail(f"invalid model configuration ({error})")
     if recipe["output_activation"] not in (None, net.output_activation):
         fail(f"invalid model configuration (output activation {recipe['output_activation']!r}; "
-             f"activation {activation!r} with loss {recipe['loss']!r} has "
+             f"activation {recipe['activation']!r} with loss {recipe['loss']!r} has "
              f"{net.output_activation!r})")
-    pairs = []
-    for l in range(len(sizes) - 1):
-        if f"W{l}" not in arrays or f"b{l}" not in arrays:
+    for l in range(len(sizes) - 1):  # one layer at a time: at most one layer's copy in memory
+        for target, key in ((net.weights[l], f"W{l}"), (net.biases[l], f"b{l}")):
+            with np.errstate(over="ignore", invalid="ignore"):
+                target[...] = arrays[key]
+            if not np.isfinite(target).all():
+                fail(f"parameters do not fit the model (layer {l}: weights must be finite in "
+                     f"{dtype} (no NaN, inf or values that overflow it))")
+    info_scale = info.get("input_scale")
+    if scale is not None and info_scale is not None and scale != float(info_scale):
+        fail(f"input scale {scale!r}, but its training description says {info_scale!r}")
+    net.input_scale = scale if scale is not None else info_scale
+    return net, info
+
+
+def _describe(arrays, key, fail):
+    """(shape, dtype) of an entry, from its header when it has not been read; KeyError if none."""
+    if hasattr(arrays, "describe"):
+        return arrays.describe(key)
+    try:
+        array = np.asarray(arrays[key])
+    except (TypeError, ValueError) as error:
+        fail(f"entry {key!r} is not an array ({error})")
+    return array.shape, array.dtype
+
+
+def _scalar(arrays, key, kinds, fail, missing=None):
+    """A 0-d entry of one of the dtype ``kinds`` ("U" texts up to _MAX_TEXT characters)."""
+    try:
+        shape, dtype = _describe(arrays, key, fail)
+    except KeyError:
+        fail(missing or f"not a complete jitnet model (missing {key!r})")
+    too_long = dtype.kind == "U" and dtype.itemsize > 4 * _MAX_TEXT
+    if shape != () or dtype.kind not in kinds or too_long:
+        fail(missing or f"not a valid jitnet model ({key!r} is a {dtype} array of shape {shape}, "
+                        f"not one {'text' if kinds == 'U' else 'number'})")
+    value = np.asarray(arrays[key])[()]
+    return str(value) if kinds == "U" else value
+
+
+def _recipe(arrays, fail):
+    """(version, dtype, recipe) from the small entries."""
+    not_ours = f"not a jitnet model (no 'format' entry saying {FORMAT})"
+    if _scalar(arrays, "format", "U", fail, missing=not_ours) != FORMAT:
+        fail(not_ours)
+    version = int(_scalar(arrays, "format_version", "iu", fail))
+    if version not in VERSIONS:
+        fail(f"model format version {version}, this jitnet reads 1 to {FORMAT_VERSION}")
+    dtype = _scalar(arrays, "dtype", "U", fail)
+    if dtype not in ("float64", "float32"):
+        fail(f"invalid model configuration (dtype must be 'float64' or 'float32', got {dtype!r})")
+    recipe = {"activation": _scalar(arrays, "activation", "U", fail)}
+    # Version 1 knew only the tutorial's squared error and initial weights, with the activation
+    # (sigmoid or tanh) on every layer: what version 2 derives from them.
+    if version == 1:
+        if recipe["activation"] not in ("sigmoid", "tanh"):
+            fail(f"invalid model configuration (activation {recipe['activation']!r} in a "
+                 "version 1 file)")
+        recipe.update(loss="squared", init="tutorial", output_activation=None)
+    else:
+        for key in ("loss", "init", "output_activation"):
+            recipe[key] = _scalar(arrays, key, "U", fail)
+    return version, dtype, recipe
+
+
+def _sizes(arrays, fail):
+    """The layer sizes, checked as a header first (a few integers), then as values."""
+    try:
+        shape, dtype = _describe(arrays, "sizes", fail)
+    except KeyError:
+        fail("not a complete jitnet model (missing 'sizes')")
+    if len(shape) != 1 or not 2 <= shape[0] <= MAX_LAYERS + 1 or dtype.kind not in "iu":
+        fail(f"invalid model configuration ('sizes' is a {dtype} array of shape {shape}, not "
+             f"2 to {MAX_LAYERS + 1} integers)")
+    sizes = [int(n) for n in np.asarray(arrays["sizes"])]
+    if min(sizes) < 1:
+        fail(f"invalid model configuration (layer sizes must be positive integers, got "
+             f"{_shown(sizes)})")
+    return sizes
+
+
+def _size_problem(sizes, dtype, max_bytes):
+    """Why a network of ``sizes`` is too large for a model file, or None."""
+    if max_bytes is None:
+        return None
+    nbytes = parameter_bytes(sizes, dtype)
+    if nbytes <= max_bytes:
+        return None
+    return (f"sizes {_shown(sizes)} need {nbytes:,} bytes of {np.dtype(dtype).name} "
+            f"parameters, more than the {max_bytes:,} a model file may hold")
+
+
+def parameter_bytes(sizes, dtype):
+    """Bytes of the parameter buffer of a network of ``sizes`` (its first layer's rows padded to
+    64-byte lines, as `jitnet.Network` stores them)."""
+    itemsize = np.dtype(dtype).itemsize
+    count = sizes[0] * row_stride(sizes[1], itemsize) + sizes[1]
+    count += sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[1:-1], sizes[2:]))
+    return count * itemsize
+
+
+def _shown(sizes):
+    """Layer sizes for a message: ``784-300-10``, shortened when long."""
+    text = "-".join(map(str, sizes[:8])) + ("-..." if len(sizes) > 8 else "")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _stored_scale(arrays, dtype, fail):
+    """The ``input_scale`` entry (version 3): None when absent, else a positive finite float."""
+    if "input_scale" not in arrays:
+        return None
+    value = _scalar(arrays, "input_scale", "fiu", fail).item()
+    try:
+        check_positive("input_scale", value, dtype)  # in the network's dtype; kept as stored
+        return float(value)
+    except (ValueError, OverflowError) as error:
+        fail(f"invalid model configuration ({error})")
+
+
+def _check_layer(arrays, l, n_in, n_out, fail):
+    """Layer ``l``'s W and b are declared as real numbers of the shapes the sizes give."""
+    for key, shape in ((f"W{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
+        try:
+            got, dtype = _describe(arrays, key, fail)
+        except KeyError:
             fail(f"not a complete jitnet model (missing layer {l} parameters)")
-        pairs.append((arrays[f"W{l}"], arrays[f"b{l}"]))
-    try:
-        net.set_weights(pairs)
-    except ValueError as error:
-        fail(f"parameters do not fit the model ({error})")
-    return net
+        if got != shape:
+            fail(f"parameters do not fit the model (layer {l}: {key[0]} must have shape "
+                 f"{shape}, got {got})")
+        if dtype.kind not in "fiu":
+            fail(f"parameters do not fit the model (layer {l}: {key} holds {dtype}, not real "
+                 "numbers)")
 
 
-def read_arrays(path):
-    """Every array of the ``.npz`` at ``path``; ModelFileError if missing or unreadable."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such file")
+def _train_info(arrays, dtype, fail):
+    """The ``jitnet_train_info`` JSON object ({} when absent), its ``input_scale`` checked."""
+    if TRAIN_INFO_KEY not in arrays:
+        return {}
+    what = "its training description (jitnet_train_info)"
+    shape, kind = _describe(arrays, TRAIN_INFO_KEY, fail)
+    if len(shape) != 1 or kind != np.uint8 or shape[0] > _MAX_INFO_BYTES:
+        fail(f"{what} is a {kind} array of shape {shape}, not up to {_MAX_INFO_BYTES:,} bytes "
+             "of JSON")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{path}: not a readable jitnet model ({error})") from None
+        info = json.loads(np.asarray(arrays[TRAIN_INFO_KEY]).tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        fail(f"{what} is not valid JSON")
+    if not isinstance(info, dict):
+        fail(f"{what} is not a JSON object")
+    scale = info.get("input_scale")
+    if scale is not None:
+        try:
+            if not isinstance(scale, numbers.Real):
+                raise ValueError
+            check_positive("input_scale", scale, dtype)
+        except (ValueError, OverflowError):
+            fail(f"{what} has input_scale {_short(scale)}, not a positive number")
+    if not isinstance(info.get("config", {}), dict):
+        fail(f"{what} has a config that is not a JSON object")
+    return info
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- lazy access to an archive ----------------------------------------------------------------
+
+
+class ArchiveArrays(Mapping):
+    """The arrays of an open :class:`jitnet.npzfile.NpzArchive` as a read-only mapping.
+
+    Looking a name up reads that array (each time: nothing is kept); ``in``, ``len``, iteration
+    and :meth:`describe` use only the headers, which the archive has already checked. Used
+    while the archive is open.
+    """
+
+    def __init__(self, archive, prefix=""):
+        self.archive, self.prefix = archive, prefix
+
+    def __getitem__(self, name):
+        return self.archive.read(self.prefix + name)
+
+    def __contains__(self, name):
+        return isinstance(name, str) and self.prefix + name in self.archive.headers
+
+    def __iter__(self):
+        n = len(self.prefix)
+        return (name[n:] for name in self.archive.headers if name.startswith(self.prefix))
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def describe(self, name):
+        """(shape, dtype) of an array as its header declares it; KeyError if there is none."""
+        header = self.archive.headers[self.prefix + name]
+        return header.shape, header.dtype
+
+    def prefixed(self, prefix):
+        """The arrays whose names start with ``prefix``, under the rest of their names."""
+        return ArchiveArrays(self.archive, self.prefix + prefix)
+
+    @property
+    def where(self):
+        """The file, as messages name it."""
+        return self.archive.where
+
+

@@ -1,13 +1,11 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
 import math
-import os
 import time
 
 import numpy as np
 
 from jitnet import kernels, model_file
-from jitnet._atomic import atomic_save_npz
 from jitnet._distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet._checks import (
     check_count,
@@ -114,6 +112,11 @@ class Network:
     velocity : ndarray, (P,), or None
         Momentum's velocity, laid out like ``params``; None until an epoch trains with
         momentum (an epoch without momentum drops it). Assign a saved one to resume.
+    input_scale : float or None
+        The factor inputs are multiplied by when a call passes no ``scale``: None (default)
+        means 1/255 for uint8 images and 1 for float inputs; a model trained on raw 0-255
+        pixels has 1.0. Saved in model files, so that a loaded model scales its inputs as it
+        was trained.
 
     Notes
     -----
@@ -145,6 +148,7 @@ class Network:
         self._output = output_activation(activation, loss)
         self._dtype = _check_dtype(dtype)
         self._velocity = None
+        self._input_scale = None
         self._build_layout(sizes)
 
     # -- layout ---------------------------------------------------------------------------
@@ -218,6 +222,22 @@ class Network:
         return sum(W.size + b.size for W, b in zip(self._weights, self._biases))
 
     @property
+    def input_scale(self):
+        """The default ``scale`` of every call (None: 1/255 for uint8, 1 for floats)."""
+        return self._input_scale
+
+    @input_scale.setter
+    def input_scale(self, scale):
+        if scale is not None:
+            try:  # checked in the network's dtype, kept as given
+                check_positive("input_scale", scale, self._dtype)
+                scale = float(scale)
+            except OverflowError:
+                raise ValueError(
+                    f"input_scale must be a positive finite number, got {scale!r}") from None
+        self._input_scale = scale
+
+    @property
     def velocity(self):
         """Momentum's velocity (P,), laid out like ``params``, or None."""
         return self._velocity
@@ -239,9 +259,10 @@ class Network:
 
     def __repr__(self):
         recipe = "" if self._loss == "squared" else f", loss={self._loss!r}"
+        scale = "" if self._input_scale is None else f", input_scale={self._input_scale!r}"
         return (
             f"Network(sizes={self.sizes}, activation={self._activation!r}{recipe}, "
-            f"dtype={self._dtype.name})"
+            f"dtype={self._dtype.name}{scale})"
         )
 
     # -- parameters, copies, pickling -----------------------------------------------------
@@ -266,6 +287,7 @@ class Network:
                                   self._init)
         other._params[...] = self._params
         other.velocity = self._velocity
+        other._input_scale = self._input_scale
         return other
 
     def __deepcopy__(self, memo):
@@ -285,6 +307,8 @@ class Network:
     def _inputs(self, X, scale, name="X"):
         """(X as the kernels take it, its scale, whether X was one sample)."""
         X, single = check_inputs(X, self.n_inputs, name)
+        if scale is None:
+            scale = self._input_scale
         X, scale = input_scale(X, scale, self._dtype, name)
         return X, scale, single
 
@@ -328,7 +352,8 @@ class Network:
         order : ndarray of int, (M,), optional
             Sample indices in the order to visit them; default file order.
         scale : float, optional
-            Input factor; default 1/255 for uint8 and 1 for float inputs.
+            Input factor; default :attr:`input_scale`, and when that is None 1/255 for uint8
+            and 1 for float inputs.
         progress : callable, optional
             Called as ``progress(n_done)`` between chunks of samples (plain Python, so a
             Ctrl-C lands there); without it the epoch is one compiled call. Chunked or not,
@@ -571,19 +596,27 @@ class Network:
 
     @classmethod
     def from_arrays(cls, arrays, source="<arrays>"):
-        """Rebuild a network from :meth:`to_arrays` output (model format 2 or 1); a bad entry
-        raises ModelFileError naming ``source``."""
+        """Rebuild a network from :meth:`to_arrays` output (model format 3, 2 or 1); a bad
+        entry raises ModelFileError naming ``source``."""
         return model_file.network_from_arrays(cls, arrays, source)
 
     def save(self, path):
-        """Write the model to one ``.npz`` file, atomically (old file intact if interrupted)."""
-        atomic_save_npz(path, self.to_arrays())
+        """Write the model to one ``.npz`` file, atomically (old file intact if interrupted),
+        with its :attr:`input_scale`."""
+        model_file.save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`; a missing, truncated or foreign file raises
-        ModelFileError naming it."""
-        return cls.from_arrays(model_file.read_arrays(path), source=os.fspath(path))
+        """Read a network from a model file (:meth:`save`, or a training run's ``model.npz``),
+        a checkpoint (its current network, the state after its last completed epoch, as
+        ``jitnet evaluate`` uses it) or a run folder (its ``model.npz``, the best network).
+
+        The network comes with the :attr:`input_scale` it was trained with. Anything that
+        cannot be read (missing, truncated, damaged, foreign, too large) raises ModelFileError,
+        one line naming the file; nothing is allocated before the file's declared sizes have
+        been checked.
+        """
+        return model_file.load(cls, path)
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):

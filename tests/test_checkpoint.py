@@ -228,7 +228,7 @@ def test_a_damaged_checkpoint_gives_one_line_naming_the_file(checkpoint, mutate,
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"plain junk"])
 def test_a_checkpoint_that_is_not_an_npz(checkpoint, content):
     checkpoint.write_bytes(content or checkpoint.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="truncated or not an .npz") as err:
+    with pytest.raises(CheckpointError, match="not an .npz") as err:
         load_checkpoint(checkpoint)
     assert_one_line_naming(err, checkpoint)
 
@@ -258,7 +258,7 @@ def test_load_model_reads_run_folders_models_plain_saves_and_checkpoints(checkpo
 def test_load_model_refuses_a_bad_description(tmp_path, info):
     path = tmp_path / "m.npz"
     save_model(path, Network([16, 4, 3], seed=1), info)
-    with pytest.raises(CheckpointError, match="m.npz is corrupt"):
+    with pytest.raises(CheckpointError, match="m.npz: its training description"):
         load_model(path)
 
 

@@ -16,19 +16,25 @@ and performs the same float operations as one that ran straight through.
 
 A model file is ``Network.to_arrays()`` plus ``jitnet_train_info``, JSON saying how inputs were
 scaled and how it was trained; ``Network.load`` reads it as a plain model.
+
+Both are read through :class:`jitnet.npzfile.NpzArchive`: the archive's directory and every
+array's header are checked first, then the JSON description, then each network's declared
+shapes against the configuration, and only then are the parameters read.
 """
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from jitnet._atomic import atomic_save_npz
-from jitnet.network import Network
+from jitnet import model_file
+from jitnet._atomic import atomic_save_npz, display_path
+from jitnet.network import ModelFileError, Network
+from jitnet.npzfile import NpzArchive
 from jitnet.training.config import (
-    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
-    positive_number, shown,
+    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int, shown,
 )
 from jitnet.training.data import network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
@@ -106,27 +112,32 @@ def save_checkpoint(path, state):
     atomic_save_npz(path, arrays)
 
 
-def read_npz(path, what):
-    """All arrays of an ``.npz`` file, or a one-line CheckpointError naming it."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{what} {path} is a directory, not a file") from None
-    except Exception as exc:  # BadZipFile, ValueError, EOFError, OSError, MemoryError, ...
-        reason = one_line(exc) or type(exc).__name__
-        raise CheckpointError(
-            f"{what} {path} is truncated or not an .npz file ({reason})") from None
+#: Largest JSON description read (about 300,000 epoch records; parsing it stays under 1 GB).
+MAX_META_BYTES = 1 << 26
 
 
-def _json(array, what):
-    """The JSON object stored as bytes in ``array``; TrainingError if it is not one."""
-    if array.dtype != np.uint8 or array.ndim != 1:
+def open_archive(path, what):
+    """The ``.npz`` at ``path`` as :class:`~jitnet.model_file.ArchiveArrays` over an open
+    :class:`~jitnet.npzfile.NpzArchive` (close its ``archive``), or a one-line CheckpointError
+    naming it: missing, not a regular file, not an ``.npz``, or an array that is damaged,
+    pickled or larger than the reader's limits."""
+    text = os.fspath(path)
+    if isinstance(text, str) and "\0" not in text and not os.path.lexists(text):
+        raise CheckpointError(f"{what} {display_path(text)} does not exist")
+    return model_file.ArchiveArrays(NpzArchive(path, CheckpointError, what=what))
+
+
+def _json(arrays, key, what):
+    """The JSON object stored as bytes in ``arrays[key]`` (its header checked before it is
+    read); TrainingError if it is not one."""
+    shape, dtype = arrays.describe(key)
+    if dtype != np.uint8 or len(shape) != 1:
         raise TrainingError(f"its {what} is not stored as bytes")
+    if shape[0] > MAX_META_BYTES:
+        raise TrainingError(f"its {what} has {shape[0]:,} bytes, more than the "
+                            f"{MAX_META_BYTES:,} read")
     try:
-        value = json.loads(array.tobytes().decode("utf-8"))
+        value = json.loads(arrays[key].tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise TrainingError(f"its {what} is not valid JSON") from None
     if not isinstance(value, dict):
@@ -189,29 +200,32 @@ def _rng_state(value):
     return value
 
 
-def _from_arrays(arrays, source):
-    """Network.from_arrays, its errors as a one-line CheckpointError naming ``source``."""
+def _read_model(arrays, source):
+    """model_file.read_model for a Network, its errors as one-line CheckpointErrors (a damaged
+    array already raises one, naming the file)."""
     try:
-        return Network.from_arrays(arrays, source=source)
-    except ValueError as exc:
-        raise CheckpointError(one_line(exc)) from None
-    except TypeError as exc:  # numpy's, for a dtype entry such as "0.0"
-        raise CheckpointError(f"{source}: not a valid jitnet model ({one_line(exc)})") from None
+        return model_file.read_model(Network, arrays, source, model_file.MAX_PARAMETER_BYTES)
+    except ModelFileError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _network(arrays, prefix, sizes, dtype, path):
-    """The network stored under ``prefix``, after checking that its shapes are ``sizes`` (before
-    anything is allocated from them)."""
-    arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    """The network stored under ``prefix``, after checking from the headers that its shapes are
+    ``sizes`` (before anything is read or allocated)."""
+    arrays = arrays.prefixed(prefix)
     what = {"net/": "network", "best/": "best network"}[prefix]
-    stored = arrays.get("sizes")
-    if stored is None or stored.ndim != 1 or stored.tolist() != sizes:
-        raise TrainingError(f"its {what} is not a {'-'.join(map(str, sizes))} network")
+    wrong_sizes = TrainingError(f"its {what} is not a {'-'.join(map(str, sizes))} network")
+    if "sizes" not in arrays:
+        raise wrong_sizes
+    shape, stored_type = arrays.describe("sizes")
+    if (shape != (len(sizes),) or stored_type.kind not in "iu"
+            or arrays["sizes"].tolist() != sizes):
+        raise wrong_sizes
     for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         for key, shape in ((f"W{layer}", (n_out, n_in)), (f"b{layer}", (n_out,))):
-            if key not in arrays or arrays[key].shape != shape:
+            if key not in arrays or arrays.describe(key)[0] != shape:
                 raise TrainingError(f"its {what} has no {key} of shape {shape}")
-    net = _from_arrays(arrays, f"checkpoint {path} ({what})")
+    net, _ = _read_model(arrays, f"checkpoint {display_path(path)} ({what})")
     if net.dtype.name != dtype:
         raise TrainingError(f"its {what} is {net.dtype.name}, its configuration {dtype}")
     return net
@@ -222,7 +236,7 @@ def _state_from_arrays(arrays, path):
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is not a jitnet training checkpoint (no {META_KEY!r})")
     try:
-        meta = _json(arrays[META_KEY], "description")
+        meta = _json(arrays, META_KEY, "description")
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a jitnet training checkpoint")
         if meta.get("version") != CHECKPOINT_VERSION:
@@ -264,7 +278,8 @@ def _state_from_arrays(arrays, path):
 
 
 def _check_consistency(state):
-    """Fields that must agree with each other; a TrainingError says which do not."""
+    """Fields that must agree with each other; a TrainingError says which do not. The networks
+    then carry the configuration's input scale (a checkpoint holds everything to use them)."""
     if state.epoch > state.config.epochs:
         raise TrainingError(f"epoch {state.epoch} is beyond its --epochs {state.config.epochs}")
     if len(state.records) != state.epoch:
@@ -274,6 +289,13 @@ def _check_consistency(state):
         raise TrainingError("its best network, best epoch and best error do not go together")
     if state.best_epoch is not None and state.best_epoch > state.epoch:
         raise TrainingError(f"best epoch {state.best_epoch} is after epoch {state.epoch}")
+    scale = state.config.input_scale
+    for net in (state.net, state.best):
+        if net is not None and net.input_scale not in (None, scale):
+            raise TrainingError(f"its network's input scale {net.input_scale:g} is not its "
+                                f"configuration's ({'1/255' if scale is None else scale})")
+        if net is not None:
+            net.input_scale = scale
 
 
 def load_checkpoint(path):
@@ -294,7 +316,9 @@ def load_checkpoint(path):
         or holds a field of the wrong type or arrays that do not fit its configuration.
     """
     path = Path(path)
-    return _state_from_arrays(read_npz(path, "checkpoint"), path)
+    arrays = open_archive(path, "checkpoint")
+    with arrays.archive:
+        return _state_from_arrays(arrays, display_path(path))
 
 
 def save_model(path, net, info):
@@ -330,19 +354,11 @@ def load_model(path):
     path = Path(path)
     if path.is_dir():
         path = path / "model.npz"
-    arrays = read_npz(path, "model file")
-    if META_KEY in arrays:
-        state = _state_from_arrays(arrays, path)
-        info = {"input_scale": state.config.input_scale, "config": state.config.to_dict(),
-                "epoch": state.epoch, "checkpoint": True}
-        return state.net, info
-    info = {}
-    if MODEL_INFO_KEY in arrays:
-        try:
-            info = _json(arrays.pop(MODEL_INFO_KEY), "description")
-            scale = info.get("input_scale")
-            if scale is not None:
-                checked("input_scale", scale, positive_number)
-        except TrainingError as exc:
-            raise CheckpointError(f"model file {path} is corrupt: {exc}") from None
-    return _from_arrays(arrays, f"model file {path}"), info
+    arrays = open_archive(path, "model file")
+    with arrays.archive:
+        if META_KEY in arrays:
+            state = _state_from_arrays(arrays, display_path(path))
+            info = {"input_scale": state.config.input_scale, "config": state.config.to_dict(),
+                    "epoch": state.epoch, "checkpoint": True}
+            return state.net, info
+        return _read_model(arrays, arrays.where)
