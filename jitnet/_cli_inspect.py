@@ -111,16 +111,6 @@ def _draw(what, *args, **kwargs):
         raise CliError(f"cannot write{where}: {exc.strerror or exc}") from None
 
 
-def _number(value):
-    """A float for JSON: None for NaN (a class never predicted has no precision)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _describe(net):
-    return f"{'-'.join(map(str, net.sizes))} {net.activation} {net.dtype.name}"
-
-
 # -- evaluate --------------------------------------------------------------------------------
 
 
@@ -165,18 +155,19 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
     shown = min(mistakes or 0, wrong)
     where = SHIPPED if data is None else str(data)
     if as_json:
-        precision, recall = precision_recall(matrix)
+        # None for NaN in JSON: a class never predicted has no precision
+        precision, recall = ([float(v) if math.isfinite(v) else None for v in rates]
+                             for rates in precision_recall(matrix))
         click.echo(json.dumps({
             "model": str(model), "sizes": list(net.sizes), "activation": net.activation,
             "dtype": net.dtype.name, "data": where, "split": split, "n_images": n,
             "wrong": wrong, "error_rate": wrong / n, "confusion_matrix": matrix.tolist(),
-            "precision": [_number(p) for p in precision],
-            "recall": [_number(r) for r in recall],
+            "precision": precision, "recall": recall,
             "mistakes_png": None if out is None else str(out), "mistakes_shown": shown,
             "confusion_png": None if confusion_png is None else str(confusion_png),
         }, indent=2))
         return
-    click.echo(f"model {model}: {_describe(net)}")
+    click.echo(f"model {model}: {'-'.join(map(str, net.sizes))} {net.activation} {net.dtype.name}")
     click.echo(f"data  {where}, {split} set, {n:,} images")
     click.echo(f"error rate {100 * wrong / n:.2f}%  ({wrong:,} of {n:,} wrong)")
     click.echo()

@@ -3,95 +3,28 @@
 One function per picture; each takes plain data (a history, a confusion matrix, images and
 labels) and a path, and writes the PNG atomically. Drawing uses matplotlib's object API on its
 Agg canvas directly, never ``pyplot``, so it opens no window and leaves the backend and figures
-of an interactive session alone. Needs matplotlib (``pip install "jitnet[plots]"``).
+of an interactive session alone. Needs matplotlib (``pip install "jitnet[plots]"``). The canvas,
+the PNG save and the gallery mosaic are in :mod:`jitnet._plot_base`; reading a run back
+(:func:`load_run`, re-exported here) is in :mod:`jitnet.runlog`.
 
 A ``history`` is a list of per-epoch dicts such as
 ``{"epoch": 3, "loss": 0.05, "val_error": 0.021, "test_error": None}``: errors are fractions in
 [0, 1] (drawn in %), ``val_error``/``test_error`` are present (not None) only at evaluations.
 """
 
-import json
-import math
-import textwrap
-from pathlib import Path
-
 import numpy as np
 
+from jitnet._plot_base import (  # noqa: F401  (DPI, kept importable from here)
+    _LABELS, DPI, MissingDependencyError, _best, _check_history, _figure, _gallery, _images,
+    _integer_epochs, _is_number, _save, _series,
+)
 from jitnet.metrics import precision_recall
+from jitnet.runlog import load_run
 
 __all__ = [
     "MissingDependencyError", "learning_curve", "confusion_matrix_plot", "mistakes_gallery",
     "distortion_grid", "compare_curves", "sweep_plot", "load_run",
 ]
-
-DPI = 110
-_LABELS = {
-    "val_error": "validation error (%)",
-    "test_error": "test error (%)",
-    "loss": "training loss (mean per sample)",
-}
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency (matplotlib, Pillow) is not installed."""
-
-
-def _figure(width, height):
-    """A constrained-layout Figure on its own Agg canvas (no pyplot, no global state)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError(
-            'drawing pictures needs matplotlib: pip install "jitnet[plots]"'
-        ) from None
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path):
-    from jitnet._atomic import atomic_write
-
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"))
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    ) and math.isfinite(value)
-
-
-def _series(history, key, scale=1.0):
-    """(epochs, values) of the records of ``history`` where ``key`` holds a number."""
-    points = [(r["epoch"], scale * r[key]) for r in history if _is_number(r.get(key))]
-    return [e for e, _ in points], [v for _, v in points]
-
-
-def _check_history(history, name="history"):
-    history = list(history)
-    if not history:
-        raise ValueError(f"{name} is empty: nothing to draw")
-    for record in history:
-        if not isinstance(record, dict) or not _is_number(record.get("epoch")):
-            raise ValueError(f"{name}: every record must be a dict with a numeric 'epoch'")
-    return sorted(history, key=lambda r: r["epoch"])
-
-
-def _best(history):
-    """(key, epoch, error) of the lowest validation error (else test error), or None."""
-    for key in ("val_error", "test_error"):
-        epochs, errors = _series(history, key)
-        if epochs:
-            i = int(np.argmin(errors))  # the first of equal errors, as the stopping rule keeps
-            return key, epochs[i], errors[i]
-    return None
-
-
-def _integer_epochs(ax):
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def learning_curve(history, path, title="jitnet training", log_scale=False):
@@ -228,56 +161,6 @@ def confusion_matrix_plot(matrix, path, title="confusion matrix", class_names=No
     total, right_count = int(matrix.sum()), int(np.trace(matrix))
     error = 100 * (1 - right_count / total) if total else float("nan")
     fig.suptitle(f"{title}\n{total:,} images, error {error:.2f}%; colour: count, log scale")
-    _save(fig, path)
-
-
-def _images(images, name="images"):
-    """(N, rows, cols) from (N, rows, cols) or square flat (N, rows*cols) images."""
-    images = np.asarray(images)
-    if images.ndim == 2:
-        side = math.isqrt(images.shape[1])
-        if side * side != images.shape[1]:
-            raise ValueError(f"{name}: flat images of {images.shape[1]} pixels are not square; "
-                             "pass (N, rows, cols)")
-        images = images.reshape(len(images), side, side)
-    if images.ndim != 3:
-        raise ValueError(f"{name} must have shape (N, rows, cols), got {images.shape}")
-    return images
-
-
-def _gallery(images, captions, path, title, columns):
-    """Images in a grid, grayscale, dark ink on white, each framed with its caption above.
-
-    The grid is one mosaic in one axes: a subplot per image would take matplotlib ~70 ms each.
-    """
-    count, rows_px, cols_px = images.shape
-    columns = max(1, min(columns, count))
-    rows = max(1, math.ceil(count / columns))
-    gap, caption = max(2, cols_px // 4), max(3, rows_px // 4)  # in image pixels
-    cell_w, cell_h = cols_px + gap, rows_px + caption
-    mosaic = np.full((rows * cell_h + gap // 2, columns * cell_w), np.nan)
-    width = 1.6 * columns + 0.2
-    fig = _figure(max(width, 4.5), width * mosaic.shape[0] / mosaic.shape[1] + 0.45)
-    from matplotlib import colormaps  # after _figure, which says how to install matplotlib
-    from matplotlib.patches import Rectangle
-
-    ax = fig.subplots()
-    for k, (image, text) in enumerate(zip(images, captions)):
-        top, left = (k // columns) * cell_h + caption, (k % columns) * cell_w + gap // 2
-        mosaic[top:top + rows_px, left:left + cols_px] = image
-        ax.add_patch(Rectangle((left - 0.5, top - 0.5), cols_px, rows_px, fill=False,
-                               edgecolor="0.8", linewidth=0.8))
-        ax.text(left + cols_px / 2 - 0.5, top - 1.5, text, ha="center", va="bottom",
-                fontsize=8)
-    vmax = 255 if count and np.nanmax(mosaic) > 1 else 1
-    cmap = colormaps["gray_r"].with_extremes(bad="white")
-    ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=vmax,
-              interpolation="nearest")
-    ax.set_axis_off()
-    if count == 0:
-        ax.text(0.5, 0.5, "nothing to show", transform=ax.transAxes, ha="center",
-                va="center", color="0.4")
-    fig.suptitle("\n".join(textwrap.wrap(title, int(max(width, 4.5) * 10))))
     _save(fig, path)
 
 
@@ -485,101 +368,3 @@ def sweep_plot(results, params, path, metric="val_error", title="hyperparameter 
                                                        else ""))
     _save(fig, path)
     return len(trials)
-
-
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read as JSON ({exc})") from None
-
-
-def _read_jsonl(path):
-    records = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read ({exc})") from None
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):
-                    break  # a last line cut short by a run still writing it
-                raise ValueError(f"{path}: line {number} is not JSON") from None
-    return records
-
-
-def _history_from_report(report, path):
-    """Per-epoch records from a report's ``history`` (evaluations) and ``epoch_losses``."""
-    history = report.get("history") or []
-    losses = report.get("epoch_losses") or []
-    if not isinstance(history, list) or not isinstance(losses, list):
-        raise ValueError(f"{path}: 'history' and 'epoch_losses' must be lists")
-    by_epoch = {r["epoch"]: dict(r) for r in history if isinstance(r, dict) and "epoch" in r}
-    for epoch, loss in enumerate(losses, 1):
-        by_epoch.setdefault(epoch, {"epoch": epoch}).setdefault("loss", loss)
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def _run_title(config, where):
-    config = config or {}
-    parts = []
-    if config.get("hidden") is not None:
-        hidden = config["hidden"]
-        hidden = hidden if isinstance(hidden, (list, tuple)) else [hidden]
-        parts.append("hidden " + "-".join(map(str, hidden)))
-    for key in ("rate", "dtype", "seed"):
-        if config.get(key) is not None:
-            parts.append(f"{key} {config[key]}")
-    return f"{where}: " + ", ".join(parts) if parts else where
-
-
-def load_run(path):
-    """The history and a title of a training run, for :func:`learning_curve`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A run folder (its JSON-lines log ``*.jsonl`` if it has one, else its ``report.json``),
-        a JSON-lines log, or a JSON report with ``history`` and ``epoch_losses``.
-
-    Returns
-    -------
-    history : list of dict
-    title : str
-        The folder or file name and the run's main settings.
-
-    Raises
-    ------
-    ValueError
-        Nothing readable there, or no epochs in it.
-    """
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    if path.is_dir():
-        logs = sorted(path.glob("*.jsonl"))
-        if logs:
-            path = logs[0]
-        elif (path / "report.json").is_file():
-            path = path / "report.json"
-        else:
-            raise ValueError(f"{path}: no *.jsonl log or report.json in this folder")
-    elif not path.is_file():
-        raise ValueError(f"{path}: no such file or folder")
-    config = None
-    if path.suffix == ".jsonl":
-        history = _read_jsonl(path)
-        if (folder / "config.json").is_file():
-            config = _read_json(folder / "config.json")
-    else:
-        report = _read_json(path)
-        if not isinstance(report, dict):
-            raise ValueError(f"{path}: a report must be a JSON object")
-        history, config = _history_from_report(report, path), report.get("config")
-    history = [r for r in history if isinstance(r, dict) and _is_number(r.get("epoch"))]
-    if not history:
-        raise ValueError(f"{path}: no epochs recorded")
-    name = folder.name if path.name in ("report.json",) or path.suffix == ".jsonl" else path.name
-    return history, _run_title(config if isinstance(config, dict) else None, name)
