@@ -26,8 +26,12 @@ def run_cli(*args, cwd, **kwargs):
     """``python cli.py ARGS`` in ``cwd``, with this checkout's jitnet."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     kwargs.setdefault("stdout", subprocess.PIPE)
+    # A test run started in the background (nohup, `&` in a script) ignores SIGINT, and a child
+    # inherits that; give the child the default disposition, so that Python turns it into Ctrl-C.
     return subprocess.Popen([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=cwd,
-                            env=env, stderr=subprocess.PIPE, text=True, **kwargs)
+                            env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
 
 
 def finish(proc, timeout=120):

@@ -108,6 +108,10 @@ def _connect(distributed, scheduler, workers, reporter):
         if workers is not None:
             raise SweepError("--workers sizes a local cluster; with --scheduler the cluster "
                              "has the workers it has")
+        _, _, port = scheduler.rpartition("://")[2].rpartition(":")
+        if not port.isdigit():  # distributed itself trips an internal assertion on some of these
+            raise SweepError(f"--scheduler {scheduler}: not a scheduler address, e.g. "
+                             f"tcp://HOST:8786 (no port number)")
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:  # TimeoutError and ConnectionRefusedError are OSErrors
