@@ -69,7 +69,11 @@ def _real(name, value):
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64's range
+        raise ValueError(f"{name} must be a finite number, got an integer of "
+                         f"{len(str(abs(int(value))))} digits") from None
 
 
 def check_positive(name, value, dtype=np.float64):
@@ -97,6 +101,14 @@ def check_count(name, value):
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if value > 2**63 - 1:
+            raise ValueError(f"{name} must be a whole number below 2**63, got one of "
+                             f"{len(str(value))} digits")
+        return value
     if not (np.isfinite(value) and value >= 0 and value == int(value)):
         raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
     return int(value)

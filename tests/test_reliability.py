@@ -348,3 +348,12 @@ def test_predict_refuses_a_bad_npy_digit_in_one_line(tmp_path, content, words):
     result = invoke("predict", model, digit)
     assert_exit_2(result, digit)
     assert words in result.stderr and "allow_pickle" not in result.stderr
+
+
+@pytest.mark.parametrize("argument", ["rate", "epochs", "momentum"])
+def test_an_integer_beyond_float_range_is_a_value_error_naming_the_argument(argument):
+    net = Network([4, 3, 2], seed=0)
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=f"^{argument} must be"):
+        net.train(np.zeros((2, 4)), np.array([0, 1]), **{argument: 10**400})
+    assert np.array_equal(net.params, before)
