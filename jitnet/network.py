@@ -1,12 +1,13 @@
 """The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
 
+import functools
 import os
 import time
 import zipfile
 
 import numpy as np
 
-from jitnet import kernels
+from jitnet import kernels, parallel
 from jitnet._atomic import atomic_save_npz
 from jitnet._checks import (
     check_count,
@@ -246,7 +247,8 @@ class Network:
 
     # -- training -------------------------------------------------------------------------
 
-    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None):
+    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
+                    threads=1):
         """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
 
         Parameters
@@ -266,6 +268,11 @@ class Network:
         progress : callable, optional
             Called as ``progress(n_done)`` between chunks of samples (plain Python, so a
             Ctrl-C lands there); without it the epoch is one compiled call.
+        threads : int
+            Threads sharing every sample's work (model parallel, :mod:`jitnet.parallel`): 1,
+            the default, runs the serial kernel. With N > 1 the weights are bitwise the same on
+            every run with N threads and agree with the serial ones to rounding (the order of
+            one sum differs). At most the first hidden layer's units and the usable cores.
 
         Returns
         -------
@@ -277,26 +284,35 @@ class Network:
         TrainingDiverged
             When the mean loss or a parameter is not finite after the epoch.
         """
+        threads = parallel.check_threads(threads, self._sizes)
         X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
         eta = check_positive("rate", rate, self._dtype)
-        return self._run_epoch(X, T, eta, scale, check_order(order, n), progress)
+        return self._run_epoch(X, T, eta, scale, check_order(order, n), progress, threads)
 
-    def _run_epoch(self, X, T, eta, scale, order, progress=None):
+    def _run_epoch(self, X, T, eta, scale, order, progress=None, threads=1):
         """The compiled epoch on inputs already checked and converted; returns the mean loss."""
         if order.size == 0:
             return 0.0
-        args = (self._params, self._layout, self._scratch(), X, T)
+        if threads == 1:
+            epoch = functools.partial(
+                kernels._train_epoch, self._params, self._layout, self._scratch(), X, T
+            )
+        else:
+            epoch = functools.partial(
+                parallel.train_epoch, self._params, self._layout, self._scratch, X, T,
+                threads=threads,
+            )
         hidden, output = self._units()
         if progress is None:
-            total = kernels._train_epoch(*args, order, scale, eta, hidden, output)
+            total = epoch(order, scale, eta, hidden, output)
         else:
             total = 0.0
             chunk = max(1000, order.size // 100)
             for start in range(0, order.size, chunk):
                 part = order[start : start + chunk]
-                total += kernels._train_epoch(*args, part, scale, eta, hidden, output)
+                total += epoch(part, scale, eta, hidden, output)
                 progress(start + part.size)
         loss = total / order.size
         if not np.isfinite(loss):
@@ -309,14 +325,16 @@ class Network:
             )
         return loss
 
-    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None):
+    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
+              threads=1):
         """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
 
-        Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
-        ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
-        ``np.random.default_rng(seed)``; otherwise in file order.
+        Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`, also
+        for ``threads``). With ``shuffle=True`` each epoch visits the samples in a fresh
+        permutation drawn from ``np.random.default_rng(seed)``; otherwise in file order.
         """
         epochs = check_count("epochs", epochs)
+        threads = parallel.check_threads(threads, self._sizes)
         X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
@@ -324,7 +342,9 @@ class Network:
         rng = np.random.default_rng(check_seed(seed))
         in_file_order = np.arange(n, dtype=np.int64)
         return [
-            self._run_epoch(X, T, eta, scale, rng.permutation(n) if shuffle else in_file_order)
+            self._run_epoch(
+                X, T, eta, scale, rng.permutation(n) if shuffle else in_file_order, None, threads
+            )
             for _ in range(epochs)
         ]
 
