@@ -89,19 +89,20 @@ def validate(train):
 
 def barrier_ns(threads, repeats):
     """Median ns per barrier of ``threads`` threads doing nothing else, and the spread."""
-    from jitnet import parallel
+    from jitnet import _sync, parallel
 
     sync = parallel._aligned(16, np.int64)
-    parallel._barrier_loop(sync, 1, 10)  # compiled or loaded
+    _sync._barrier_loop(sync, 1, 10)  # compiled or loaded
     times = []
     for _ in range(repeats):
         sync[:] = 0
-        workers = [threading.Thread(target=parallel._barrier_loop, args=(sync, threads, BARRIERS))
+        workers = [threading.Thread(target=_sync._barrier_loop,
+                                    args=(sync, threads, BARRIERS))
                    for _ in range(threads - 1)]
         start = time.perf_counter()
         for worker in workers:
             worker.start()
-        parallel._barrier_loop(sync, threads, BARRIERS)
+        _sync._barrier_loop(sync, threads, BARRIERS)
         for worker in workers:
             worker.join()
         times.append((time.perf_counter() - start) / BARRIERS * 1e9)

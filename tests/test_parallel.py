@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from jitnet import kernels, parallel
+from jitnet import _sync, kernels, parallel
 from jitnet.network import Network
 
 TOL = 1e-9  # float64 weights against the serial kernel after 200 samples
@@ -204,7 +204,7 @@ def test_a_rank_that_never_arrives_is_given_up():
         net._params, upper, net._layout, parallel.upper_layout(net._layout), net._scratch(),
         team, X, T, np.arange(5), 1 / 255, 0.3, kernels.SIGMOID, kernels.SIGMOID))
     assert np.isnan(outcome["value"])
-    assert sync[parallel.COUNT] == 1 and sync[parallel.ABORT] == 1
+    assert sync[_sync.COUNT] == 1 and sync[_sync.ABORT] == 1
 
 
 def test_a_failing_rank_releases_the_others(many_cores, monkeypatch):
@@ -233,11 +233,11 @@ def test_a_thread_that_cannot_start_is_reported(many_cores, no_threads):
 
 def test_barrier_counts_every_arrival():
     sync = parallel._aligned(16, np.int64)
-    workers = [threading.Thread(target=parallel._barrier_loop, args=(sync, 3, 2000))
+    workers = [threading.Thread(target=_sync._barrier_loop, args=(sync, 3, 2000))
                for _ in range(2)]
     for worker in workers:
         worker.start()
-    assert parallel._barrier_loop(sync, 3, 2000)
+    assert _sync._barrier_loop(sync, 3, 2000)
     for worker in workers:
         worker.join()
-    assert sync[parallel.COUNT] == 6000 and sync[parallel.ABORT] == 0
+    assert sync[_sync.COUNT] == 6000 and sync[_sync.ABORT] == 0
