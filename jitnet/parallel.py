@@ -25,10 +25,11 @@ Reproducible: the same inputs and thread count give bitwise the same weights on 
 two threads write one weight, and every sum has a fixed order). Against the serial kernel only
 the order of the sums into the second layer differs (float64: ~1e-15 per sample).
 
-The barrier (:mod:`jitnet._sync`) is a shared counter raised by an atomic add and read by an acquire load (LLVM's
-``atomicrmw`` and ``load atomic``, emitted by :func:`numba.extending.intrinsic`). A waiting
-rank spins, then yields its core (``sched_yield``), and gives up when another rank raised the
-abort flag or after ``max_yields`` yields, so a rank that never arrives cannot hang the others.
+The barrier (:mod:`jitnet._sync`) is a shared counter raised by an atomic add and read by an
+acquire load (LLVM's ``atomicrmw`` and ``load atomic``, emitted by
+:func:`numba.extending.intrinsic`). A waiting rank spins, then yields its core
+(``sched_yield``), and gives up when another rank raised the abort flag or after
+``max_yields`` yields, so a rank that never arrives cannot hang the others.
 
 Each rank is one call of the serial, ``nogil`` kernel :func:`_train_rank` on its own Python
 thread (rank 0 on the caller's), not an iteration of a ``prange``: a spin barrier needs every
