@@ -300,10 +300,8 @@ class Network:
                 kernels._train_epoch, self._params, self._layout, self._scratch(), X, T
             )
         else:
-            epoch = functools.partial(
-                parallel.train_epoch, self._params, self._layout, self._scratch, X, T,
-                threads=threads,
-            )
+            team = parallel.Team(self._params, self._layout, self._scratch, threads)
+            epoch = functools.partial(team.train, X, T)
         hidden, output = self._units()
         if progress is None:
             total = epoch(order, scale, eta, hidden, output)

@@ -58,7 +58,7 @@ from jitnet._sync import ABORT, MAX_YIELDS, _barrier
 from jitnet.kernels import Layout, _gather_input, _hidden_delta, _layer, _row0
 
 #: A rank's share of the work and the buffers it shares with the other ranks (see above).
-Team = namedtuple("Team", ["rank", "size", "lo", "hi", "partial", "sync", "max_yields"])
+Rank = namedtuple("Rank", ["rank", "size", "lo", "hi", "partial", "sync", "max_yields"])
 
 _jit = njit(fastmath=kernels._FASTMATH, **kernels._OPTIONS)
 
@@ -199,23 +199,23 @@ def _update_block(params, upper, layout, upper_layout, scratch, nnz, eta, lo, hi
 
 
 @_jit
-def _train_rank(params, upper, layout, upper_layout, scratch, team, X, T, order, scale, eta,
+def _train_rank(params, upper, layout, upper_layout, scratch, rank, X, T, order, scale, eta,
                 hidden, output):
     """One rank's share of a model-parallel epoch over the samples in ``order``.
 
     Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
-    barrier (``team.sync[ABORT]`` is then raised and the parameters are partly updated).
+    barrier (``rank.sync[ABORT]`` is then raised and the parameters are partly updated).
     """
     L = layout.sizes.shape[0] - 1
-    lo, hi = team.lo, team.hi
+    lo, hi = rank.lo, rank.hi
     total = 0.0
     for p in range(order.shape[0]):
         s = order[p]
         nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
         _first_layer_block(params, layout, scratch, nnz, lo, hi, hidden)
-        sums = team.partial[p % 2]
-        _partial_sums(upper, upper_layout, scratch, lo, hi, sums[team.rank])
-        if not _barrier(team.sync, team.size * (p + 1), team.max_yields):
+        sums = rank.partial[p % 2]
+        _partial_sums(upper, upper_layout, scratch, lo, hi, sums[rank.rank])
+        if not _barrier(rank.sync, rank.size * (p + 1), rank.max_yields):
             return np.nan
         _upper_forward(upper, upper_layout, scratch, sums, hidden, output)
         total += _output_delta(scratch, layout, T[s], output)
@@ -300,37 +300,97 @@ def upper_layout(layout):
                   layout.stride0)
 
 
-class _Epoch:
-    """The buffers of one multi-threaded call: one Team, one copy of the upper layers and one
-    Scratch per rank, all allocated before any thread starts."""
+class Team:
+    """``threads`` ranks training one network: each rank's Rank tuple, copy of the upper layers
+    and Scratch, allocated once and reused by every :meth:`train` call of an epoch.
 
-    def __init__(self, params, layout, threads, make_scratch, max_yields):
-        sizes = [int(n) for n in layout.sizes]
+    Parameters
+    ----------
+    params, layout
+        The network's flat parameters and their :class:`~jitnet.kernels.Layout`.
+    make_scratch : callable
+        ``make_scratch()`` gives one rank's :class:`~jitnet.kernels.Scratch`.
+    threads : int
+        Ranks, checked by :func:`check_threads`.
+    max_yields : int
+        How long a rank waits at a barrier before it gives up (see :mod:`jitnet._sync`).
+    """
+
+    def __init__(self, params, layout, make_scratch, threads, max_yields=MAX_YIELDS):
+        self.params, self.layout, self.threads = params, layout, threads
+        self.upper_layout = upper_layout(layout)
         self.base = int(layout.w_off[1])
-        self.n1, self.n2 = sizes[1], sizes[2]
-        self.layout, self.upper_layout = layout, upper_layout(layout)
+        self.n1, self.n2 = int(layout.sizes[1]), int(layout.sizes[2])
         self.blocks = blocks(self.n1, threads, params.itemsize)
         stride = kernels.row_stride(self.n2, params.itemsize)
         partial = _aligned(2 * threads * stride, params.dtype).reshape(2, threads, stride)
-        sync = _aligned(16, np.int64)
-        self.sync = sync
-        self.teams = [Team(r, threads, lo, hi, partial, sync, max_yields)
+        self.sync = _aligned(16, np.int64)
+        self.ranks = [Rank(r, threads, lo, hi, partial, self.sync, max_yields)
                       for r, (lo, hi) in enumerate(self.blocks)]
         self.uppers = [_aligned(params.size - self.base, params.dtype) for _ in range(threads)]
         self.scratches = [make_scratch() for _ in range(threads)]
 
-    def load(self, params):
+    def _load(self):
         """Every rank's copy of the upper layers from params; the barrier counter to zero."""
         for upper in self.uppers:
-            upper[:] = params[self.base :]
+            upper[:] = self.params[self.base :]
         self.sync[:] = 0
 
-    def store(self, params):
+    def _store(self):
         """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest back into params."""
-        params[self.base :] = self.uppers[0]
-        w1 = params[self.base : self.base + self.n2 * self.n1].reshape(self.n2, self.n1)
+        self.params[self.base :] = self.uppers[0]
+        shape = (self.n2, self.n1)
+        w1 = self.params[self.base : self.base + self.n2 * self.n1].reshape(shape)
         for (lo, hi), upper in zip(self.blocks[1:], self.uppers[1:]):
-            w1[:, lo:hi] = upper[: self.n2 * self.n1].reshape(self.n2, self.n1)[:, lo:hi]
+            w1[:, lo:hi] = upper[: self.n2 * self.n1].reshape(shape)[:, lo:hi]
+
+    def train(self, X, T, order, scale, eta, hidden, output):
+        """The samples in ``order``, one SGD update each; returns their summed loss.
+
+        Takes what :func:`jitnet.kernels._train_epoch` takes after its first three arguments
+        (inputs checked and converted). Rank 0 runs on the calling thread. Reproducible for a
+        given thread count; params hold every update when it returns.
+
+        Raises
+        ------
+        RuntimeError
+            When a rank stopped before the end (a thread could not start or a rank gave up
+            waiting); the parameters are then partly updated.
+        """
+        self._load()
+        losses = [np.nan] * self.threads
+        errors = []
+
+        def run(rank):
+            try:
+                losses[rank] = _train_rank(
+                    self.params, self.uppers[rank], self.layout, self.upper_layout,
+                    self.scratches[rank], self.ranks[rank], X, T, order, scale, eta, hidden,
+                    output,
+                )
+            except BaseException as error:  # noqa: BLE001 -- release the other ranks, report
+                self.sync[ABORT] = 1
+                errors.append(error)
+
+        workers = []
+        try:
+            for rank in range(1, self.threads):
+                worker = threading.Thread(target=run, args=(rank,), name=f"jitnet-rank-{rank}")
+                worker.start()
+                workers.append(worker)
+        except BaseException:
+            self.sync[ABORT] = 1
+            _join_all(workers)
+            raise
+        run(0)
+        _join_all(workers)
+        if errors:
+            raise errors[0]
+        if self.sync[ABORT]:
+            raise RuntimeError("a training thread stopped waiting for the others; the "
+                               "parameters are partly updated")
+        self._store()
+        return losses[0]
 
 
 def _join_all(workers):
@@ -345,58 +405,3 @@ def _join_all(workers):
                 interrupted = error
     if interrupted is not None:
         raise interrupted
-
-
-def train_epoch(params, layout, make_scratch, X, T, order, scale, eta, hidden, output, threads,
-                max_yields=MAX_YIELDS):
-    """The samples in ``order``, one model-parallel SGD update each, on ``threads`` threads.
-
-    Takes what :func:`jitnet.kernels._train_epoch` takes (inputs checked and converted, the
-    thread count by :func:`check_threads`), plus ``make_scratch()`` giving one rank's Scratch.
-    Rank 0 runs on the calling thread. Reproducible for a given thread count.
-
-    Returns
-    -------
-    float
-        The summed loss of the samples, each before its update.
-
-    Raises
-    ------
-    RuntimeError
-        When a rank stopped before the end (a thread could not start or gave up waiting); the
-        parameters are then partly updated.
-    """
-    epoch = _Epoch(params, layout, threads, make_scratch, max_yields)
-    epoch.load(params)
-    losses = [np.nan] * threads
-    errors = []
-
-    def run(rank):
-        try:
-            losses[rank] = _train_rank(
-                params, epoch.uppers[rank], layout, epoch.upper_layout, epoch.scratches[rank],
-                epoch.teams[rank], X, T, order, scale, eta, hidden, output,
-            )
-        except BaseException as error:  # noqa: BLE001 -- release the other ranks, report it
-            epoch.sync[ABORT] = 1
-            errors.append(error)
-
-    workers = []
-    try:
-        for rank in range(1, threads):
-            worker = threading.Thread(target=run, args=(rank,), name=f"jitnet-rank-{rank}")
-            worker.start()
-            workers.append(worker)
-    except BaseException:
-        epoch.sync[ABORT] = 1
-        _join_all(workers)
-        raise
-    run(0)
-    _join_all(workers)
-    if errors:
-        raise errors[0]
-    if epoch.sync[ABORT]:
-        raise RuntimeError("a training thread stopped waiting for the others; the parameters "
-                           "are partly updated")
-    epoch.store(params)
-    return losses[0]

@@ -199,10 +199,10 @@ def test_a_rank_that_never_arrives_is_given_up():
     T = net._targets(labels, 5)
     upper = net._params[net._layout.w_off[1] :].copy()
     sync = parallel._aligned(16, np.int64)
-    team = parallel.Team(0, 2, 0, 4, np.zeros((2, 2, 8)), sync, 1000)
+    rank = parallel.Rank(0, 2, 0, 4, np.zeros((2, 2, 8)), sync, 1000)
     outcome = finishes(lambda: parallel._train_rank(
         net._params, upper, net._layout, parallel.upper_layout(net._layout), net._scratch(),
-        team, X, T, np.arange(5), 1 / 255, 0.3, kernels.SIGMOID, kernels.SIGMOID))
+        rank, X, T, np.arange(5), 1 / 255, 0.3, kernels.SIGMOID, kernels.SIGMOID))
     assert np.isnan(outcome["value"])
     assert sync[_sync.COUNT] == 1 and sync[_sync.ABORT] == 1
 
