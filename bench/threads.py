@@ -142,13 +142,34 @@ def compile_times(dtypes):
     return result
 
 
-def time_config(sizes, dtype, thread_counts, train, test, samples, repeats):
-    """Interleaved repeats of one epoch per thread count; a result row per thread count."""
+def rank_alone(net, X, T, threads, rank):
+    """Seconds of one rank's share of an epoch run on its own (a team of one doing rank's
+    block): the work a core does in a ``threads``-thread epoch, without any waiting."""
+    from jitnet import parallel
+
+    team = parallel.Team(net.params, net._layout, net._scratch, threads)
+    lo, hi = team.blocks[rank]
+    alone = parallel.Rank(0, 1, lo, hi, *team.ranks[rank][4:])
+    team.sync[:] = 0
+    team.uppers[0][:] = net.params[team.base :]
+    order = np.arange(X.shape[0], dtype=np.int64)
+    hidden, output = net._units()
+    start = time.perf_counter()
+    parallel._train_rank(net.params, team.uppers[0], net._layout, team.upper_layout,
+                         team.scratches[0], alone, X, T, order, 1 / 255,
+                         net.dtype.type(RATE), hidden, output)
+    return time.perf_counter() - start
+
+
+def time_config(sizes, dtype, thread_counts, train, test, samples, repeats, barriers):
+    """Interleaved repeats of one epoch per thread count, and of each rank's share alone; a
+    result row per thread count."""
     from jitnet import Network
 
     X = train.images[:samples]
     T = train.targets(dtype)[:samples]
     times = {t: [] for t in thread_counts}
+    alone = {(t, r): [] for t in thread_counts[1:] for r in range(t)}
     errors = {}
     loads = [loadavg()]
     for repeat in range(repeats + 1):  # the first round warms up (and gives the test error)
@@ -161,16 +182,25 @@ def time_config(sizes, dtype, thread_counts, train, test, samples, repeats):
                 errors[threads] = net.evaluate(test.images, test.labels)
             else:
                 times[threads].append(elapsed)
+        for threads, rank in alone:
+            elapsed = rank_alone(Network(list(sizes), dtype=dtype, seed=0), X, T, threads, rank)
+            if repeat:
+                alone[threads, rank].append(elapsed)
     loads.append(loadavg())
     serial = statistics.median(times[thread_counts[0]])
     rows = []
     for threads in thread_counts:
         median = statistics.median(times[threads])
+        slowest = max((statistics.median(alone[threads, r]) for r in range(threads)),
+                      default=median) if threads > 1 else median
+        barrier = barriers[threads][0] * 1e-9 * samples if threads > 1 else 0.0
         rows.append({
             "sizes": list(sizes), "dtype": dtype, "threads": threads, "samples": samples,
             "times_s": times[threads], "median_s": median,
             "spread": (max(times[threads]) - min(times[threads])) / median,
             "us_per_sample": median / samples * 1e6, "speedup": serial / median,
+            "slowest_rank_alone_s": slowest, "barrier_s": barrier,
+            "bound": serial / (slowest + barrier),
             "test_error": errors[threads], "load": loads,
         })
     return rows
@@ -179,8 +209,8 @@ def time_config(sizes, dtype, thread_counts, train, test, samples, repeats):
 # -- reports ----------------------------------------------------------------------------------
 
 HEADER = ["sizes", "dtype", "threads", "s/epoch", "µs/sample", "speed-up", "spread",
-          "test error", "load avg"]
-RIGHT = [False, False, True, True, True, True, True, True, True]
+          "slowest rank alone", "+ barriers", "→ speed-up", "test error", "load avg"]
+RIGHT = [False, False, True, True, True, True, True, True, True, True, True, True]
 
 
 def cells(row):
@@ -190,7 +220,8 @@ def cells(row):
     return ["-".join(map(str, row["sizes"])), row["dtype"], str(row["threads"]),
             f"{row['median_s']:.3f}",
             f"{row['us_per_sample']:.2f}", speedup, f"{100 * row['spread']:.0f}%",
-            f"{100 * row['test_error']:.2f}%", load]
+            f"{row['slowest_rank_alone_s']:.3f} s", f"{row['barrier_s']:.3f} s",
+            f"{row['bound']:.2f}×", f"{100 * row['test_error']:.2f}%", load]
 
 
 def summary_lines(record):
@@ -248,6 +279,12 @@ def markdown_report(record):
 
 
 NOTES = [
+    "slowest rank alone: the median seconds of the slowest rank's share of the epoch run on one "
+    "thread with no other rank (its block of the first layer, its partial sums and its copy of "
+    "the layers above: the work of one core in the threads-thread epoch, measured without "
+    "waiting). + barriers: the barrier alone (line below) × the samples. → speed-up: serial "
+    "time / (slowest rank alone + barriers), what the epoch would give if the cores ran "
+    "side by side without interference; a measurement of the parts, not of the whole.",
     "load avg: the machine's one-minute load average before → after the row's repeats. A "
     "barrier needs every thread on a core at once: with more runnable threads than cores "
     "(load average above the core count), a waiting thread yields and the barrier costs a "
@@ -284,7 +321,7 @@ def run(samples, repeats, thread_counts, quick, cold, out_dir, argv):
     rows = []
     for sizes, dtype in CONFIGS:
         log(f"  {'-'.join(map(str, sizes))} {dtype} ...")
-        rows += time_config(sizes, dtype, usable, train, test, samples, repeats)
+        rows += time_config(sizes, dtype, usable, train, test, samples, repeats, barriers)
     record = {
         "benchmark": "threads",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -94,7 +94,8 @@ class Network:
     Inference (``predict``, ``classify``, ``evaluate``, ``gradient``) may run on one network from
     several threads at once: the kernels release the GIL and every call works in its own
     scratch buffers. Training changes ``params`` in place: do not train one network from two
-    threads, or train it while another thread uses it.
+    threads, or train it while another thread uses it; to train it on several cores, pass
+    ``threads=N`` to :meth:`train` or :meth:`train_epoch` (:mod:`jitnet.parallel`).
     """
 
     def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None):
