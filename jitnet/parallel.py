@@ -61,6 +61,10 @@ from jitnet.kernels import Layout, _gather_input, _hidden_delta, _layer, _row0
 Rank = namedtuple("Rank", ["rank", "size", "lo", "hi", "partial", "sync", "max_yields"])
 
 _jit = njit(fastmath=kernels._FASTMATH, **kernels._OPTIONS)
+# Sums over several rows without reassociation: with it, LLVM fused the passes over the rows
+# differently when compiling afresh and when building the cached copy, and the weights after an
+# epoch depended on whether Numba's cache was warm (as kernels._hidden_delta on main).
+_jit_ordered = njit(fastmath=kernels._FASTMATH - {"reassoc"}, **kernels._OPTIONS)
 
 
 # -- one rank's share of a sample ---------------------------------------------------------------
@@ -142,7 +146,7 @@ def _upper_forward(upper, layout, scratch, sums, hidden, output):
         _activate(a, scratch, output if l + 1 == L else hidden)
 
 
-@_jit
+@_jit_ordered
 def _hidden_delta_block(upper, layout, scratch, lo, hi, f):
     """Eq. 4 for the first hidden layer's units [lo, hi) from layer 2's error terms."""
     n_in = layout.sizes[1]
