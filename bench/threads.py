@@ -165,15 +165,13 @@ def rank_alone(net, X, T, threads, rank):
     from jitnet import parallel
 
     team = parallel.Team(net.params, net._layout, net._scratch, threads)
-    lo, hi = team.blocks[rank]
-    alone = parallel.Rank(0, 1, lo, hi, *team.ranks[rank][4:])
-    team.sync[:] = 0
-    team.uppers[0][:] = net.params[team.base :]
+    team._load()
+    alone = team.ranks[rank]._replace(rank=0, size=1)
     order = np.arange(X.shape[0], dtype=np.int64)
     hidden, output = net._units()
     start = time.perf_counter()
-    parallel._train_rank(net.params, team.uppers[0], net._layout, team.upper_layout,
-                         team.scratches[0], alone, X, T, order, 1 / 255,
+    parallel._train_rank(net.params, team.firsts[rank], team.uppers[rank], net._layout,
+                         team.upper_layout, team.scratches[rank], alone, X, T, order, 1 / 255,
                          net.dtype.type(RATE), hidden, output)
     return time.perf_counter() - start
 

@@ -197,21 +197,21 @@ def test_a_rank_that_never_arrives_is_given_up():
     net = Network([10, 7, 3], seed=0)
     X, labels = sparse_data([10, 7, 3], n=5)
     T = net._targets(labels, 5)
-    upper = net._params[net._layout.w_off[1] :].copy()
-    sync = parallel._aligned(16, np.int64)
-    rank = parallel.Rank(0, 2, 0, 4, np.zeros((2, 2, 8)), sync, 1000)
+    team = parallel.Team(net.params, net._layout, net._scratch, 2, max_yields=1000)
+    team._load()
     outcome = finishes(lambda: parallel._train_rank(
-        net._params, upper, net._layout, parallel.upper_layout(net._layout), net._scratch(),
-        rank, X, T, np.arange(5), 1 / 255, 0.3, kernels.SIGMOID, kernels.SIGMOID))
+        net.params, team.firsts[0], team.uppers[0], net._layout, team.upper_layout,
+        team.scratches[0], team.ranks[0], X, T, np.arange(5), 1 / 255, 0.3,
+        kernels.SIGMOID, kernels.SIGMOID))
     assert np.isnan(outcome["value"])
-    assert sync[_sync.COUNT] == 1 and sync[_sync.ABORT] == 1
+    assert team.sync[_sync.COUNT] == 1 and team.sync[_sync.ABORT] == 1
 
 
 def test_a_failing_rank_releases_the_others(many_cores, monkeypatch):
     real = parallel._train_rank
 
     def rank_one_fails(*args):
-        if args[5].rank == 1:
+        if args[6].rank == 1:
             raise MemoryError("rank 1 failed")
         return real(*args)
 
