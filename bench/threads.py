@@ -165,7 +165,6 @@ def rank_alone(net, X, T, threads, rank):
     from jitnet import parallel
 
     team = parallel.Team(net.params, net._layout, net._scratch, threads)
-    team._load()
     alone = team.ranks[rank]._replace(rank=0, size=1)
     order = np.arange(X.shape[0], dtype=np.int64)
     hidden, output = net._units()

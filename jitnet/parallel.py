@@ -95,10 +95,7 @@ def _copy_block(params, layout, first, rank, to_params):
     """The rank's block of Wt[0] and b[0] from params into its slab, or back."""
     n0, lo, hi = layout.sizes[0], rank.lo, rank.hi
     for i in range(n0 + 1):
-        if i < n0:
-            start = layout.w_off[0] + i * layout.stride0
-        else:
-            start = layout.b_off[0]
+        start = layout.w_off[0] + i * layout.stride0 if i < n0 else layout.b_off[0]
         if to_params:
             params[start + lo : start + hi] = _slab_row(first, rank, i)
         else:
@@ -229,16 +226,16 @@ def _train_rank(params, first, upper, layout, upper_layout, scratch, rank, X, T,
                 eta, hidden, output):
     """One rank's share of a model-parallel epoch over the samples in ``order``.
 
-    The rank's block of the first layer is copied from params into its own ``first`` slab,
-    trained there and copied back at the end: interleaved in params' rows, two ranks' blocks
-    share pages, and the cores' prefetchers kept pulling each other's freshly written lines
-    (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between the blocks).
+    The rank trains its block of the first layer in its own ``first`` slab (filled by
+    :class:`Team`) and copies it back into params at the end: interleaved in params' rows, two
+    ranks' blocks share pages, and the cores' prefetchers kept pulling each other's freshly
+    written lines (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between
+    the blocks).
     Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
     barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
     L = layout.sizes.shape[0] - 1
     lo, hi = rank.lo, rank.hi
-    _copy_block(params, layout, first, rank, False)
     total = 0.0
     for p in range(order.shape[0]):
         s = order[p]
@@ -366,15 +363,13 @@ class Team:
             self.firsts.append(_aligned((int(layout.sizes[0]) + 1) * stride, params.dtype))
         self.uppers = [_aligned(params.size - self.base, params.dtype) for _ in range(threads)]
         self.scratches = [make_scratch() for _ in range(threads)]
-
-    def _load(self):
-        """Every rank's copy of the upper layers from params; the barrier counter to zero."""
-        for upper in self.uppers:
-            upper[:] = self.params[self.base :]
-        self.sync[:] = 0
+        for rank, first, upper in zip(self.ranks, self.firsts, self.uppers):
+            _copy_block(params, layout, first, rank, False)
+            upper[:] = params[self.base :]
 
     def _store(self):
-        """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest back into params."""
+        """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest back into params
+        (the first layer went back inside the kernel, each rank its own block)."""
         self.params[self.base :] = self.uppers[0]
         shape = (self.n2, self.n1)
         w1 = self.params[self.base : self.base + self.n2 * self.n1].reshape(shape)
@@ -386,7 +381,9 @@ class Team:
 
         Takes what :func:`jitnet.kernels._train_epoch` takes after its first three arguments
         (inputs checked and converted). Rank 0 runs on the calling thread. Reproducible for a
-        given thread count; params hold every update when it returns.
+        given thread count; params hold every update when it returns. The ranks keep their own
+        copies between calls (the chunks of one epoch): nothing else may change params
+        meanwhile.
 
         Raises
         ------
@@ -394,7 +391,7 @@ class Team:
             When a rank stopped before the end (a thread could not start or a rank gave up
             waiting); the parameters are then partly updated.
         """
-        self._load()
+        self.sync[:] = 0
         losses = [np.nan] * self.threads
         errors = []
 

@@ -198,7 +198,6 @@ def test_a_rank_that_never_arrives_is_given_up():
     X, labels = sparse_data([10, 7, 3], n=5)
     T = net._targets(labels, 5)
     team = parallel.Team(net.params, net._layout, net._scratch, 2, max_yields=1000)
-    team._load()
     outcome = finishes(lambda: parallel._train_rank(
         net.params, team.firsts[0], team.uppers[0], net._layout, team.upper_layout,
         team.scratches[0], team.ranks[0], X, T, np.arange(5), 1 / 255, 0.3,
