@@ -72,16 +72,18 @@ _jit_ordered = njit(fastmath=kernels._FASTMATH - {"reassoc"}, **kernels._OPTIONS
 
 @_jit
 def _activate(z, scratch, f):
-    """The layer's non-linearity in place (one place to follow kernels._activate's signature)."""
-    kernels._activate(z, scratch.bits, f)
+    """The layer's non-linearity in place (one place to follow kernels._activate's signature;
+    ``log_y`` is only written for a softmax output, which is never a first-layer block)."""
+    kernels._activate(z, scratch.bits, scratch.log_y, f)
 
 
 @_jit
 def _output_delta(scratch, layout, t, output):
-    """Eq. 3 into the output error terms; returns the sample's loss."""
+    """Eq. 3 into the output error terms; returns the sample's loss (squared error, or
+    cross-entropy for a softmax output)."""
     L = layout.sizes.shape[0] - 1
     y = _layer(scratch.act, layout, L)
-    return kernels._output_delta(y, t, _layer(scratch.delta, layout, L), output)
+    return kernels._output_delta(y, t, _layer(scratch.delta, layout, L), scratch.log_y, output)
 
 
 @_jit
