@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from jitnet import _sync, kernels, parallel
+from jitnet import Distortion, _sync, kernels, parallel
 from jitnet.network import Network
 
 TOL = 1e-9  # float64 weights against the serial kernel after 200 samples
@@ -28,10 +28,11 @@ def sparse_data(sizes, n=200, seed=1, density=0.3, x_dtype=np.uint8):
     return X, rng.integers(0, sizes[-1], n)
 
 
-def trained(sizes, threads, X, labels, activation="sigmoid", dtype="float64", **kwargs):
-    net = Network(sizes, activation=activation, dtype=dtype, seed=0)
-    loss = net.train_epoch(X, labels, rate=0.3, threads=threads, **kwargs)
-    return net, loss
+def trained(sizes, threads, X, labels, activation="sigmoid", dtype="float64", loss="squared",
+            rate=0.3, **kwargs):
+    net = Network(sizes, activation=activation, dtype=dtype, seed=0, loss=loss)
+    mean_loss = net.train_epoch(X, labels, rate=rate, threads=threads, **kwargs)
+    return net, mean_loss
 
 
 SHAPES = [
@@ -51,6 +52,29 @@ def test_float64_agrees_with_serial(sizes, activation, threads, many_cores):
     assert np.abs(serial.params - team.params).max() < TOL
     assert abs(serial_loss - team_loss) < TOL
     assert np.abs(serial.params - Network(sizes, activation=activation, seed=0).params).max() > 0.01
+
+
+ACTIVATIONS = ["sigmoid", "tanh", "scaled_tanh", "relu"]
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("sizes", [[40, 24, 5], [36, 20, 12, 4]])
+def test_every_recipe_agrees_with_serial(sizes, activation, loss):
+    """threads=2 follows the serial kernel for every hidden activation and both losses
+    (softmax output with cross-entropy), 1 and 2 hidden layers, float64 and float32."""
+    X, labels = sparse_data(sizes, seed=len(sizes))
+    rate = 0.05 if activation == "relu" else 0.2
+    for dtype, tol in [("float64", TOL), ("float32", 2e-4)]:
+        serial, serial_loss = trained(sizes, 1, X, labels, activation, dtype, loss, rate)
+        team, team_loss = trained(sizes, 2, X, labels, activation, dtype, loss, rate)
+        assert team.output_activation == serial.output_activation
+        assert np.abs(serial.params - team.params).max() < tol
+        assert abs(serial_loss - team_loss) < tol * max(1.0, abs(serial_loss))
+        start = Network(sizes, activation=activation, dtype=dtype, seed=0, loss=loss).params
+        assert np.abs(serial.params - start).max() > 1e-3  # the samples moved the weights
+        again, again_loss = trained(sizes, 2, X, labels, activation, dtype, loss, rate)
+        assert np.array_equal(team.params, again.params) and again_loss == team_loss
 
 
 def test_float_inputs_and_float32(many_cores):
@@ -145,6 +169,20 @@ def test_refused_without_hidden_layer_or_cores(monkeypatch):
     with pytest.raises(ValueError, match="more than the 1 cores"):
         Network([10, 7, 3], seed=0).train_epoch(X, labels, threads=2)
     assert Network([10, 3], seed=0).train_epoch(X, labels, threads=1) > 0
+
+
+def test_momentum_and_distortion_refused_with_threads():
+    sizes = [16, 8, 3]
+    X, labels = sparse_data(sizes, n=20)
+    net = Network(sizes, seed=0)
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="plain SGD"):
+        net.train_epoch(X, labels, momentum=0.5, threads=2)
+    with pytest.raises(ValueError, match="plain SGD"):
+        net.train(X, labels, momentum=0.5, threads=2)
+    with pytest.raises(ValueError, match="plain SGD"):
+        net.train(X, labels, distort=Distortion(rotate=5.0), image_shape=(4, 4), threads=2)
+    assert np.array_equal(before, net.params)
 
 
 class Refused(threading.Thread):
