@@ -279,3 +279,53 @@ def test_barrier_counts_every_arrival():
     for worker in workers:
         worker.join()
     assert sync[_sync.COUNT] == 6000 and sync[_sync.ABORT] == 0
+
+
+# -- the command line: train --threads ------------------------------------------------------------
+
+SMALL = ["--hidden", "16", "--epochs", "2", "--eval-every", "1", "--train-limit", "1200",
+         "--validation", "200", "--test-limit", "300", "--quiet"]
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from jitnet.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_cli_threads_run_is_reproducible_and_resumes_exactly(tmp_path, many_cores):
+    """--threads 2 is kept in the run's config and checkpoint; the same run twice, and a run
+    stopped after epoch 1 then resumed, give bitwise the same model."""
+    from jitnet.training import load_checkpoint
+
+    runs = tmp_path / "runs"
+    for name, epochs in [("a", 2), ("b", 2), ("c", 1)]:
+        args = [a if a != "2" else str(epochs) for a in SMALL]
+        result = invoke("train", *args, "--threads", 2, "--runs-dir", runs, "--name", name)
+        assert result.exit_code == 0, result.output
+    result = invoke("train", "--resume", runs / "c", "--epochs", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    states = [load_checkpoint(runs / name / "checkpoint.npz") for name in "abc"]
+    assert all(state.config.threads == 2 and state.epoch == 2 for state in states)
+    assert np.array_equal(states[0].net.params, states[1].net.params)
+    assert np.array_equal(states[0].net.params, states[2].net.params)
+    serial = invoke("train", *SMALL, "--runs-dir", runs, "--name", "serial")
+    assert serial.exit_code == 0, serial.output
+    one = load_checkpoint(runs / "serial" / "checkpoint.npz")
+    assert one.config.threads == 1
+    assert 0 < np.abs(one.net.params - states[0].net.params).max() < 1e-9
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--momentum", "0.5"], "--threads 2 trains plain SGD and cannot be combined with --momentum"),
+    (["--distort", "affine"], "--threads 2 trains plain SGD and cannot be combined with --distort"),
+    (["--hidden", "1"], "more than the 1 units"),
+])
+def test_cli_threads_refusals(tmp_path, args, words):
+    result = invoke("train", *SMALL, *args, "--threads", 2, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], lines
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
