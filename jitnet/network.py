@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from jitnet import kernels, model_file
+from jitnet import kernels, model_file, parallel
 from jitnet._distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet._checks import (
     check_count,
@@ -123,7 +123,8 @@ class Network:
     Inference (``predict``, ``classify``, ``evaluate``, ``gradient``) may run on one network from
     several threads at once: the kernels release the GIL and every call works in its own
     scratch buffers. Training changes ``params`` in place: do not train one network from two
-    threads, or train it while another thread uses it.
+    threads, or train it while another thread uses it; to train it on several cores, pass
+    ``threads=N`` to :meth:`train` or :meth:`train_epoch` (:mod:`jitnet.parallel`).
     """
 
     def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None,
@@ -336,7 +337,7 @@ class Network:
     # -- training -------------------------------------------------------------------------
 
     def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
-                    momentum=0.0, distortion=None, draws=None):
+                    momentum=0.0, distortion=None, draws=None, threads=1):
         """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
 
         Parameters
@@ -369,6 +370,12 @@ class Network:
             ``distortion.draw_epoch(rng, M)`` for the M samples of ``order``: row k distorts the
             k-th sample visited. Draws of the identity (a ``Distortion()`` with every part 0)
             give bitwise the weights of an undistorted epoch.
+        threads : int
+            Threads sharing every sample's work (model parallel, :mod:`jitnet.parallel`): 1,
+            the default, runs the serial kernel. With N > 1 the weights are bitwise the same on
+            every run with N threads and agree with the serial ones to rounding (the order of
+            one sum differs). At most the first hidden layer's units and the usable cores;
+            plain SGD only (no momentum, no distortion).
 
         Returns
         -------
@@ -380,6 +387,7 @@ class Network:
         TrainingDiverged
             When the mean loss or a parameter is not finite after the epoch.
         """
+        threads = parallel.check_threads(threads, self.sizes)
         X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
@@ -387,7 +395,7 @@ class Network:
         mu = check_fraction("momentum", momentum)
         order = check_order(order, n)
         distorter = self._distorter(distortion, draws, order.size)
-        return self._run_epoch(X, T, eta, scale, order, progress, mu, distorter)
+        return self._run_epoch(X, T, eta, scale, order, progress, mu, distorter, threads)
 
     def _distorter(self, plan, draws, n_visits):
         """The kernels' distortion state for one epoch of n_visits samples (None: undistorted),
@@ -451,16 +459,25 @@ class Network:
             np.zeros(1, np.int64), decay.astype(dtype), gain.astype(dtype),
         )
 
-    def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0, distorter=None):
+    def _run_epoch(self, X, T, eta, scale, order, progress=None, mu=0.0, distorter=None,
+                   threads=1):
         """The compiled epoch on inputs already checked and converted; returns the mean loss."""
         if order.size == 0:
             return 0.0
+        if threads > 1 and (mu > 0.0 or distorter is not None):
+            raise ValueError(f"threads={threads} trains plain SGD; momentum and distortions "
+                             "train on one thread (threads=1)")
         momentum = self._momentum(mu, order.size)
         args = (self._params, self._layout, self._scratch(), X, T)
         units = self._units()
+        team = None
+        if threads > 1:
+            team = parallel.Team(self._params, self._layout, self._scratch, threads)
 
         def run(start, stop):
             part = order[start:stop]
+            if team is not None:
+                return team.train(X, T, part, scale, eta, *units)
             if distorter is None:
                 return kernels._train_epoch(*args, part, scale, eta, *units, momentum)
             return kernels._train_epoch_distorted(
@@ -472,7 +489,8 @@ class Network:
                 total = run(0, order.size)
             else:
                 total = 0.0
-                chunk = max(1000, order.size // 100)
+                # Each multi-threaded call starts the ranks' threads: fewer, longer chunks.
+                chunk = max(1000, order.size // 100) if team is None else max(5000, order.size // 20)
                 for start in range(0, order.size, chunk):
                     stop = min(start + chunk, order.size)
                     total += run(start, stop)
@@ -492,7 +510,7 @@ class Network:
         return loss
 
     def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
-              schedule="constant", momentum=0.0, distort=None, image_shape=None):
+              schedule="constant", momentum=0.0, distort=None, image_shape=None, threads=1):
         """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
 
         Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
@@ -507,6 +525,7 @@ class Network:
         after its permutation, so the same int seed gives bitwise the same weights.
         """
         epochs = check_count("epochs", epochs)
+        threads = parallel.check_threads(threads, self.sizes)
         X, scale, _ = self._inputs(X, scale)
         n = X.shape[0]
         T = self._targets(targets, n)
@@ -526,7 +545,8 @@ class Network:
             distorter = None
             if distortion is not None:
                 distorter = self._distorter(distortion, distortion.draw_epoch(rng, n), n)
-            losses.append(self._run_epoch(X, T, eta, scale, order, mu=mu, distorter=distorter))
+            losses.append(self._run_epoch(X, T, eta, scale, order, mu=mu, distorter=distorter,
+                                          threads=threads))
         return losses
 
     # -- inference ------------------------------------------------------------------------

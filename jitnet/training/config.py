@@ -216,6 +216,10 @@ class TrainConfig:
         ± range in pixels of the affine part's shift along each axis.
     recipe : str or None
         The recipe (:mod:`jitnet.recipebook`) the options came from, if any.
+    threads : int
+        Threads sharing every sample's work (:mod:`jitnet.parallel`); 1 is the serial kernel.
+        Part of the experiment: N threads give bitwise the same weights on every run and agree
+        with one thread to rounding. More than 1 trains plain SGD only.
     """
 
     hidden: tuple = _option((300,), layer_sizes)
@@ -249,6 +253,7 @@ class TrainConfig:
     shear: float = _option(15.0, interval(0, 90, "an angle in [0, 90)", open_high=True))
     translate: float = _option(0.0, number)
     recipe: str = _option(None, recipe_name)
+    threads: int = _option(1, positive_int)
 
     @property
     def schedule_spec(self):
@@ -343,13 +348,33 @@ def check_config(config, splits):
     Raises
     ------
     TrainingError
-        One line: a distortion that does not fit the images.
+        One line: a distortion that does not fit the images, or a thread count the run
+        cannot use.
     """
+    check_threads(config)
     distortion = config.distortion
     rows, cols = splits.train.image_shape
     if distortion is not None and distortion.elastic_sigma > max(rows, cols):
         raise TrainingError(f"--elastic-sigma {config.elastic_sigma:g} is wider than the "
                             f"{rows}x{cols} images (at most {max(rows, cols)})")
+
+
+def check_threads(config):
+    """Refuse (one line) a ``threads`` the network or this machine cannot use, or threads > 1
+    with momentum or distortions (the multi-threaded epoch trains plain SGD)."""
+    if config.threads == 1:
+        return
+    for name, used in (("momentum", config.momentum > 0), ("distort", config.distort != "none")):
+        if used:
+            raise TrainingError(f"--threads {config.threads} trains plain SGD and cannot be "
+                                f"combined with {option_name(name)} "
+                                f"{getattr(config, name)} (use --threads 1)")
+    from jitnet import parallel
+
+    try:  # only the hidden sizes matter to the check
+        parallel.check_threads(config.threads, (None, *config.hidden, None))
+    except ValueError as exc:
+        raise TrainingError(f"--threads: {exc}") from None
 
 
 def option_name(name):

@@ -177,6 +177,7 @@ def resume_training(path, changes=None, *, data=None, reporter=None):
         raise CheckpointError(
             f"checkpoint {checkpoint_path} does not fit the data: {exc}") from None
     check_resume_data(saved.data, splits, checkpoint_path)
+    check_config(config, splits)  # e.g. --threads on a machine with fewer cores
     removed = runs.remove_stale_temporaries(run_dir)
     runs.write_config(run_dir, config)
     runs.rewrite_log(run_dir, saved.records)
@@ -203,8 +204,14 @@ def _compile_distorted(dtype, x_dtype):
         np.random.default_rng(0), 2))
 
 
-def _compile(dtype, x_dtype, reporter, distorted=False):
-    """compile_kernels (and the distorted epoch's kernel), saying so when it takes long enough
+def _compile_threads(dtype, x_dtype, threads):
+    """Compile (or load) the multi-threaded epoch's kernel, on a tiny network."""
+    net = Network([4, max(threads, 2), 2], dtype=dtype, seed=0)
+    net.train_epoch(np.ones((2, 4), x_dtype), [0, 1], 0.1, threads=threads)
+
+
+def _compile(dtype, x_dtype, reporter, distorted=False, threads=1):
+    """compile_kernels (and the distorted or multi-threaded epoch's kernel), saying so when it takes long enough
     to be a first (cold) compile; returns the seconds spent."""
     notice = threading.Timer(COMPILE_NOTICE_SECONDS, reporter.message,
                              ["compiling kernels (first run only, about 7 s)..."])
@@ -215,6 +222,10 @@ def _compile(dtype, x_dtype, reporter, distorted=False):
         if distorted:
             start = time.perf_counter()
             _compile_distorted(np.dtype(dtype), x_dtype)
+            seconds += time.perf_counter() - start
+        if threads > 1:
+            start = time.perf_counter()
+            _compile_threads(np.dtype(dtype), x_dtype, threads)
             seconds += time.perf_counter() - start
         return seconds
     finally:
@@ -252,7 +263,8 @@ class _Run:
             )
             self.plan = distortion_plan(config, splits.train.image_shape)
             self.compile_seconds = _compile(config.dtype, splits.train.images.dtype,
-                                            self.reporter, self.plan is not None)
+                                            self.reporter, self.plan is not None,
+                                            config.threads)
             self.reporter.message(f"kernels ready in {self.compile_seconds:.2f} s")
             # Built once in the network's dtype: each epoch's call then converts nothing.
             targets = net.targets(splits.train.labels)
@@ -276,7 +288,7 @@ class _Run:
             loss = float(net.train_epoch(train.images, targets, rate=rate, order=order,
                                          scale=config.input_scale, progress=progress,
                                          momentum=config.momentum, distortion=self.plan,
-                                         draws=draws))
+                                         draws=draws, threads=config.threads))
         except ValueError as exc:  # the engine's own divergence error is a ValueError
             self.diverged(epoch, exc)
         if not math.isfinite(loss):
