@@ -38,21 +38,23 @@ def train_run(train, val, test, hidden, rate, epochs, seed=0, limit=None):
 
 
 def distortions(image):
-    """A few affine distortions made with Pillow (the library's own engine is separate)."""
-    from PIL import Image
+    """The digit as training sees it with --distort: jitnet's own compiled distortions, each
+    a fresh draw (seeded), with simard2003's elastic and ciresan2010's affine settings."""
+    import jitnet
 
-    picture = Image.fromarray(image)
+    kinds = [
+        ("elastic", jitnet.Distortion(elastic_sigma=4, elastic_alpha=34)),
+        ("affine", jitnet.Distortion(rotate=15, scale_x=0.15, scale_y=0.15, shear=15)),
+        ("both", jitnet.Distortion(elastic_sigma=4, elastic_alpha=34, rotate=15, scale_x=0.15,
+                                   scale_y=0.15, shear=15)),
+    ]
     out, labels = [], []
-    for angle, way in ((15, "anticlockwise"), (-15, "clockwise")):
-        out.append(picture.rotate(angle, resample=Image.Resampling.BILINEAR))
-        labels.append(f"turned 15° {way}")
-    for (dx, dy), way in (((2, 0), "2 px right"), ((0, -2), "2 px up")):
-        out.append(picture.transform(picture.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy)))
-        labels.append(f"moved {way}")
-    out.append(picture.transform(picture.size, Image.Transform.AFFINE, (1, 0.3, -4, 0, 1, 0),
-                                 resample=Image.Resampling.BILINEAR))
-    labels.append("slanted (shear 0.3)")
-    return np.stack([np.asarray(p) for p in out]), labels
+    for name, distortion in kinds:
+        copies = jitnet.distort(np.repeat(image[None], 2, axis=0), distortion, seed=1)
+        for k, copy in enumerate(copies):
+            out.append(np.clip(copy * 255, 0, 255).astype(np.uint8))
+            labels.append(f"{name}, draw {k + 1}")
+    return np.stack(out), labels
 
 
 def main():
@@ -79,7 +81,8 @@ def main():
 
     distorted, labels = distortions(test.images[0].reshape(28, 28))
     plots.distortion_grid(test.images[0].reshape(28, 28), distorted, out / "distortions.png",
-                          labels=labels, title="a test digit and affine distortions of it")
+                          labels=labels, columns=7,
+                          title="a test digit and distortions of it, as --distort trains on them")
 
     runs = [(f"rate {rate}", train_run(train, val, test, [100], rate, args.epochs)[1])
             for rate in (0.05, 0.3, 2.0)]
