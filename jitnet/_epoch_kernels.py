@@ -120,6 +120,23 @@ def _finish_momentum_epoch(params, layout, momentum):
 # -- epochs and inference -------------------------------------------------------------------------
 
 
+@_jit_inline
+def _step(params, layout, scratch, nnz, t, eta, hidden, output, momentum):
+    """One sample's SGD step on its gathered non-zero inputs: forward, error terms, update
+    (with momentum when momentum.mu > 0); returns its loss, measured before the update."""
+    if momentum.mu > 0.0:
+        _first_layer_lagging(params, layout, scratch, nnz, momentum)
+    else:
+        _first_layer(params, layout, scratch, nnz)
+    _later_layers(params, layout, scratch, hidden, output)
+    loss = _deltas(params, layout, scratch, t, hidden, output)
+    if momentum.mu > 0.0:
+        _update_momentum(params, layout, scratch, nnz, eta, momentum)
+    else:
+        _update(params, layout, scratch, nnz, eta)
+    return loss
+
+
 @_jit
 def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum):
     """One SGD update per sample, samples in ``order``; returns the summed loss (before updates).
@@ -131,16 +148,7 @@ def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, outpu
     total = 0.0
     for s in order:
         nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
-        if momentum.mu > 0.0:
-            _first_layer_lagging(params, layout, scratch, nnz, momentum)
-        else:
-            _first_layer(params, layout, scratch, nnz)
-        _later_layers(params, layout, scratch, hidden, output)
-        total += _deltas(params, layout, scratch, T[s], hidden, output)
-        if momentum.mu > 0.0:
-            _update_momentum(params, layout, scratch, nnz, eta, momentum)
-        else:
-            _update(params, layout, scratch, nnz, eta)
+        total += _step(params, layout, scratch, nnz, T[s], eta, hidden, output, momentum)
     return total
 
 
@@ -163,16 +171,7 @@ def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hid
         _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
                         distorter.bank, distorter.work, distorter.index, x)
         nnz = _gather_input(x, 1.0, scratch.nz_idx, scratch.nz_val)
-        if momentum.mu > 0.0:
-            _first_layer_lagging(params, layout, scratch, nnz, momentum)
-        else:
-            _first_layer(params, layout, scratch, nnz)
-        _later_layers(params, layout, scratch, hidden, output)
-        total += _deltas(params, layout, scratch, T[s], hidden, output)
-        if momentum.mu > 0.0:
-            _update_momentum(params, layout, scratch, nnz, eta, momentum)
-        else:
-            _update(params, layout, scratch, nnz, eta)
+        total += _step(params, layout, scratch, nnz, T[s], eta, hidden, output, momentum)
     return total
 
 
