@@ -55,7 +55,7 @@ from harness.timing import (  # noqa: E402
     time_engine,
 )
 from harness.validation import failures, validate, validation_lines  # noqa: E402
-from jitnet._machine import machine_info  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
 
 SEED = 0
 DTYPES = ("float64", "float32")

@@ -1,6 +1,6 @@
 """What distorting every training sample costs: ``python bench/distort.py [--quick]``.
 
-Times the compiled per-sample distortion (:mod:`jitnet._distort_kernels`) on the MNIST training
+Times the compiled per-sample distortion (:mod:`jitnet.engine.distort_kernels`) on the MNIST training
 images, against one epoch of a 784-800-10 float32 :class:`jitnet.Network` (Simard et al.'s
 network size), all in one process, one thread, median of repeats:
 
@@ -32,11 +32,11 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 import jitnet  # noqa: E402
-from jitnet import _distort_kernels as dk  # noqa: E402
-from jitnet._atomic import atomic_write_bytes  # noqa: E402
-from jitnet._machine import machine_info  # noqa: E402
-from jitnet.distortion import Distortion, DistortionPlan, _field_bank, _gaussian  # noqa: E402
-from jitnet.network import compile_kernels  # noqa: E402
+from jitnet.engine import distort_kernels as dk  # noqa: E402
+from jitnet.io.atomic import atomic_write_bytes  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
+from jitnet.engine.distortion import Distortion, DistortionPlan, _field_bank, _gaussian  # noqa: E402
+from jitnet.engine.network import compile_kernels  # noqa: E402
 
 SIZES = [784, 800, 10]
 RATE = 0.1

@@ -59,7 +59,7 @@ def idx_seeds(np, rng):
             shape = tuple(rng.integers(1, 5, ndim))
             array = (rng.standard_normal(shape) * 100).astype(dtype)
             seeds.append(idx_bytes(np, array))
-    from jitnet.datasets import load_mnist
+    from jitnet.data.datasets import load_mnist
 
     train, _ = load_mnist()
     seeds.append(idx_bytes(np, train.images[:50].reshape(50, 28, 28)))
@@ -236,8 +236,8 @@ def decode_idx(np, raw):
 
 
 def check_one(np, job):
-    from jitnet.idx import DataError, read_idx, write_idx
-    from jitnet.npzfile import read_npz
+    from jitnet.data.idx import DataError, read_idx, write_idx
+    from jitnet.io.npzfile import read_npz
 
     path = job["path"]
     if job["kind"] == "write":

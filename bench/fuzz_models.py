@@ -54,7 +54,7 @@ META, INFO = "meta", "jitnet_train_info"
 
 def tiny_sets(np, seed=0):
     """60 training and 20 test images of 4x4 pixels in 3 classes."""
-    from jitnet.datasets import Dataset
+    from jitnet.data.datasets import Dataset
 
     rng = np.random.default_rng(seed)
 
@@ -257,7 +257,7 @@ def refusal(error, path):
 
 def check_one(np, job):
     from jitnet import Network
-    from jitnet.network import ModelFileError
+    from jitnet.engine.network import ModelFileError
     from jitnet.training import CheckpointError, load_checkpoint, load_model, resume_training
 
     path, kind = job["path"], job["kind"]
@@ -330,7 +330,7 @@ def resume_once(np, job, state, resume_training):
 def run_cli(job, report):
     from click.testing import CliRunner
 
-    from jitnet.cli import cli
+    from jitnet.cli.main import cli
 
     result = CliRunner().invoke(cli, ["evaluate", job["path"], "--data", job["data"], "--json"])
     lines = result.stderr.strip().splitlines()
@@ -347,7 +347,7 @@ def worker():
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
     import numpy as np
 
-    from jitnet._run_pictures import RunPictures
+    from jitnet.cli.pictures import RunPictures
 
     RunPictures.curve = RunPictures.final = lambda *args, **kwargs: None  # matplotlib: not ours
 

@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import jitnet  # noqa: E402
-from jitnet._machine import machine_info  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
 
 SIZES = [784, 300, 10]
 RATE = 0.3

@@ -51,7 +51,7 @@ from harness.results import (  # noqa: E402
     write_results,
 )
 from harness.timing import compile_in_process, noisy_note, one_thread, time_repeats  # noqa: E402
-from jitnet._machine import machine_info  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
 
 HIDDEN = (100, 300, 1000, 3000)
 DENSITIES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import click  # noqa: E402
 
-from jitnet._machine import machine_info  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
 from jitnet.sweep import SweepReporter, parse_space, run_sweep, run_trial, trial_key  # noqa: E402
 from jitnet.sweep.runner import execute, plan  # noqa: E402
 

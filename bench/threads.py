@@ -1,7 +1,7 @@
 """Every core on one model: ``python bench/threads.py [--quick] [--help]``.
 
 Times ``jitnet.Network.train_epoch(..., threads=N)``, the deterministic model-parallel epoch of
-:mod:`jitnet.parallel`, against the serial kernel (``threads=1``) in the same run: MNIST training
+:mod:`jitnet.engine.parallel`, against the serial kernel (``threads=1``) in the same run: MNIST training
 images in file order, rate 0.3, every repeat from the same initial weights (seed 0), thread
 counts interleaved repeat by repeat so that a change in the machine's load hits them alike.
 Reports the median seconds per epoch of each, the speed-up, the test error after the epoch, the
@@ -40,7 +40,7 @@ from harness.results import (  # noqa: E402
     markdown_table,
     write_results,
 )
-from jitnet._machine import machine_info  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
 
 RATE = 0.3
 CONFIGS = [((784, 300, 10), "float32"), ((784, 300, 10), "float64"),
@@ -89,7 +89,8 @@ def validate(train):
 
 def barrier_ns(threads, repeats):
     """Median ns per barrier of ``threads`` threads doing nothing else, and the spread."""
-    from jitnet import _sync, parallel
+    from jitnet.engine import sync as _sync
+    from jitnet.engine import parallel
 
     sync = parallel._aligned(16, np.int64)
     _sync._barrier_loop(sync, 1, 10)  # compiled or loaded
@@ -112,7 +113,7 @@ def barrier_ns(threads, repeats):
 _COLD = """
 import hashlib, sys, time
 import numpy as np
-from jitnet.network import Network
+from jitnet.engine.network import Network
 dtype, threads = sys.argv[1], int(sys.argv[2])
 net = Network([4, 3, 2], dtype=dtype, seed=0)
 X = np.eye(4, dtype=np.uint8)
@@ -162,7 +163,7 @@ def compile_times(dtypes):
 def rank_alone(net, X, T, threads, rank):
     """Seconds of one rank's share of an epoch run on its own (a team of one doing rank's
     block): the work a core does in a ``threads``-thread epoch, without any waiting."""
-    from jitnet import parallel
+    from jitnet.engine import parallel
 
     team = parallel.Team(net.params, net._layout, net._scratch, threads)
     alone = team.ranks[rank]._replace(rank=0, size=1)
@@ -316,7 +317,7 @@ NOTES = [
 
 def run(samples, repeats, thread_counts, quick, cold, out_dir, argv):
     import jitnet
-    from jitnet import parallel
+    from jitnet.engine import parallel
 
     train, test = jitnet.load_mnist()
     info = machine_info()

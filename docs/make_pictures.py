@@ -4,7 +4,7 @@
 
 Trains 784-100-10 (seed 0, rate 0.3, shuffled) for a few epochs on the shipped MNIST (50,000
 training images, the last 10,000 held out for validation), then draws every picture of
-``jitnet.plots``. About half a minute on one core, plus the kernels' first compilation.
+``jitnet.plots.figures``. About half a minute on one core, plus the kernels' first compilation.
 """
 
 import argparse
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 import jitnet
-from jitnet import plots
-from jitnet.digits import probabilities
-from jitnet.metrics import confusion_matrix
+from jitnet.plots import figures as plots
+from jitnet.data.images import probabilities
+from jitnet.evaluation.metrics import confusion_matrix
 
 
 def train_run(train, val, test, hidden, rate, epochs, seed=0, limit=None):

@@ -9,20 +9,20 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Network": "jitnet.network",
-    "ModelFileError": "jitnet.network",
-    "TrainingDiverged": "jitnet.network",
-    "Schedule": "jitnet.schedules",
-    "make_schedule": "jitnet.schedules",
-    "Dataset": "jitnet.datasets",
-    "load_mnist": "jitnet.datasets",
-    "read_idx": "jitnet.idx",
-    "write_idx": "jitnet.idx",
-    "DataError": "jitnet.idx",
-    "Distortion": "jitnet.distortion",
-    "distort": "jitnet.distortion",
-    "gradient_check": "jitnet.gradcheck",
-    "GradientCheckResult": "jitnet.gradcheck",
+    "Network": "jitnet.engine.network",
+    "ModelFileError": "jitnet.engine.network",
+    "TrainingDiverged": "jitnet.engine.network",
+    "Schedule": "jitnet.engine.schedules",
+    "make_schedule": "jitnet.engine.schedules",
+    "Dataset": "jitnet.data.datasets",
+    "load_mnist": "jitnet.data.datasets",
+    "read_idx": "jitnet.data.idx",
+    "write_idx": "jitnet.data.idx",
+    "DataError": "jitnet.data.idx",
+    "Distortion": "jitnet.engine.distortion",
+    "distort": "jitnet.engine.distortion",
+    "gradient_check": "jitnet.evaluation.gradcheck",
+    "GradientCheckResult": "jitnet.evaluation.gradcheck",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,6 +1,6 @@
 """``python -m jitnet``: the command line, as ``jitnet`` and ``python cli.py``."""
 
-from jitnet.cli import main
+from jitnet.cli.main import main
 
 if __name__ == "__main__":
     main(prog_name="python -m jitnet")

@@ -132,7 +132,7 @@ def test_cold_compile_failure_is_one_line(monkeypatch):
 def test_jitnet_bench_runs_the_checkouts_script():
     from click.testing import CliRunner
 
-    from jitnet.cli import cli
+    from jitnet.cli.main import cli
 
     result = CliRunner().invoke(cli, ["bench", "--help"], prog_name="jitnet")
     assert result.exit_code == 0, result.output
@@ -142,7 +142,7 @@ def test_jitnet_bench_runs_the_checkouts_script():
 def test_jitnet_bench_without_a_source_tree_says_how_to_get_it(monkeypatch):
     from click.testing import CliRunner
 
-    from jitnet import cli as cli_module
+    from jitnet.cli import main as cli_module
 
     real_is_file = Path.is_file
     monkeypatch.setattr(Path, "is_file", lambda p: False if p.name == "compare.py" else real_is_file(p))
@@ -275,7 +275,7 @@ def test_one_thread_limits_numba_and_blas_and_restores_them():
 
 
 def test_machine_line_names_the_cpu_and_cores():
-    from jitnet._machine import machine_info
+    from jitnet.training.machine import machine_info
 
     info = machine_info()
     line = machine_line(info)

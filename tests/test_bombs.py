@@ -174,8 +174,8 @@ RUNNER = textwrap.dedent(
     """
     import json, resource, sys, time
     resource.setrlimit(resource.RLIMIT_AS, (%d, %d))
-    from jitnet.idx import DataError, read_idx
-    from jitnet.npzfile import read_npz
+    from jitnet.data.idx import DataError, read_idx
+    from jitnet.io.npzfile import read_npz
 
     results = {}
     for name, path in json.loads(sys.argv[1]).items():

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from jitnet.datasets import Dataset
-from jitnet.network import Network
+from jitnet.data.datasets import Dataset
+from jitnet.engine.network import Network
 from jitnet.training import (
     CheckpointError, TrainConfig, load_checkpoint, load_model, prepare_data, resume_training,
     run_training, save_checkpoint, save_model,

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jitnet import cli as cli_module
+from jitnet.cli import main as cli_module
 
-from jitnet import _cli_train
-from jitnet.cli import cli
-from jitnet.network import Network
+from jitnet.cli import train as _cli_train
+from jitnet.cli.main import cli
+from jitnet.engine.network import Network
 from jitnet.training import load_checkpoint, load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def in_tmp_path(tmp_path, monkeypatch):
 def no_pictures():
     """The pictures train draws (tests/test_cli_pictures.py) would add about 2 s to each run
     here, where no test looks at them."""
-    from jitnet._run_pictures import RunPictures
+    from jitnet.cli.pictures import RunPictures
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
@@ -121,9 +121,9 @@ def test_train_options_are_the_config_fields_and_resume_names_the_changeable_one
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])
 def test_help_is_fast_and_does_not_load_the_engine(args):
-    code = (f"import sys; from jitnet.cli import main; sys.argv = ['cli.py', *{args!r}]\n"
+    code = (f"import sys; from jitnet.cli.main import main; sys.argv = ['cli.py', *{args!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "assert 'numba' not in sys.modules and 'jitnet.network' not in sys.modules")
+            "assert 'numba' not in sys.modules and 'jitnet.engine.network' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
 
 
@@ -231,7 +231,7 @@ def ctrl_c_in_epoch(monkeypatch, stop_epoch):
             return progress
         return None
 
-    from jitnet._console import ConsoleReporter
+    from jitnet.cli.console import ConsoleReporter
 
     monkeypatch.setattr(ConsoleReporter, "epoch_start", epoch_start)
 
@@ -245,7 +245,7 @@ def test_ctrl_c_saves_and_prints_a_resume_command_that_works(tmp_path, monkeypat
     assert f"interrupted: saved the state after epoch 1 in {run}" in result.stderr
     command = result.stderr.strip().splitlines()[-1].removeprefix("resume with: ")
     # Under the test runner this process is not cli.py: the module form works anywhere.
-    assert shlex.split(command) == [sys.executable, "-m", "jitnet.cli", "train", "--resume",
+    assert shlex.split(command) == [sys.executable, "-m", "jitnet", "train", "--resume",
                                     str(run)]
     assert "Traceback" not in result.output
     assert load_checkpoint(run / "checkpoint.npz").epoch == 1
@@ -260,7 +260,7 @@ def test_ctrl_c_saves_and_prints_a_resume_command_that_works(tmp_path, monkeypat
     [
         ("cli.py", None, [sys.executable, "cli.py"]),
         ("/my dir/cli.py", None, [sys.executable, "/my dir/cli.py"]),
-        ("/x/jitnet/cli.py", "jitnet.cli", [sys.executable, "-m", "jitnet.cli"]),
+        ("/x/jitnet/cli/main.py", "jitnet.cli.main", [sys.executable, "-m", "jitnet"]),
         ("/nowhere/bin/jitnet", None, ["/nowhere/bin/jitnet"]),
     ],
 )
@@ -471,7 +471,7 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     assert [int(row.split()[0]) for row in rows] == list(range(10))
     assert matrix.shape == (10, 10) and matrix.sum() == total
     assert total - np.trace(matrix) == wrong
-    from jitnet.datasets import load_mnist
+    from jitnet.data.datasets import load_mnist
 
     labels = load_mnist()[1].labels
     assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=10))
@@ -493,14 +493,14 @@ def test_predict_shows_the_image_label_and_outputs(trained):
     assert len(outputs) == 10 and int(np.argmax(outputs)) == predicted
     assert lines[32 + predicted].endswith("<")
     net, _ = load_model(trained.model)
-    from jitnet.datasets import load_mnist
+    from jitnet.data.datasets import load_mnist
 
     assert np.allclose(outputs, net.predict(load_mnist()[1].images[0]), atol=5e-5)
 
 
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
 def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
-    from jitnet import _cli_inspect
+    from jitnet.cli import inspect as _cli_inspect
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
@@ -522,7 +522,7 @@ def test_gradcheck_passes(engine):
 
 
 def test_gradcheck_failure_exits_1(monkeypatch):
-    import jitnet.gradcheck as gradcheck
+    import jitnet.evaluation.gradcheck as gradcheck
 
     real = gradcheck.run_gradcheck
 

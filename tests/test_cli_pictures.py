@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from jitnet._run_pictures import NOTE
-from jitnet.cli import cli
-from jitnet.datasets import load_mnist
-from jitnet.digits import load_digit, probabilities
+from jitnet.cli.pictures import NOTE
+from jitnet.cli.main import cli
+from jitnet.data.datasets import load_mnist
+from jitnet.data.images import load_digit, probabilities
 from jitnet.training import load_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def assert_not_blank(path):
 
 def gallery_grid(path):
     """(columns, rows) of the framed cells of a gallery PNG: the frames (light grey, see
-    jitnet.plots._gallery) are the only long straight grey runs in it."""
+    jitnet.plots.figures._gallery) are the only long straight grey runs in it."""
     frame = (lambda p: (p > 150) & (p < 245))(grey(path))
 
     def edges(mask):  # groups of adjacent columns holding a vertical grey run of a cell's height
@@ -127,7 +127,7 @@ def test_without_matplotlib_train_works_and_says_so_once(monkeypatch, tmp_path):
 
 
 def test_a_picture_that_cannot_be_written_costs_a_note_not_the_run(monkeypatch, tmp_path):
-    from jitnet import plots
+    from jitnet.plots import figures as plots
 
     def disk_full(history, path, **kwargs):
         raise OSError(28, "No space left on device", str(path))
@@ -142,7 +142,7 @@ def test_a_picture_that_cannot_be_written_costs_a_note_not_the_run(monkeypatch, 
 
 
 def test_an_interrupted_run_keeps_its_curve_and_a_resumed_one_draws_everything(monkeypatch):
-    from jitnet._console import ConsoleReporter
+    from jitnet.cli.console import ConsoleReporter
 
     real = ConsoleReporter.epoch_start
 
@@ -165,7 +165,8 @@ def test_an_interrupted_run_keeps_its_curve_and_a_resumed_one_draws_everything(m
 
 
 def test_the_curve_is_redrawn_within_its_share_of_the_run_time(monkeypatch, tmp_path):
-    from jitnet import _run_pictures, plots
+    from jitnet.cli import pictures as _run_pictures
+    from jitnet.plots import figures as plots
     from jitnet.training import TrainConfig
 
     clock, drawn = [100.0], []
@@ -450,7 +451,7 @@ def test_gradcheck_json():
 
 
 def test_gradcheck_json_reports_a_failure(monkeypatch):
-    import jitnet.gradcheck as gradcheck
+    import jitnet.evaluation.gradcheck as gradcheck
 
     real = gradcheck.run_gradcheck
 
@@ -480,9 +481,9 @@ def test_python_dash_m_jitnet_is_the_command_line():
 
 
 def test_picture_commands_load_nothing_heavy_for_help():
-    code = ("import sys; from jitnet.cli import main; sys.argv = ['cli.py', 'predict', '--help']\n"
+    code = ("import sys; from jitnet.cli.main import main; sys.argv = ['cli.py', 'predict', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('numba', 'matplotlib', 'PIL', 'jitnet.network') "
+            "heavy = [m for m in ('numba', 'matplotlib', 'PIL', 'jitnet.engine.network') "
             "if m in sys.modules]\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)

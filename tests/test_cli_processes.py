@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jitnet.network import Network
+from jitnet.engine.network import Network
 from jitnet.training import load_checkpoint, load_model
 
 REPO = Path(__file__).resolve().parents[1]

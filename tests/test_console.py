@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jitnet._console import ConsoleReporter, _duration
+from jitnet.cli.console import ConsoleReporter, _duration
 from jitnet.training import loop
 
 RECORD = {"epoch": 3, "loss": 0.05, "rate": 0.3, "seconds": 0.5, "samples_per_second": 100000.0,

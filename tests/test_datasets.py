@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import jitnet
-from jitnet.datasets import Dataset, load_mnist
-from jitnet.idx import DataError, write_idx
+from jitnet.data.datasets import Dataset, load_mnist
+from jitnet.data.idx import DataError, write_idx
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -1,4 +1,4 @@
-"""jitnet.digits: MNIST-style digits from image files, text art and output scores.
+"""jitnet.data.images: MNIST-style digits from image files, text art and output scores.
 
 Real MNIST test digits are written in the ways a user's files come (inverted, enlarged and
 off-centre, transparent, JPEG) and must come back close to the original.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from jitnet.digits import (
+from jitnet.data.images import (
     ImageError, load_digit, probabilities, save_digit, text_art,
 )
 
@@ -211,7 +211,7 @@ def test_npy_of_the_wrong_shape(tmp_path):
 
 
 def test_missing_pillow_says_how_to_install_it(tmp_path, monkeypatch, digits):
-    from jitnet.plots import MissingDependencyError
+    from jitnet.plots.figures import MissingDependencyError
 
     black_on_white(digits[0][0], tmp_path / "d.png")
     monkeypatch.setitem(sys.modules, "PIL", None)  # "import PIL" now fails as if not installed

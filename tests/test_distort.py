@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jitnet
-from jitnet import _distort_kernels as dk
-from jitnet.distortion import Distortion, DistortionPlan, _affine_draws, _gaussian, distort
+from jitnet.engine import distort_kernels as dk
+from jitnet.engine.distortion import Distortion, DistortionPlan, _affine_draws, _gaussian, distort
 
 TOL = 1e-12  # float64 rounding of coordinates and interpolation weights
 ELASTIC = Distortion(elastic_sigma=2.0, elastic_alpha=8.0)

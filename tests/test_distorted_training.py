@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jitnet import _distort_kernels as dk
-from jitnet.datasets import load_mnist
-from jitnet.distortion import Distortion, DistortionPlan
-from jitnet.network import Network
+from jitnet.engine import distort_kernels as dk
+from jitnet.data.datasets import load_mnist
+from jitnet.engine.distortion import Distortion, DistortionPlan
+from jitnet.engine.network import Network
 from jitnet.training import (
     Reporter, TrainConfig, TrainingInterrupted, load_checkpoint, prepare_data, resume_training,
     run_training,
@@ -183,7 +183,7 @@ def test_sigkill_during_a_distorted_momentum_run_then_resume_is_bitwise(mnist, t
             "exponential", "--decay", "0.8", "--loss", "cross-entropy", "--name", "run"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # The command line without its pictures (about 3 s of matplotlib no test here looks at).
-    command = [sys.executable, "-c", "import jitnet._run_pictures as p, jitnet.cli as c; "
+    command = [sys.executable, "-c", "import jitnet.cli.pictures as p, jitnet.cli.main as c; "
                "p.RunPictures.curve = p.RunPictures.final = lambda *a, **k: None; c.main()",
                "train"]
     proc = subprocess.Popen(command + args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,

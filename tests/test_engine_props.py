@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import oracle
-from jitnet.network import ModelFileError, Network, TrainingDiverged
-from jitnet.recipes import ACTIVATIONS
+from jitnet.engine.network import ModelFileError, Network, TrainingDiverged
+from jitnet.engine.components import ACTIVATIONS
 
 TUTORIAL = {"activation": "sigmoid", "loss": "squared"}
 

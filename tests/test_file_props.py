@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jitnet.idx import DataError, read_idx, write_idx
-from jitnet.npzfile import read_npz
+from jitnet.data.idx import DataError, read_idx, write_idx
+from jitnet.io.npzfile import read_npz
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("JITNET_PROPERTY_EXAMPLES", 150)),

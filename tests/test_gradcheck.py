@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import jitnet
-from jitnet.gradcheck import (
+from jitnet.evaluation.gradcheck import (
     ATOL,
     RTOL,
     RTOL_FLOAT32,
@@ -101,8 +101,8 @@ def test_run_gradcheck(engine):
 
 
 def test_run_gradcheck_draws_the_tutorial_targets(monkeypatch):
-    import jitnet.gradcheck as gradcheck
-    from jitnet.datasets import TARGET_OFF, TARGET_ON
+    import jitnet.evaluation.gradcheck as gradcheck
+    from jitnet.data.datasets import TARGET_OFF, TARGET_ON
 
     seen = []
     monkeypatch.setattr(gradcheck, "gradient_check", lambda net, x, t, epsilon: seen.append(t))

@@ -7,8 +7,8 @@ import zlib
 import numpy as np
 import pytest
 
-from jitnet._atomic import atomic_write
-from jitnet.idx import DataError, read_idx, write_idx
+from jitnet.io.atomic import atomic_write
+from jitnet.data.idx import DataError, read_idx, write_idx
 
 TYPE_CODES = {
     np.uint8: 0x08,

@@ -1,11 +1,11 @@
-"""jitnet.metrics: confusion matrix, precision/recall, text table and top-k, against hand counts."""
+"""jitnet.evaluation.metrics: confusion matrix, precision/recall, text table and top-k, against hand counts."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jitnet.metrics import confusion_matrix, format_confusion, precision_recall, top_k
+from jitnet.evaluation.metrics import confusion_matrix, format_confusion, precision_recall, top_k
 
 # A 3-class example counted by hand:
 #   true 0: predicted 0, 0, 1, 1   true 1: predicted 1, 1   true 2: predicted 2, 0, 2

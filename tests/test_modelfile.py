@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from jitnet import model_file
-from jitnet.network import ModelFileError, Network
+from jitnet.engine import model_file
+from jitnet.engine.network import ModelFileError, Network
 from jitnet.training import CheckpointError, load_model, save_model
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jitnet
-from jitnet.network import ACTIVATIONS, ModelFileError, Network, compile_kernels
+from jitnet.engine.network import ACTIVATIONS, ModelFileError, Network, compile_kernels
 
 TOL = 1e-10
 
@@ -335,7 +335,7 @@ def test_to_arrays_returns_copies_and_files_are_readable(tmp_path):
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
 def test_activation_matches_libm_over_the_whole_range(activation):
-    from jitnet import kernels
+    from jitnet.engine import kernels
 
     z = np.concatenate([np.linspace(-800, 800, 20001), [-1e300, -745.2, 0.0, 745.2, 1e300]])
     with np.errstate(over="ignore"):  # e^745 is inf, and 1 / inf the right limit 0

@@ -11,8 +11,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from jitnet.idx import DataError
-from jitnet.npzfile import ArrayHeader, NpzArchive, read_npz
+from jitnet.data.idx import DataError
+from jitnet.io.npzfile import ArrayHeader, NpzArchive, read_npz
 
 
 class ModelError(ValueError):

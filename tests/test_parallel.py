@@ -7,8 +7,11 @@ import types
 import numpy as np
 import pytest
 
-from jitnet import Distortion, _sync, kernels, parallel
-from jitnet.network import Network
+from jitnet import Distortion
+from jitnet.engine import sync as _sync
+from jitnet.engine import kernels
+from jitnet.engine import parallel
+from jitnet.engine.network import Network
 
 TOL = 1e-9  # float64 weights against the serial kernel after 200 samples
 
@@ -290,7 +293,7 @@ SMALL = ["--hidden", "16", "--epochs", "2", "--eval-every", "1", "--train-limit"
 def invoke(*args):
     from click.testing import CliRunner
 
-    from jitnet.cli import cli
+    from jitnet.cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
 

@@ -1,4 +1,4 @@
-"""jitnet.plots: every picture renders to a PNG of the documented size that is not blank, and
+"""jitnet.plots.figures: every picture renders to a PNG of the documented size that is not blank, and
 the functions choose what to draw (best epoch, worst mistakes, trials) correctly."""
 
 import json
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from jitnet import plots
+from jitnet.plots import figures as plots
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("matplotlib")

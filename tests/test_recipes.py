@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import oracle
-from jitnet import kernels
-from jitnet.gradcheck import format_report, gradient_check, run_gradcheck
-from jitnet.network import ModelFileError, Network, TrainingDiverged
-from jitnet.recipes import ACTIVATIONS
-from jitnet.schedules import Schedule, make_schedule
+from jitnet.engine import kernels
+from jitnet.evaluation.gradcheck import format_report, gradient_check, run_gradcheck
+from jitnet.engine.network import ModelFileError, Network, TrainingDiverged
+from jitnet.engine.components import ACTIVATIONS
+from jitnet.engine.schedules import Schedule, make_schedule
 
 TOL = 1e-10
 N_SAMPLES = 200

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jitnet import _cli_train, cli as cli_module, recipes
-from jitnet.cli import cli
-from jitnet.recipebook import RECIPES, describe
+from jitnet.cli import train as _cli_train
+from jitnet.cli import main as cli_module
+from jitnet.engine import components as recipes
+from jitnet.cli.main import cli
+from jitnet.training.recipes import RECIPES, describe
 from jitnet.training import TrainConfig, load_checkpoint, load_model
 
 SMALL = ["--train-limit", "2000", "--validation", "500", "--test-limit", "1000", "--hidden",
@@ -26,7 +28,7 @@ def in_tmp_path(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True, scope="module")
 def no_pictures():
     """No test here looks at the run's pictures (about 2 s per run)."""
-    from jitnet._run_pictures import RunPictures
+    from jitnet.cli.pictures import RunPictures
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)

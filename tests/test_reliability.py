@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jitnet import write_idx
-from jitnet.cli import cli
-from jitnet.datasets import Dataset
-from jitnet.network import ModelFileError, Network
+from jitnet.cli.main import cli
+from jitnet.data.datasets import Dataset
+from jitnet.engine.network import ModelFileError, Network
 from jitnet.training import (
     CheckpointError, TrainConfig, load_checkpoint, load_model, prepare_data, run_training,
 )

@@ -305,7 +305,7 @@ def _record(key, status, val_error=None, **options):
 
 def test_results_files_and_plot(tmp_path, monkeypatch):
     """finish() sorts nothing itself, writes the three tables, and draws the plot through
-    jitnet.plots.sweep_plot when it imports (a stand-in module here), else notes why not."""
+    jitnet.plots.figures.sweep_plot when it imports (a stand-in module here), else notes why not."""
     import types
 
     from jitnet.sweep.results import finish, format_table, sort_records
@@ -314,9 +314,9 @@ def test_results_files_and_plot(tmp_path, monkeypatch):
                             _record("c", "failed"), _record("a", "finished", 0.1, rate=0.1)])
     assert [r["key"] for r in records] == ["a", "b", "c"]
     calls = []
-    plots = types.ModuleType("jitnet.plots")
+    plots = types.ModuleType("jitnet.plots.figures")
     plots.sweep_plot = lambda results, params, path: calls.append((results, params, path))
-    monkeypatch.setitem(sys.modules, "jitnet.plots", plots)
+    monkeypatch.setitem(sys.modules, "jitnet.plots.figures", plots)
     result = finish(tmp_path, records, ["rate"], SweepReporter(), ran=3)
     assert result.best["key"] == "a" and result.best_command.endswith("--hidden 16 --rate 0.1")
     assert [[r["key"] for r in c[0]] for c in calls] == [["a", "b"]]
@@ -341,9 +341,9 @@ def test_results_files_and_plot(tmp_path, monkeypatch):
     plots.sweep_plot = broken
     result = finish(tmp_path, records, ["rate"], SweepReporter())
     assert "plot" not in result.files and result.notes == ["no plot: RuntimeError: no backend"]
-    monkeypatch.setitem(sys.modules, "jitnet.plots", None)
+    monkeypatch.setitem(sys.modules, "jitnet.plots.figures", None)
     result = finish(tmp_path, records, ["rate"], SweepReporter())
-    assert result.notes[0].startswith("no plot: jitnet.plots.sweep_plot cannot be imported")
+    assert result.notes[0].startswith("no plot: jitnet.plots.figures.sweep_plot cannot be imported")
 
 
 # -- run_sweep's checks, before any trial runs ------------------------------------------------
@@ -402,7 +402,7 @@ def test_command_errors_are_one_line_exit_2(tmp_path):
 
 
 def test_sweep_is_a_command_of_the_cli():
-    from jitnet.cli import cli
+    from jitnet.cli.main import cli
 
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
@@ -418,9 +418,9 @@ def test_sweep_is_a_command_of_the_cli():
 
 
 def test_sweep_help_is_fast_and_loads_neither_dask_nor_the_engine():
-    code = ("import sys; from jitnet.cli import main; sys.argv = ['cli.py', 'sweep', '--help']\n"
+    code = ("import sys; from jitnet.cli.main import main; sys.argv = ['cli.py', 'sweep', '--help']\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
-            "loaded = [m for m in ('numba', 'distributed', 'jitnet.training', 'jitnet.network')\n"
+            "loaded = [m for m in ('numba', 'distributed', 'jitnet.training', 'jitnet.engine.network')\n"
             "          if m in sys.modules]\n"
             "assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jitnet.cli import cli
+from jitnet.cli.main import cli
 from jitnet.sweep import (
     SweepInterrupted,
     SweepReporter,
@@ -130,7 +130,7 @@ def test_command_on_a_local_cluster(tmp_path, monkeypatch):
 
     # The best trial's command, run alone by `train`, gives the same model bit for bit. (In
     # this process: compiled and cache-loaded kernels give the same weights.)
-    from jitnet._run_pictures import RunPictures
+    from jitnet.cli.pictures import RunPictures
 
     monkeypatch.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
     monkeypatch.setattr(RunPictures, "final", lambda *args, **kwargs: None)

@@ -4,7 +4,7 @@ the results files (``<stem>-<date>.json``, ``<stem>-latest.json``, ``<stem>-late
 import json
 import os
 
-from jitnet._atomic import atomic_write_bytes
+from jitnet.io.atomic import atomic_write_bytes
 
 # bench/results of the source tree this harness belongs to.
 DEFAULT_OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -12,7 +12,7 @@ DEFAULT_OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 
 def machine_line(info):
-    """One line: CPU model, cores, caches, versions and load, from ``jitnet._machine``."""
+    """One line: CPU model, cores, caches, versions and load, from ``jitnet.training.machine``."""
     caches = ", ".join(f"{level} {size / 1024**2:g} MB" for level, size in info["caches"].items()
                        if level != "L1")
     versions = ", ".join(f"{name} {info[name]}" for name in

@@ -41,7 +41,7 @@ def make_network(sizes, engine="jit", seed=None):
 
         return Network(sizes, seed=seed)
     if engine == "jit":
-        from jitnet.network import Network
+        from jitnet.engine.network import Network
 
         return Network(sizes, dtype="float64", seed=seed)
     raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")

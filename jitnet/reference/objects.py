@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from jitnet._checks import check_sizes, check_weight_pairs
+from jitnet.engine.checks import check_sizes, check_weight_pairs
 from jitnet.reference._base import ReferenceNetwork
 
 

@@ -4,7 +4,7 @@ Files in the sweep folder
 -------------------------
 ``results.csv``, ``results.md`` and ``results.json`` (every record in full, the swept options and
 the best trial's command), and ``val_error.png`` -- validation error against each swept option --
-when :func:`jitnet.plots.sweep_plot` can be imported (it needs matplotlib).
+when :func:`jitnet.plots.figures.sweep_plot` can be imported (it needs matplotlib).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitnet._atomic import atomic_write_bytes
+from jitnet.io.atomic import atomic_write_bytes
 from jitnet.sweep.trial import train_command
 
 PLOT_NAME = "val_error.png"
@@ -157,14 +157,14 @@ def _csv(records, params):
 
 
 def _plot(out_dir, records, params):
-    """Draw the plot if jitnet.plots can; returns (path or None, note or None)."""
+    """Draw the plot if jitnet.plots.figures can; returns (path or None, note or None)."""
     finished = [r for r in records if r["status"] == "finished"]
     if not finished or not params:
         return None, None
     try:
-        from jitnet.plots import sweep_plot
+        from jitnet.plots.figures import sweep_plot
     except ImportError as exc:
-        return None, f"no plot: jitnet.plots.sweep_plot cannot be imported ({exc})"
+        return None, f"no plot: jitnet.plots.figures.sweep_plot cannot be imported ({exc})"
     rows = [{**r, "params": dict(r["options"])} for r in finished]  # where sweep_plot looks
     for name in params:  # networks of one hidden layer: their sizes on a numeric axis
         if all(isinstance(row["params"].get(name), list) and len(row["params"][name]) == 1

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from jitnet import training
-from jitnet._atomic import atomic_write_bytes
+from jitnet.io.atomic import atomic_write_bytes
 from jitnet.training.runs import CHECKPOINT_NAME
 
 #: Options a sweep does not take: a trial's model and report stay in its own folder (the run
@@ -182,7 +182,7 @@ def read_result(trial_dir, key):
 @functools.lru_cache(maxsize=2)
 def _load_data(data):
     """The training and test sets, loaded once per worker process (trials share them read-only)."""
-    from jitnet.datasets import load_mnist
+    from jitnet.data.datasets import load_mnist
 
     return load_mnist(data)
 
@@ -300,7 +300,7 @@ def warm_up(dtypes):
     """
     import numpy as np
 
-    from jitnet.network import compile_kernels
+    from jitnet.engine.network import compile_kernels
 
     start = time.perf_counter()
     for dtype in sorted(set(dtypes)):

@@ -35,22 +35,32 @@ made after its old last epoch stays in its history, in the choice of the best mo
 stopping count.
 """
 
-from jitnet.training.checkpoint import (
-    TrainState, load_checkpoint, load_model, save_checkpoint, save_model,
-)
-from jitnet.training.config import CHANGEABLE, TrainConfig, resume_config
-from jitnet.training.data import Splits, check_resume_data, load_splits, prepare_data
-from jitnet.training.errors import (
-    CheckpointError, RunDiverged, TrainingError, TrainingInterrupted, one_line,
-)
-from jitnet.training.loop import TrainResult, resume_training, run_training, stopping_update
-from jitnet.training.report import Reporter, format_epoch, format_evaluation
-from jitnet.training.runs import create_run_dir, locate_checkpoint
+from importlib import import_module
 
-__all__ = [
-    "CHANGEABLE", "CheckpointError", "Reporter", "RunDiverged", "Splits", "TrainConfig",
-    "TrainResult", "TrainState", "TrainingError", "TrainingInterrupted", "check_resume_data",
-    "create_run_dir", "format_epoch", "format_evaluation", "load_checkpoint", "load_model",
-    "load_splits", "locate_checkpoint", "one_line", "prepare_data", "resume_config",
-    "resume_training", "run_training", "save_checkpoint", "save_model", "stopping_update",
-]
+_EXPORTS = {
+    **dict.fromkeys(["TrainState", "load_checkpoint", "load_model", "save_checkpoint",
+                     "save_model"], "checkpoint"),
+    **dict.fromkeys(["CHANGEABLE", "TrainConfig", "resume_config"], "config"),
+    **dict.fromkeys(["Splits", "check_resume_data", "load_splits", "prepare_data"], "data"),
+    **dict.fromkeys(["CheckpointError", "RunDiverged", "TrainingError", "TrainingInterrupted",
+                     "one_line"], "errors"),
+    **dict.fromkeys(["TrainResult", "resume_training", "run_training", "stopping_update"],
+                    "loop"),
+    **dict.fromkeys(["Reporter", "format_epoch", "format_evaluation"], "report"),
+    **dict.fromkeys(["create_run_dir", "locate_checkpoint"], "runs"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    # Lazy, like jitnet's own names: the recipes and the configuration load without Numba.
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jitnet.training' has no attribute {name!r}")
+    value = getattr(import_module(f"jitnet.training.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

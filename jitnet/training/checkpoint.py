@@ -17,7 +17,7 @@ and performs the same float operations as one that ran straight through.
 A model file is ``Network.to_arrays()`` plus ``jitnet_train_info``, JSON saying how inputs were
 scaled and how it was trained; ``Network.load`` reads it as a plain model.
 
-Both are read through :class:`jitnet.npzfile.NpzArchive`: the archive's directory and every
+Both are read through :class:`jitnet.io.npzfile.NpzArchive`: the archive's directory and every
 array's header are checked first, then the JSON description, then each network's declared
 shapes against the configuration, and only then are the parameters read.
 """
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jitnet import model_file
-from jitnet._atomic import atomic_save_npz, display_path
-from jitnet.network import ModelFileError, Network
-from jitnet.npzfile import NpzArchive
+from jitnet.engine import model_file
+from jitnet.io.atomic import atomic_save_npz, display_path
+from jitnet.engine.network import ModelFileError, Network
+from jitnet.io.npzfile import NpzArchive
 from jitnet.training.config import (
     TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int, shown,
 )
@@ -117,8 +117,8 @@ MAX_META_BYTES = 1 << 26
 
 
 def open_archive(path, what):
-    """The ``.npz`` at ``path`` as :class:`~jitnet.model_file.ArchiveArrays` over an open
-    :class:`~jitnet.npzfile.NpzArchive` (close its ``archive``), or a one-line CheckpointError
+    """The ``.npz`` at ``path`` as :class:`~jitnet.engine.model_file.ArchiveArrays` over an open
+    :class:`~jitnet.io.npzfile.NpzArchive` (close its ``archive``), or a one-line CheckpointError
     naming it: missing, not a regular file, not an ``.npz``, or an array that is damaged,
     pickled or larger than the reader's limits."""
     text = os.fspath(path)

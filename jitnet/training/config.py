@@ -15,8 +15,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-from jitnet.recipebook import RECIPES
-from jitnet.recipes import ACTIVATIONS, INITS, LOSSES, check_init
+from jitnet.training.recipes import RECIPES
+from jitnet.engine.components import ACTIVATIONS, INITS, LOSSES, check_init
 from jitnet.training.errors import CheckpointError, TrainingError
 
 
@@ -196,7 +196,7 @@ class TrainConfig:
         Initial weights: ``tutorial``, ``glorot``, ``lecun``, ``he`` or ``uniform:A``.
     schedule : {"constant", "exponential", "step"}
         The rate of epoch e (from 0): ``rate``, ``rate * decay**e`` or
-        ``rate * decay**(e // step_every)`` (:mod:`jitnet.schedules`).
+        ``rate * decay**(e // step_every)`` (:mod:`jitnet.engine.schedules`).
     decay : float
         The schedule's factor, in (0, 1].
     step_every : int
@@ -204,7 +204,7 @@ class TrainConfig:
     momentum : float
         Classical momentum in [0, 1); 0 is the tutorial's plain SGD.
     distort : {"none", "elastic", "affine", "both"}
-        Distort every training sample afresh each epoch (:mod:`jitnet.distortion`) with the
+        Distort every training sample afresh each epoch (:mod:`jitnet.engine.distortion`) with the
         elastic part, the affine part or both; evaluation never distorts.
     elastic_sigma, elastic_alpha : float
         Width and scale in pixels of the elastic displacement field.
@@ -215,9 +215,9 @@ class TrainConfig:
     translate : float
         ± range in pixels of the affine part's shift along each axis.
     recipe : str or None
-        The recipe (:mod:`jitnet.recipebook`) the options came from, if any.
+        The recipe (:mod:`jitnet.training.recipes`) the options came from, if any.
     threads : int
-        Threads sharing every sample's work (:mod:`jitnet.parallel`); 1 is the serial kernel.
+        Threads sharing every sample's work (:mod:`jitnet.engine.parallel`); 1 is the serial kernel.
         Part of the experiment: N threads give bitwise the same weights on every run and agree
         with one thread to rounding. More than 1 trains plain SGD only.
     """
@@ -257,7 +257,7 @@ class TrainConfig:
 
     @property
     def schedule_spec(self):
-        """The schedule as :func:`jitnet.schedules.make_schedule` takes it."""
+        """The schedule as :func:`jitnet.engine.schedules.make_schedule` takes it."""
         if self.schedule == "exponential":
             return f"exponential:{self.decay!r}"
         if self.schedule == "step":
@@ -278,7 +278,7 @@ class TrainConfig:
         """
         if self.distort == "none":
             return None
-        from jitnet.distortion import Distortion
+        from jitnet.engine.distortion import Distortion
 
         parts = {}
         if self.distort in ("elastic", "both"):
@@ -369,7 +369,7 @@ def check_threads(config):
             raise TrainingError(f"--threads {config.threads} trains plain SGD and cannot be "
                                 f"combined with {option_name(name)} "
                                 f"{getattr(config, name)} (use --threads 1)")
-    from jitnet import parallel
+    from jitnet.engine import parallel
 
     try:  # only the hidden sizes matter to the check
         parallel.check_threads(config.threads, (None, *config.hidden, None))

@@ -46,7 +46,7 @@ def data_fingerprint(*datasets):
 
 def load_splits(config):
     """:func:`prepare_data` on ``jitnet.load_mnist(config.data)``."""
-    from jitnet.datasets import load_mnist
+    from jitnet.data.datasets import load_mnist
 
     return prepare_data(config, *load_mnist(config.data))
 

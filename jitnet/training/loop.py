@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jitnet.distortion import Distortion, DistortionPlan
-from jitnet.network import Network, compile_kernels
-from jitnet.schedules import make_schedule
+from jitnet.engine.distortion import Distortion, DistortionPlan
+from jitnet.engine.network import Network, compile_kernels
+from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import (
     TrainState, generator_from_state, load_checkpoint, save_checkpoint, save_model,

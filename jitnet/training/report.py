@@ -1,6 +1,6 @@
 """What a run says while it runs (a reporter) and when it ends (the JSON report)."""
 
-from jitnet._machine import machine_info
+from jitnet.training.machine import machine_info
 from jitnet.training.data import network_sizes
 
 

@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from jitnet._atomic import TEMP_PREFIX, atomic_write_bytes
+from jitnet.io.atomic import TEMP_PREFIX, atomic_write_bytes
 from jitnet.training.errors import TrainingError
 
 CONFIG_NAME = "config.json"

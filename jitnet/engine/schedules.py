@@ -16,7 +16,7 @@ Specs: ``constant``; ``exponential:GAMMA`` (rate * GAMMA**epoch, 0 < GAMMA <= 1)
 import math
 from dataclasses import dataclass
 
-from jitnet._checks import check_count, check_positive
+from jitnet.engine.checks import check_count, check_positive
 
 SPECS = ("constant", "exponential:GAMMA", "step:FACTOR:EVERY")
 

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from jitnet._atomic import display_path
-from jitnet.idx import DataError, read_idx
+from jitnet.engine.components import TARGET_OFF, TARGET_ON, one_hot_targets  # noqa: F401 (re-exported)
+from jitnet.io.atomic import display_path
+from jitnet.data.idx import DataError, read_idx
 
 __all__ = ["Dataset", "load_mnist", "one_hot_targets", "TARGET_ON", "TARGET_OFF"]
 
 # The tutorial's targets: sigmoid outputs never reach 0 or 1, so aim at 0.1 and 0.9 instead.
-TARGET_ON = 0.9
-TARGET_OFF = 0.1
 
-_SHIPPED = Path(__file__).resolve().parent / "data" / "mnist"
+_SHIPPED = Path(__file__).resolve().parent / "mnist"
 _PARTS = (  # (split, what, file name stem, IDX kind)
     ("train", "images", "train-images", "idx3"),
     ("train", "labels", "train-labels", "idx1"),
@@ -199,26 +198,6 @@ class Dataset:
         ``TARGET_ON`` at ``labels[i]``.
         """
         return one_hot_targets(self.labels, self.n_classes, _float_dtype(dtype, "targets"))
-
-
-def one_hot_targets(labels, n_classes, dtype=np.float64):
-    """Target vectors for integer labels: TARGET_ON (0.9) at the label, TARGET_OFF (0.1) elsewhere.
-
-    Parameters
-    ----------
-    labels : array_like of int, shape (N,)
-        Class indices in ``[0, n_classes)`` (not checked here).
-    n_classes : int
-    dtype : floating dtype
-
-    Returns
-    -------
-    numpy.ndarray, shape (N, n_classes)
-    """
-    labels = np.asarray(labels)
-    targets = np.full((labels.shape[0], n_classes), TARGET_OFF, dtype=dtype)
-    targets[np.arange(labels.shape[0]), labels] = TARGET_ON
-    return targets
 
 
 def load_mnist(path=None, n_classes=None):

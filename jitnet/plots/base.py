@@ -1,4 +1,4 @@
-"""Figure plumbing shared by :mod:`jitnet.plots`: the Agg canvas, the atomic PNG save, the
+"""Figure plumbing shared by :mod:`jitnet.plots.figures`: the Agg canvas, the atomic PNG save, the
 matplotlib import with its install hint, history series and the image-gallery mosaic.
 
 Drawing uses matplotlib's object API on its own Agg canvas, never ``pyplot``, so it opens no
@@ -11,7 +11,8 @@ import textwrap
 
 import numpy as np
 
-from jitnet.runlog import _is_number
+from jitnet.io.errors import MissingDependencyError  # noqa: F401 (re-exported)
+from jitnet.training.runlog import _is_number
 
 DPI = 110
 _LABELS = {
@@ -19,10 +20,6 @@ _LABELS = {
     "test_error": "test error (%)",
     "loss": "training loss (mean per sample)",
 }
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency (matplotlib, Pillow) is not installed."""
 
 
 def _figure(width, height):
@@ -40,7 +37,7 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    from jitnet._atomic import atomic_write
+    from jitnet.io.atomic import atomic_write
 
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"))
 

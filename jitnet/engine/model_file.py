@@ -17,7 +17,7 @@ layer. A training run's model file also holds ``jitnet_train_info``, JSON bytes 
 was trained; its ``input_scale``, when the arrays carry none, is the network's.
 
 Reading checks everything before it allocates: the archive's directory and every array's
-header (:mod:`jitnet.npzfile`), then the small entries (format, version, names, sizes), the
+header (:mod:`jitnet.io.npzfile`), then the small entries (format, version, names, sizes), the
 memory the sizes need (at most :data:`MAX_PARAMETER_BYTES`), and each layer's declared shape and
 type against the sizes; only then are the parameters read, one layer at a time, straight into
 the network. Any problem raises :class:`ModelFileError`, one line naming the file.
@@ -30,10 +30,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jitnet._atomic import atomic_save_npz
-from jitnet._checks import check_positive
-from jitnet.kernels import row_stride
-from jitnet.npzfile import MAX_MEMBER_BYTES, NpzArchive
+from jitnet.io.atomic import atomic_save_npz
+from jitnet.engine.checks import check_positive
+from jitnet.engine.kernels import row_stride
+from jitnet.io.npzfile import MAX_MEMBER_BYTES, NpzArchive
 
 FORMAT = "jitnet-model"
 FORMAT_VERSION = 3  # 3 adds input_scale (written only when set: see above)
@@ -78,7 +78,7 @@ def model_arrays(net):
 
 def save(net, path):
     """Write ``net`` to ``path`` atomically; a network too large for :func:`load` to read back
-    (:data:`MAX_PARAMETER_BYTES`, or one layer over :data:`jitnet.npzfile.MAX_MEMBER_BYTES`) is
+    (:data:`MAX_PARAMETER_BYTES`, or one layer over :data:`jitnet.io.npzfile.MAX_MEMBER_BYTES`) is
     refused with a ValueError before anything is written."""
     problem = _size_problem(net.sizes, net.dtype, MAX_PARAMETER_BYTES)
     largest = max(W.size for W in net.weights) * net.dtype.itemsize
@@ -333,7 +333,7 @@ def _short(value):
 
 
 class ArchiveArrays(Mapping):
-    """The arrays of an open :class:`jitnet.npzfile.NpzArchive` as a read-only mapping.
+    """The arrays of an open :class:`jitnet.io.npzfile.NpzArchive` as a read-only mapping.
 
     Looking a name up reads that array (each time: nothing is kept); ``in``, ``len``, iteration
     and :meth:`describe` use only the headers, which the archive has already checked. Used

@@ -3,7 +3,7 @@
 A ``history`` is a list of per-epoch dicts such as
 ``{"epoch": 3, "loss": 0.05, "val_error": 0.021, "test_error": None}``: errors are fractions in
 [0, 1], ``val_error``/``test_error`` are present (not None) only at evaluations. Needs only the
-standard library and numpy; :func:`load_run` is also importable from :mod:`jitnet.plots`.
+standard library and numpy; :func:`load_run` is also importable from :mod:`jitnet.plots.figures`.
 """
 
 import json

@@ -1,11 +1,11 @@
-"""The momentum, epoch and inference kernels: the per-sample steps of :mod:`jitnet.kernels`
+"""The momentum, epoch and inference kernels: the per-sample steps of :mod:`jitnet.engine.kernels`
 run over a whole epoch or a batch of rows, one compiled call each (same layout legend).
 
-Every name here is also reachable as ``jitnet.kernels.<name>``.
+Every name here is also reachable as ``jitnet.engine.kernels.<name>``.
 """
 
-from jitnet._distort_kernels import _distort_sample
-from jitnet.kernels import (
+from jitnet.engine.distort_kernels import _distort_sample
+from jitnet.engine.kernels import (
     _deltas,
     _first_layer,
     _forward,
@@ -158,7 +158,7 @@ def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hid
     """:func:`_train_epoch` on freshly distorted samples; returns the summed loss.
 
     The k-th sample visited, X[order[k]], is distorted with ``distorter.draws[k]`` into the one
-    buffer ``distorter.x`` (times ``scale``; :func:`jitnet._distort_kernels._distort_sample`),
+    buffer ``distorter.x`` (times ``scale``; :func:`jitnet.engine.distort_kernels._distort_sample`),
     and the SGD step runs on that buffer with scale 1. The data set is never copied and nothing
     is allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
     the values :func:`_gather_input` would compute, so the weights equal :func:`_train_epoch`'s

@@ -382,13 +382,13 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4, activation="sigmoid
     -------
     GradientCheckResult
     """
-    from jitnet.datasets import TARGET_OFF, TARGET_ON
-    from jitnet._checks import check_sizes
+    from jitnet.engine.components import TARGET_OFF, TARGET_ON
+    from jitnet.engine.checks import check_sizes
     from jitnet.reference import make_network
 
     sizes = check_sizes(sizes)
     if engine == "jit":
-        from jitnet.network import Network
+        from jitnet.engine.network import Network
 
         net = Network(sizes, activation=activation, loss=loss, dtype="float64", seed=seed)
     elif (activation, loss) != ("sigmoid", "squared"):

@@ -64,9 +64,9 @@ class JitnetGroup(click.Group):
     that ends quietly when its reader goes away (``jitnet evaluate ... | head``), and that loads
     the commands named in ``LAZY`` (module, attribute) only when they are asked for."""
 
-    LAZY = {"train": ("jitnet._cli_train", "train"),
+    LAZY = {"train": ("jitnet.cli.train", "train"),
             "sweep": ("jitnet.sweep.command", "sweep_command"),
-            **{name: ("jitnet._cli_inspect", name)
+            **{name: ("jitnet.cli.inspect", name)
                for name in ("evaluate", "predict", "plot", "compare")}}
 
     def list_commands(self, ctx):
@@ -172,15 +172,15 @@ class NameChoice(click.Choice):
         return self.library[super().convert(value, param, ctx)]
 
 
-#: The engine's names (jitnet.recipes, which loads Numba: tests check that these agree).
+#: The engine's names (jitnet.engine.components, which loads Numba: tests check that these agree).
 ACTIVATIONS = ("sigmoid", "tanh", "scaled_tanh", "relu")
 LOSSES = ("squared", "cross_entropy")
 
 
 def _load_data(data):
     """``jitnet.load_mnist`` with data errors turned into one-line CLI errors."""
-    from jitnet.datasets import load_mnist
-    from jitnet.idx import DataError
+    from jitnet.data.datasets import load_mnist
+    from jitnet.data.idx import DataError
 
     try:
         return load_mnist(None if data is None else str(data))
@@ -226,7 +226,7 @@ def gradcheck(ctx, sizes, engine, seed, activation, loss, epsilon, top, as_json)
 
     Exits with 1 when a gradient is out of tolerance.
     """
-    from jitnet.gradcheck import format_report, run_gradcheck
+    from jitnet.evaluation.gradcheck import format_report, run_gradcheck
 
     try:
         result = run_gradcheck(list(sizes), engine=engine, seed=seed, epsilon=epsilon,
@@ -263,7 +263,7 @@ def _bench_main():
     """``main(argv, prog_name)`` of bench/compare.py in the source tree jitnet runs from."""
     import importlib.util
 
-    script = Path(__file__).resolve().parents[1] / "bench" / "compare.py"
+    script = Path(__file__).resolve().parents[2] / "bench" / "compare.py"
     if not script.is_file():
         raise CliError(
             "the benchmark lives in the source tree's bench/ folder, which is not installed: "

@@ -4,8 +4,8 @@ One function per picture; each takes plain data (a history, a confusion matrix, 
 labels) and a path, and writes the PNG atomically. Drawing uses matplotlib's object API on its
 Agg canvas directly, never ``pyplot``, so it opens no window and leaves the backend and figures
 of an interactive session alone. Needs matplotlib (``pip install "jitnet[plots]"``). The canvas,
-the PNG save and the gallery mosaic are in :mod:`jitnet._plot_base`; reading a run back
-(:func:`load_run`, re-exported here) is in :mod:`jitnet.runlog`.
+the PNG save and the gallery mosaic are in :mod:`jitnet.plots.base`; reading a run back
+(:func:`load_run`, re-exported here) is in :mod:`jitnet.training.runlog`.
 
 A ``history`` is a list of per-epoch dicts such as
 ``{"epoch": 3, "loss": 0.05, "val_error": 0.021, "test_error": None}``: errors are fractions in
@@ -14,12 +14,12 @@ A ``history`` is a list of per-epoch dicts such as
 
 import numpy as np
 
-from jitnet._plot_base import (  # noqa: F401  (DPI, kept importable from here)
+from jitnet.plots.base import (  # noqa: F401  (DPI, kept importable from here)
     _LABELS, DPI, MissingDependencyError, _best, _check_history, _figure, _gallery, _images,
     _integer_epochs, _is_number, _save, _series,
 )
-from jitnet.metrics import precision_recall
-from jitnet.runlog import load_run
+from jitnet.evaluation.metrics import precision_recall
+from jitnet.training.runlog import load_run
 
 __all__ = [
     "MissingDependencyError", "learning_curve", "confusion_matrix_plot", "mistakes_gallery",
@@ -117,7 +117,7 @@ def confusion_matrix_plot(matrix, path, title="confusion matrix", class_names=No
     Parameters
     ----------
     matrix : array_like of int, (n_classes, n_classes)
-        Rows are true classes, columns predicted ones (:func:`jitnet.metrics.confusion_matrix`).
+        Rows are true classes, columns predicted ones (:func:`jitnet.evaluation.metrics.confusion_matrix`).
     path : str or os.PathLike
     title : str
     class_names : sequence of str, optional
@@ -176,7 +176,7 @@ def mistakes_gallery(images, true, predicted, confidence, path, n=24,
     true, predicted : array_like of int, (N,)
     confidence : array_like of float, (N,) or None
         The score of the predicted class, in [0, 1] (e.g. from
-        :func:`jitnet.digits.probabilities`); None leaves it out (and keeps file order).
+        :func:`jitnet.data.images.probabilities`); None leaves it out (and keeps file order).
     path : str or os.PathLike
     n : int
         How many to show; all mistakes when there are fewer.

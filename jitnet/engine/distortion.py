@@ -17,7 +17,7 @@ The elastic part combines two fields of the bank per sample, ``cos(phi) f_i + si
 with a random angle phi: the fields are independent with zero mean, so the combination has
 exactly the variance and spatial correlation of one smoothed field, at the cost of a weighted
 sum instead of a Gaussian smoothing per sample (see ``bench/distort.py`` for the measurement).
-The compiled code is in :mod:`jitnet._distort_kernels`.
+The compiled code is in :mod:`jitnet.engine.distort_kernels`.
 """
 
 import math
@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from jitnet import _distort_kernels as dk
+from jitnet.engine import distort_kernels as dk
 
 __all__ = ["Distortion", "DistortionPlan", "distort"]
 
@@ -261,7 +261,7 @@ class DistortionPlan:
         -------
         numpy.ndarray, (n_samples, N_DRAW) float64
             Per sample: the inverse affine matrix and offset, the two bank fields and their
-            weights (columns named in :mod:`jitnet._distort_kernels`).
+            weights (columns named in :mod:`jitnet.engine.distort_kernels`).
         """
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")

@@ -1,4 +1,4 @@
-"""The barrier of the model-parallel epoch (:mod:`jitnet.parallel`): atomics for Numba's CPU
+"""The barrier of the model-parallel epoch (:mod:`jitnet.engine.parallel`): atomics for Numba's CPU
 target, and a spin-then-yield wait that gives up instead of hanging.
 
 Numba has no public atomics on the CPU, so the three operations needed are emitted directly as
@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from jitnet import kernels
+from jitnet.engine import kernels
 
 COUNT = 0
 ABORT = 8  # on its own cache line: the counter's line is the contended one

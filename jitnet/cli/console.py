@@ -7,7 +7,7 @@
   evaluation line, so that a log holds every epoch once.
 
 With ``quiet`` nothing is shown; the command's summary still is. Given a run folder, the
-reporter also redraws its learning curve after evaluations (:mod:`jitnet._run_pictures`).
+reporter also redraws its learning curve after evaluations (:mod:`jitnet.cli.pictures`).
 """
 
 import sys
@@ -41,11 +41,11 @@ class ConsoleReporter:
     pictures : str or os.PathLike, optional
         The run folder: draw ``learning_curve.png`` there after evaluations and, through
         :meth:`final_pictures`, the test set's pictures at the end (see
-        :mod:`jitnet._run_pictures`).
+        :mod:`jitnet.cli.pictures`).
     """
 
     def __init__(self, quiet=False, bar=None, out=None, err=None, pictures=None):
-        from jitnet._run_pictures import RunPictures
+        from jitnet.cli.pictures import RunPictures
 
         self.quiet = quiet
         self.pictures = None if pictures is None else RunPictures(pictures, self.message)

@@ -7,18 +7,22 @@ import math
 
 import numpy as np
 
-from jitnet import kernels
+from jitnet.engine import codes
+
+#: The tutorial's targets for the squared error: 0.9 for the true class, 0.1 elsewhere.
+TARGET_ON = 0.9
+TARGET_OFF = 0.1
 
 #: Hidden-unit activations and their kernel codes.
 ACTIVATIONS = {
-    "sigmoid": kernels.SIGMOID,
-    "tanh": kernels.TANH,
-    "scaled_tanh": kernels.SCALED_TANH,
-    "relu": kernels.RELU,
+    "sigmoid": codes.SIGMOID,
+    "tanh": codes.TANH,
+    "scaled_tanh": codes.SCALED_TANH,
+    "relu": codes.RELU,
 }
 #: Output activations: the hidden ones except relu, and softmax (with cross-entropy).
-OUTPUTS = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH,
-           "scaled_tanh": kernels.SCALED_TANH, "softmax": kernels.SOFTMAX}
+OUTPUTS = {"sigmoid": codes.SIGMOID, "tanh": codes.TANH,
+           "scaled_tanh": codes.SCALED_TANH, "softmax": codes.SOFTMAX}
 LOSSES = ("squared", "cross_entropy")
 INITS = ("tutorial", "glorot", "lecun", "he", "uniform:A")
 
@@ -81,12 +85,30 @@ def draw_initial_weights(weights, biases, init, rng):
         b[...] = 0.0
 
 
+def one_hot_targets(labels, n_classes, dtype=np.float64):
+    """Target vectors for integer labels: TARGET_ON (0.9) at the label, TARGET_OFF (0.1) elsewhere.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        Class indices in ``[0, n_classes)`` (not checked here).
+    n_classes : int
+    dtype : floating dtype
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, n_classes)
+    """
+    labels = np.asarray(labels)
+    targets = np.full((labels.shape[0], n_classes), TARGET_OFF, dtype=dtype)
+    targets[np.arange(labels.shape[0]), labels] = TARGET_ON
+    return targets
+
+
 def label_targets(labels, n_outputs, loss, dtype):
     """(N, n_outputs) targets for integer labels: 0.9 at the label and 0.1 elsewhere for the
     squared error (the tutorial's), one-hot 1/0 for cross-entropy."""
     if loss == "squared":
-        from jitnet.datasets import one_hot_targets
-
         return one_hot_targets(labels, n_outputs, dtype)
     targets = np.zeros((labels.shape[0], n_outputs), dtype)
     targets[np.arange(labels.shape[0]), labels] = 1.0

@@ -1,6 +1,6 @@
 """Every core on one model: deterministic model-parallel per-sample SGD (``threads > 1``).
 
-The serial epoch (:func:`jitnet.kernels._train_epoch`) is bound by streaming the first layer's
+The serial epoch (:func:`jitnet.engine.epochs._train_epoch`) is bound by streaming the first layer's
 rows of the non-zero inputs through the cache, read and written once per sample. Here ``N``
 threads share that work on one network, sample by sample, with exactly the serial algorithm
 (every error term from the weights before the sample's update, one update per sample):
@@ -26,7 +26,7 @@ Reproducible: the same inputs and thread count give bitwise the same weights on 
 two threads write one weight, and every sum has a fixed order). Against the serial kernel only
 the order of the sums into the second layer differs (float64: ~1e-15 per sample).
 
-The barrier (:mod:`jitnet._sync`) is a shared counter raised by an atomic add and read by an
+The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by an
 acquire load (LLVM's ``atomicrmw`` and ``load atomic``, emitted by
 :func:`numba.extending.intrinsic`). A waiting rank spins, then yields its core
 (``sched_yield``), and gives up when another rank raised the abort flag or after
@@ -45,7 +45,7 @@ against 1, whole MNIST epoch, 784-300-10 float32 1.43x, float64 1.63x; 784-800-1
 one other busy process on the machine a rank loses its core for whole time slices and the
 epoch runs slower than the serial one.
 
-Legend (as in :mod:`jitnet.kernels`; ``R`` ranks, ``n_2`` the units of layer 2)::
+Legend (as in :mod:`jitnet.engine.kernels`; ``R`` ranks, ``n_2`` the units of layer 2)::
 
     first:   ((n_0 + 1) * stride,)  a rank's slab: row i (stride apart) holds Wt[0][i, lo:hi],
                                     row n_0 holds b[0][lo:hi]
@@ -62,9 +62,9 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from jitnet import kernels
-from jitnet._sync import ABORT, MAX_YIELDS, _barrier
-from jitnet.kernels import Layout, _gather_input, _hidden_delta, _layer
+from jitnet.engine import kernels
+from jitnet.engine.sync import ABORT, MAX_YIELDS, _barrier
+from jitnet.engine.kernels import Layout, _gather_input, _hidden_delta, _layer
 
 #: A rank's share of the work and the buffers it shares with the other ranks (see above).
 Rank = namedtuple("Rank", ["rank", "size", "lo", "hi", "stride", "partial", "sync", "max_yields"])
@@ -345,13 +345,13 @@ class Team:
     Parameters
     ----------
     params, layout
-        The network's flat parameters and their :class:`~jitnet.kernels.Layout`.
+        The network's flat parameters and their :class:`~jitnet.engine.kernels.Layout`.
     make_scratch : callable
-        ``make_scratch()`` gives one rank's :class:`~jitnet.kernels.Scratch`.
+        ``make_scratch()`` gives one rank's :class:`~jitnet.engine.kernels.Scratch`.
     threads : int
         Ranks, checked by :func:`check_threads`.
     max_yields : int
-        How long a rank waits at a barrier before it gives up (see :mod:`jitnet._sync`).
+        How long a rank waits at a barrier before it gives up (see :mod:`jitnet.engine.sync`).
     """
 
     def __init__(self, params, layout, make_scratch, threads, max_yields=MAX_YIELDS):
@@ -386,7 +386,7 @@ class Team:
     def train(self, X, T, order, scale, eta, hidden, output):
         """The samples in ``order``, one SGD update each; returns their summed loss.
 
-        Takes what :func:`jitnet.kernels._train_epoch` takes after its first three arguments
+        Takes what :func:`jitnet.engine.epochs._train_epoch` takes after its first three arguments
         (inputs checked and converted). Rank 0 runs on the calling thread. Reproducible for a
         given thread count; params hold every update when it returns. The ranks keep their own
         copies between calls (the chunks of one epoch): nothing else may change params

@@ -4,14 +4,15 @@ import time
 
 import numpy as np
 
-from jitnet import kernels, model_file
-from jitnet._checks import (
+from jitnet.engine import epochs, kernels
+from jitnet.engine import model_file
+from jitnet.engine.checks import (
     check_positive,
     check_seed,
     check_sizes,
     check_weight_pairs,
 )
-from jitnet.recipes import (
+from jitnet.engine.components import (
     ACTIVATIONS,
     OUTPUTS,
     check_activation,
@@ -20,8 +21,8 @@ from jitnet.recipes import (
     draw_initial_weights,
     output_activation,
 )
-from jitnet.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
-from jitnet._network_training import (  # noqa: F401 (TrainingDiverged is re-exported)
+from jitnet.engine.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
+from jitnet.engine.training import (  # noqa: F401 (TrainingDiverged is re-exported)
     TrainingDiverged,
     TrainingMethods,
     _aligned_zeros,
@@ -106,7 +107,7 @@ class Network(TrainingMethods):
     several threads at once: the kernels release the GIL and every call works in its own
     scratch buffers. Training changes ``params`` in place: do not train one network from two
     threads, or train it while another thread uses it; to train it on several cores, pass
-    ``threads=N`` to :meth:`train` or :meth:`train_epoch` (:mod:`jitnet.parallel`).
+    ``threads=N`` to :meth:`train` or :meth:`train_epoch` (:mod:`jitnet.engine.parallel`).
     """
 
     def __init__(self, sizes, activation="sigmoid", dtype="float64", seed=None,
@@ -292,7 +293,7 @@ class Network(TrainingMethods):
         n = X.shape[0]
         y = np.empty((n if keep_outputs else 0, self.n_outputs), self._dtype)
         classes = np.empty(n, np.int64)
-        kernels._forward_rows(
+        epochs._forward_rows(
             self._params, self._layout, self._scratch(), X, scale, *self._units(), y, classes
         )
         return y, classes
@@ -347,7 +348,7 @@ class Network(TrainingMethods):
 
     def to_arrays(self):
         """Everything that defines the model, as a dict of arrays (the content of a model file;
-        copies, never views of ``params``). See :mod:`jitnet.model_file`."""
+        copies, never views of ``params``). See :mod:`jitnet.engine.model_file`."""
         return model_file.model_arrays(self)
 
     @classmethod

@@ -23,7 +23,8 @@ import zlib
 
 import numpy as np
 
-from jitnet._atomic import atomic_write_bytes, display_path, open_regular
+from jitnet.io.errors import DataError  # noqa: F401 (re-exported)
+from jitnet.io.atomic import atomic_write_bytes, display_path, open_regular
 
 __all__ = ["DataError", "read_idx", "write_idx", "MAX_BYTES"]
 
@@ -57,12 +58,6 @@ _TRAILER_CHECK = 1 << 24  # IDX data size from which the gzip trailer is checked
 # truncated whatever the stream holds, and must not make us allocate its claimed size.
 _MAX_DEFLATE_RATIO = 1032
 
-
-class DataError(ValueError):
-    """A data file (or an array handed in as data) is missing, malformed or inconsistent.
-
-    The message names the file and says what is wrong, in one line.
-    """
 
 
 def read_idx(path, *, max_bytes=MAX_BYTES):

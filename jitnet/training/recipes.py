@@ -76,7 +76,7 @@ RECIPES = {
         sample. Differs: relu hidden units with He's initial weights (jitnet's choice: they
         beat sigmoid units without distortions, see simard2003-plain); the rate decayed by 0.98
         every epoch; the fields come from a bank of 500 smoothed fields combined in pairs (the
-        same statistics, see jitnet.distortion); 50,000 training images (10,000 held out to pick
+        same statistics, see jitnet.engine.distortion); 50,000 training images (10,000 held out to pick
         the best epoch)."""),
     # The no-distortion bar: one line, so that better settings replace it in one place.
     "simard2003-plain": Recipe(

@@ -133,7 +133,7 @@ def top_k(probabilities, k):
     Parameters
     ----------
     probabilities : array_like, (n_classes,) or (N, n_classes)
-        Scores per class (outputs, or :func:`jitnet.digits.probabilities`).
+        Scores per class (outputs, or :func:`jitnet.data.images.probabilities`).
     k : int
         1 to n_classes.
 

@@ -10,7 +10,7 @@
   most confidently): at the end, on the run's test set.
 
 Plain functions of the run's state and data, no click; the drawing itself is
-:mod:`jitnet.plots`. Without matplotlib or Pillow :class:`RunPictures` says so once and draws
+:mod:`jitnet.plots.figures`. Without matplotlib or Pillow :class:`RunPictures` says so once and draws
 nothing, so that training never depends on them.
 """
 
@@ -52,14 +52,14 @@ def with_test_error(records, best_epoch, test_error):
 
 def report_history(run_dir):
     """The history and title of the run in ``run_dir`` (or of a report or log file) for
-    :func:`jitnet.plots.learning_curve`, with the finished run's test error added.
+    :func:`jitnet.plots.figures.learning_curve`, with the finished run's test error added.
 
     Raises
     ------
     ValueError
-        Nothing readable there (:func:`jitnet.plots.load_run`).
+        Nothing readable there (:func:`jitnet.plots.figures.load_run`).
     """
-    from jitnet import plots
+    from jitnet.plots import figures as plots
 
     history, title = plots.load_run(run_dir)
     path = Path(run_dir)
@@ -83,10 +83,10 @@ def test_scores(net, images, scale, config=None):
     -------
     predicted : ndarray of int64, (N,)
     confidence : ndarray of float64, (N,)
-        In [0, 1]: see :func:`jitnet.digits.probabilities`.
+        In [0, 1]: see :func:`jitnet.data.images.probabilities`.
     outputs : ndarray, (N, n_classes)
     """
-    from jitnet.digits import probabilities
+    from jitnet.data.images import probabilities
 
     outputs = net.predict(images, scale=scale)
     scores = probabilities(outputs, loss=score_kind(config))
@@ -94,7 +94,7 @@ def test_scores(net, images, scale, config=None):
 
 
 def score_kind(config):
-    """The ``loss`` argument of :func:`jitnet.digits.probabilities` for a run's configuration:
+    """The ``loss`` argument of :func:`jitnet.data.images.probabilities` for a run's configuration:
     softmax outputs of a cross-entropy network are already a distribution."""
     loss = (config or {}).get("loss")
     return "cross_entropy" if loss == "cross_entropy" else "squared"
@@ -104,8 +104,8 @@ def draw_test_pictures(net, dataset, scale, config, confusion_path, mistakes_pat
                        n_mistakes=N_MISTAKES):
     """Confusion matrix and most confident mistakes of ``net`` on ``dataset``; either path may
     be None. Returns ``(matrix, predicted, confidence)``."""
-    from jitnet import plots
-    from jitnet.metrics import confusion_matrix
+    from jitnet.plots import figures as plots
+    from jitnet.evaluation.metrics import confusion_matrix
 
     predicted, confidence, _ = test_scores(net, dataset.images, scale, config)
     matrix = confusion_matrix(dataset.labels, predicted, net.n_outputs)
@@ -137,7 +137,7 @@ class RunPictures:
         self.last_seconds = 0.0
 
     def _draw(self, what, *args, **kwargs):
-        from jitnet.plots import MissingDependencyError
+        from jitnet.plots.figures import MissingDependencyError
 
         if not self.enabled:
             return
@@ -161,7 +161,7 @@ class RunPictures:
     def curve(self, state, test_error=None, always=False):
         """learning_curve.png of ``state`` (a :class:`jitnet.training.TrainState`); unless
         ``always``, skipped when the last redraw was too recent for :data:`CURVE_BUDGET`."""
-        from jitnet import plots
+        from jitnet.plots import figures as plots
 
         start = time.perf_counter()
         first = self.last_end is None

@@ -41,7 +41,7 @@ def _pillow():
     try:
         from PIL import Image
     except ImportError:
-        from jitnet.plots import MissingDependencyError
+        from jitnet.io.errors import MissingDependencyError
 
         raise MissingDependencyError(
             'reading image files needs Pillow: pip install "jitnet[plots]"'
@@ -92,8 +92,8 @@ def load_digit(path):
 
 
 def _load_npy(name):
-    from jitnet._atomic import open_regular
-    from jitnet._npy import read_npy_header
+    from jitnet.io.atomic import open_regular
+    from jitnet.io.npy import read_npy_header
 
     def refuse(problem):
         raise ImageError(f"{name}: cannot read as a .npy array ({problem})")
@@ -267,7 +267,7 @@ def save_digit(image, path):
     path : str or os.PathLike
         Written atomically.
     """
-    from jitnet._atomic import atomic_write
+    from jitnet.io.atomic import atomic_write
 
     Image = _pillow()
     image = np.asarray(image)

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from jitnet import kernels, parallel
-from jitnet._checks import (
+from jitnet.engine import epochs, kernels, parallel
+from jitnet.engine.checks import (
     check_count,
     check_fraction,
     check_inputs,
@@ -21,10 +21,10 @@ from jitnet._checks import (
     check_target_rows,
     input_scale,
 )
-from jitnet._distort_kernels import FIELD_I, FIELD_J, N_DRAW
-from jitnet.distortion import DistortionPlan
-from jitnet.recipes import check_distributions, label_targets
-from jitnet.schedules import make_schedule
+from jitnet.engine.distort_kernels import FIELD_I, FIELD_J, N_DRAW
+from jitnet.engine.distortion import DistortionPlan
+from jitnet.engine.components import check_distributions, label_targets
+from jitnet.engine.schedules import make_schedule
 
 MOMENTUM_TABLE = 1 << 22  # most samples at zero input that momentum's catch-up tables cover
 class TrainingDiverged(ValueError):
@@ -110,7 +110,7 @@ class TrainingMethods:
             k-th sample visited. Draws of the identity (a ``Distortion()`` with every part 0)
             give bitwise the weights of an undistorted epoch.
         threads : int
-            Threads sharing every sample's work (model parallel, :mod:`jitnet.parallel`): 1,
+            Threads sharing every sample's work (model parallel, :mod:`jitnet.engine.parallel`): 1,
             the default, runs the serial kernel. With N > 1 the weights are bitwise the same on
             every run with N threads and agree with the serial ones to rounding (the order of
             one sum differs). At most the first hidden layer's units and the usable cores;
@@ -218,8 +218,8 @@ class TrainingMethods:
             if team is not None:
                 return team.train(X, T, part, scale, eta, *units)
             if distorter is None:
-                return kernels._train_epoch(*args, part, scale, eta, *units, momentum)
-            return kernels._train_epoch_distorted(
+                return epochs._train_epoch(*args, part, scale, eta, *units, momentum)
+            return epochs._train_epoch_distorted(
                 *args, part, scale, eta, *units, momentum,
                 distorter._replace(draws=distorter.draws[start:stop]))
 
@@ -236,7 +236,7 @@ class TrainingMethods:
                     progress(stop)
         finally:  # also on Ctrl-C in progress(): leave every weight and velocity up to date
             if mu > 0.0:
-                kernels._finish_momentum_epoch(self._params, self._layout, momentum)
+                epochs._finish_momentum_epoch(self._params, self._layout, momentum)
         loss = total / order.size
         if not np.isfinite(loss):
             raise TrainingDiverged(f"training diverged: loss is {loss}; try a smaller rate")
@@ -255,7 +255,7 @@ class TrainingMethods:
         Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
         ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
         ``np.random.default_rng(seed)``; otherwise in file order. ``schedule`` sets the rate of
-        each epoch from ``rate`` (see :mod:`jitnet.schedules`: ``constant``,
+        each epoch from ``rate`` (see :mod:`jitnet.engine.schedules`: ``constant``,
         ``exponential:GAMMA``, ``step:FACTOR:EVERY``); epochs count from 0 in every call.
 
         ``distort`` (a :class:`jitnet.Distortion`) trains every epoch on freshly distorted

@@ -1,5 +1,5 @@
 """The compiled (``@njit``) per-sample steps of jitnet, the tutorial's SGD; the epoch, momentum
-and inference loops are in :mod:`jitnet._epoch_kernels` and reachable here too.
+and inference loops are in :mod:`jitnet.engine.epochs` and reachable here too.
 
 Layout legend (``L`` layers of weights, ``sizes = [n_0, n_1, ..., n_L]``)::
 
@@ -18,7 +18,7 @@ Layout legend (``L`` layers of weights, ``sizes = [n_0, n_1, ..., n_L]``)::
     bits: (max n_l,)  int64 scratch of the vectorised exp
     log_y: (n_L,)     log of the softmax outputs (cross-entropy only)
     draws: (M, N_DRAW) per visited sample, the random numbers of its distortion
-                      (:mod:`jitnet._distort_kernels`); x: (n_0,) the distorted sample
+                      (:mod:`jitnet.engine.distort_kernels`); x: (n_0,) the distorted sample
 
 The offsets travel together as a :class:`Layout`, the per-sample buffers as a :class:`Scratch`
 (a few KB: every public call allocates its own, so inference on one network is safe from
@@ -44,13 +44,15 @@ import numpy as np
 from numba import njit
 
 
-SIGMOID = 0
-TANH = 1
-SCALED_TANH = 2  # 1.7159 tanh(2z/3) (LeCun et al. 1998, "Efficient BackProp")
-RELU = 3
-SOFTMAX = 4  # output layer only, with the cross-entropy loss
-SCALED_TANH_AMPLITUDE = 1.7159
-SCALED_TANH_SLOPE = 2.0 / 3.0
+from jitnet.engine.codes import (  # noqa: F401 (the codes are part of the kernels' vocabulary)
+    RELU,
+    SCALED_TANH,
+    SCALED_TANH_AMPLITUDE,
+    SCALED_TANH_SLOPE,
+    SIGMOID,
+    SOFTMAX,
+    TANH,
+)
 
 #: Where each layer lives in ``params`` and in the activation/error-term buffers (see above).
 Layout = namedtuple("Layout", ["sizes", "w_off", "b_off", "a_off", "stride0"])
@@ -399,17 +401,3 @@ def _update(params, layout, scratch, nnz, eta):
             for i in range(n_in):
                 row[i] += g * a_prev[i]
             params[layout.b_off[l] + j] += g
-
-
-# The momentum, epoch and inference kernels live in jitnet/_epoch_kernels.py (this module's
-# size); they are part of this module's namespace for every caller.
-from jitnet._epoch_kernels import (  # noqa: E402,F401
-    _argmax,
-    _finish_momentum_epoch,
-    _first_layer_lagging,
-    _forward_rows,
-    _lag,
-    _train_epoch,
-    _train_epoch_distorted,
-    _update_momentum,
-)

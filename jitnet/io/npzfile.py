@@ -24,9 +24,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jitnet._atomic import display_path, open_regular
-from jitnet._npy import MAX_HEADER, NPY_MAGIC, ArrayHeader, read_npy_header
-from jitnet.idx import DataError
+from jitnet.io.atomic import display_path, open_regular
+from jitnet.io.npy import MAX_HEADER, NPY_MAGIC, ArrayHeader, read_npy_header
+from jitnet.io.errors import DataError
 
 __all__ = ["ArrayHeader", "NpzArchive", "read_npz", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES"]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 
-from jitnet.cli import (
+from jitnet.cli.main import (
     ACTIVATIONS, LOSSES, SHIPPED, CliError, IntListType, NameChoice, PositiveFloat,
 )
-from jitnet.recipebook import RECIPES
+from jitnet.training.recipes import RECIPES
 
 RUN_OPTIONS = ("resume", "name", "runs_dir", "force", "quiet")
 
@@ -35,14 +35,14 @@ def _command_prefix():
     """How this process was started, as a command that works when pasted into a shell."""
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
     if getattr(sys.modules.get("__main__"), "__spec__", None) is not None:
-        return [sys.executable, "-m", "jitnet.cli"]  # python -m jitnet.cli (or a test runner)
+        return [sys.executable, "-m", "jitnet"]  # python -m jitnet (or a test runner)
     if os.path.basename(argv0) in ("jitnet", "jitnet.exe"):  # the console script
         found = shutil.which("jitnet")
         same = found is not None and os.path.exists(argv0) and os.path.samefile(found, argv0)
         return ["jitnet" if same else argv0]
     if argv0.endswith(".py"):  # python cli.py, with whichever python ran it
         return [sys.executable, argv0]
-    return [sys.executable, "-m", "jitnet.cli"]
+    return [sys.executable, "-m", "jitnet"]
 
 
 def resume_command(run_dir):
@@ -90,7 +90,7 @@ class InitName(click.ParamType):
     name = "tutorial|glorot|lecun|he|uniform:A"
 
     def convert(self, value, param, ctx):
-        from jitnet.recipes import check_init
+        from jitnet.engine.components import check_init
 
         try:
             return check_init(value)
@@ -258,9 +258,9 @@ def train(ctx, **options):
     choice at a time.
     """
     from jitnet import training
-    from jitnet._console import ConsoleReporter
+    from jitnet.cli.console import ConsoleReporter
     from jitnet.training.config import check_config
-    from jitnet.idx import DataError
+    from jitnet.data.idx import DataError
 
     run = {name: options.pop(name) for name in RUN_OPTIONS}
     given = {name: _config_value(name, value) for name, value in options.items()

@@ -1,7 +1,7 @@
 """``jitnet evaluate``, ``predict``, ``plot`` and ``compare``: saved models and runs, looked at.
 
-Options in, library calls (:mod:`jitnet.training`, :mod:`jitnet.metrics`, :mod:`jitnet.digits`,
-:mod:`jitnet.plots`), lines or JSON out. A picture never replaces an existing file: an explicit
+Options in, library calls (:mod:`jitnet.training`, :mod:`jitnet.evaluation.metrics`, :mod:`jitnet.data.images`,
+:mod:`jitnet.plots.figures`), lines or JSON out. A picture never replaces an existing file: an explicit
 path (``--out``, ``--confusion-png``, ``--save-preprocessed``) is refused unless ``--force``,
 and a default one gets a number (``mistakes-test-2.png``).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from jitnet.cli import SHIPPED, CliError, _load_data
+from jitnet.cli.main import SHIPPED, CliError, _load_data
 
 _model_argument = click.argument("model", type=click.Path(exists=True, path_type=Path))
 _data_option = click.option(
@@ -49,7 +49,7 @@ def _load_model(model):
 
 
 def _load_model_and_split(model, data, split):
-    from jitnet._atomic import display_path
+    from jitnet.io.atomic import display_path
 
     net, info = _load_model(model)
     train_set, test_set = _load_data(data)
@@ -100,7 +100,7 @@ def _beside(model, name):
 def _draw(what, *args, **kwargs):
     """A picture call whose user-facing errors (matplotlib or Pillow missing, the file cannot
     be written, nothing to draw) become one line."""
-    from jitnet.plots import MissingDependencyError
+    from jitnet.plots.figures import MissingDependencyError
 
     try:
         return what(*args, **kwargs)
@@ -136,8 +136,8 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
 
     Inputs are scaled the way the model was trained (raw pixels for a --raw-pixels model).
     """
-    from jitnet._run_pictures import draw_test_pictures
-    from jitnet.metrics import format_confusion, precision_recall
+    from jitnet.cli.pictures import draw_test_pictures
+    from jitnet.evaluation.metrics import format_confusion, precision_recall
 
     if out is not None and mistakes is None:
         raise click.UsageError("--out names the gallery of --mistakes N; give --mistakes", ctx)
@@ -184,8 +184,8 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
 
 def _digits_from_files(images, net):
     """``[(name, image)]`` from image files, each made MNIST-like by ``load_digit``."""
-    from jitnet.digits import FIELD, ImageError, load_digit
-    from jitnet.plots import MissingDependencyError
+    from jitnet.data.images import FIELD, ImageError, load_digit
+    from jitnet.plots.figures import MissingDependencyError
 
     if net.n_inputs != FIELD * FIELD:
         raise CliError(f"the model takes {net.n_inputs} inputs, but a digit read from an image "
@@ -221,8 +221,8 @@ def _preprocessed_paths(target, stems, force):
 
 
 def _scores(net, image, info):
-    from jitnet._run_pictures import score_kind
-    from jitnet.digits import probabilities
+    from jitnet.cli.pictures import score_kind
+    from jitnet.data.images import probabilities
 
     outputs = net.predict(image.reshape(-1))  # scaled as the model was trained
     return outputs, probabilities(outputs, loss=score_kind(info.get("config")))
@@ -230,7 +230,7 @@ def _scores(net, image, info):
 
 def _index_block(name, image, shape, label, outputs):
     """The --index output: the image, its true label, the prediction and all outputs."""
-    from jitnet.digits import text_art
+    from jitnet.data.images import text_art
 
     predicted = int(outputs.argmax())
     lines = [f"{name} ({shape[0]}x{shape[1]})", text_art(image, shape),
@@ -244,7 +244,7 @@ def _index_block(name, image, shape, label, outputs):
 
 def _file_block(name, image, outputs, scores, top):
     """An image file's output: the digit as the network sees it and the likeliest classes."""
-    from jitnet.digits import text_art
+    from jitnet.data.images import text_art
 
     lines = [f"{name}  (28x28 after preprocessing, as the network sees it)", text_art(image),
              f"predicted   {int(outputs.argmax())}", f"top {len(top)} ({SCORES})"]
@@ -276,8 +276,8 @@ def predict(model, images, index, data, split, top, save_preprocessed, force, as
     centre of mass in 28x28. Shown are the digit as text art and the likeliest classes with
     their scores, the network's outputs divided by their sum (not calibrated probabilities).
     """
-    from jitnet.digits import save_digit
-    from jitnet.metrics import top_k
+    from jitnet.data.images import save_digit
+    from jitnet.evaluation.metrics import top_k
 
     if bool(images) == (index is not None):
         raise CliError("give one or more IMAGE files, or --index N for an image of the data set"
@@ -329,7 +329,7 @@ def predict(model, images, index, data, split, top, save_preprocessed, force, as
 
 
 def _history(run):
-    from jitnet._run_pictures import report_history
+    from jitnet.cli.pictures import report_history
 
     try:
         return report_history(run)
@@ -349,7 +349,7 @@ def _history(run):
 def plot(run, log_scale, out, force):
     """Draw the learning curve of RUN (a run folder, its log.jsonl or a report.json): training
     loss per epoch, validation error per evaluation, the best epoch marked."""
-    from jitnet import plots
+    from jitnet.plots import figures as plots
 
     if out is not None:
         _check_new_file("--out", out, force)
@@ -377,7 +377,7 @@ def plot(run, log_scale, out, force):
 def compare(runs, metric, out, log_scale, force):
     """Overlay the learning curves of several RUNS (run folders, logs or reports), one line
     each, each run's best value starred."""
-    from jitnet import plots
+    from jitnet.plots import figures as plots
 
     _check_new_file("--out", out, force)
     loaded = [_history(run) for run in runs]  # (history, "NAME: 784-300-10, rate 0.3, ...")
