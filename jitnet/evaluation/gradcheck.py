@@ -21,15 +21,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = [
-    "GradientCheckResult",
-    "GradientEntry",
-    "format_report",
-    "gradient_check",
-    "cross_entropy",
-    "run_gradcheck",
-    "squared_error",
-]
+from jitnet.engine.checks import check_sizes
+from jitnet.engine.components import TARGET_OFF, TARGET_ON
+from jitnet.engine.network import Network
+from jitnet.reference import make_network
+
+__all__ = ["GradientCheckResult", "GradientEntry", "format_report", "gradient_check",
+           "cross_entropy", "run_gradcheck", "squared_error"]
 
 #: Default tolerances for float64 engines. With ``epsilon = 1e-4`` central differences are exact to
 #: about ``eps^2 * |E'''| / 6 ~ 1e-9`` relative, and rounding adds ``~1e-16 * E / eps ~ 1e-12``
@@ -368,10 +366,8 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4, activation="sigmoid
     engine : {"object", "vectorized", "jit"}
         Which implementation to check (``"jit"`` is :class:`jitnet.Network` in float64).
     seed : int
-        Seeds the initial weights, and ``np.random.default_rng(seed)`` draws the input
-        ``x`` uniform in [0, 1) and the target: for the squared error each entry of ``t``
-        from the tutorial's two values (``TARGET_OFF`` 0.1 and ``TARGET_ON`` 0.9), each with
-        probability 1/2; for cross-entropy a one-hot ``t`` at a random class.
+        Seeds the initial weights; ``np.random.default_rng(seed)`` draws ``x`` uniform in [0, 1)
+        and ``t``: 0.1 or 0.9 per entry for the squared error, one-hot for cross-entropy.
     epsilon : float
         The step of the central differences.
     activation, loss : str
@@ -382,14 +378,8 @@ def run_gradcheck(sizes, engine="jit", seed=0, epsilon=1e-4, activation="sigmoid
     -------
     GradientCheckResult
     """
-    from jitnet.engine.components import TARGET_OFF, TARGET_ON
-    from jitnet.engine.checks import check_sizes
-    from jitnet.reference import make_network
-
     sizes = check_sizes(sizes)
     if engine == "jit":
-        from jitnet.engine.network import Network
-
         net = Network(sizes, activation=activation, loss=loss, dtype="float64", seed=seed)
     elif (activation, loss) != ("sigmoid", "squared"):
         raise ValueError(f"the {engine} engine implements only the sigmoid with the squared "

@@ -297,19 +297,21 @@ class Network(ReferenceNetwork):
             for node in layer.nodes:
                 node.calc_hidden_layer_delta()
 
-    def update_weight(self, rate):
-        """Eq. 5 on every connection, from the deltas of the last :meth:`calc_delta`."""
+    def _downstream_connections(self):
+        """Every connection, upstream layer by upstream layer, node by node."""
         for layer in self.layers[:-1]:
             for node in layer.nodes:
-                for conn in node.downstream:
-                    conn.update_weight(rate)
+                yield from node.downstream
+
+    def update_weight(self, rate):
+        """Eq. 5 on every connection, from the deltas of the last :meth:`calc_delta`."""
+        for conn in self._downstream_connections():
+            conn.update_weight(rate)
 
     def calc_gradient(self):
         """Store ``delta * x`` in every connection's ``gradient`` (no weight changes)."""
-        for layer in self.layers[:-1]:
-            for node in layer.nodes:
-                for conn in node.downstream:
-                    conn.calc_gradient()
+        for conn in self._downstream_connections():
+            conn.calc_gradient()
 
     def get_gradient(self, label, sample):
         """The tutorial's gradient for one sample: ``delta * x`` per connection.
@@ -334,18 +336,8 @@ class Network(ReferenceNetwork):
     # --- forward --------------------------------------------------------------------------------
 
     def predict(self, sample):
-        """Forward one sample (Eq. 1/2 layer by layer) and return the output layer's values.
-
-        Parameters
-        ----------
-        sample : array_like, shape (n_in,)
-            The input ``x``.
-
-        Returns
-        -------
-        ndarray, shape (n_out,)
-            The outputs ``y`` (float64).
-        """
+        """Forward one sample ``x`` (array_like, (n_in,)) by Eq. 1/2 layer by layer; returns the
+        outputs ``y``, float64 (n_out,)."""
         self._forward(self._sample(sample))
         return np.array([node.output for node in self.layers[-1].nodes[:-1]])
 
@@ -367,14 +359,8 @@ class Network(ReferenceNetwork):
         return pairs
 
     def get_weights(self):
-        """Return the weights as ``(W, b)`` float64 copies per layer.
-
-        Returns
-        -------
-        list of (ndarray, ndarray)
-            ``W`` of shape (n_out, n_in) (``W[j, i]`` is the weight from node i to node j) and
-            ``b`` of shape (n_out,) (the weights from the bias node).
-        """
+        """The weights as ``(W, b)`` float64 copies per layer: ``W`` (n_out, n_in), ``W[j, i]``
+        the weight from node i to node j, and ``b`` (n_out,), the weights from the bias node."""
         return self._collect(lambda conn: conn.weight)
 
     def set_weights(self, pairs):
