@@ -100,9 +100,10 @@ class EngineEpochs:
         if self.mu > 0.0 and optimizer.velocities is not None:
             n = len(coefs)
             self.net.velocity = self._flat(optimizer.velocities[:n], optimizer.velocities[n:])
-        # Checked and converted once here; every epoch then trusts them.
-        self.X, self.scale, _ = self.net._inputs(X, 1.0)
-        self.T = self.net._targets(np.asarray(Y, dtype=self.net.dtype), self.X.shape[0])
+        # The estimator has validated X (finite float32/float64) and built Y (one row per
+        # sample, as the loss wants it): converted once here, trusted by every epoch.
+        self.X = np.ascontiguousarray(X)
+        self.T = np.ascontiguousarray(Y, dtype=self.net.dtype)
         self.threads = threads
 
     def _flat(self, coefs, intercepts):
@@ -122,7 +123,7 @@ class EngineEpochs:
         """One pass over the samples in ``order`` at the optimizer's rate; the mean loss."""
         eta = check_positive("learning rate", self.optimizer.learning_rate, self.net.dtype)
         order = np.ascontiguousarray(order, dtype=np.int64)
-        return self.net._run_epoch(self.X, self.T, eta, self.scale, order, mu=self.mu,
+        return self.net._run_epoch(self.X, self.T, eta, 1.0, order, mu=self.mu,
                                    threads=self.threads)
 
     def weights(self):

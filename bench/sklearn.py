@@ -1,0 +1,177 @@
+"""jitnet.sklearn.MLPClassifier against scikit-learn's, one MNIST epoch of 784-300-10, same run.
+
+    python bench/sklearn.py [--repeats 3] [--sklearn-samples 2000] [--quick]
+
+Three estimators train one epoch (``max_iter=1``) on the 60,000 MNIST training images (float64
+pixels in [0, 1]) with the same parameters (:data:`PARAMS`: scikit-learn's defaults except
+``solver='sgd', batch_size=1``, ``random_state=0``):
+
+- ``jitnet.sklearn.MLPClassifier`` in float64 and in float32 (``dtype=``);
+- ``sklearn.neural_network.MLPClassifier`` with the same parameters: its per-sample loop runs
+  in Python, so its epoch is timed on the first ``--sklearn-samples`` images and extrapolated
+  to 60,000 (marked as such in the table);
+- scikit-learn's default ``MLPClassifier`` (Adam, mini-batches of 200) for reference, a real
+  epoch.
+
+Validation before timing: both libraries train one epoch on the first ``--check-samples``
+images from the same random_state; the float64 weights must agree within 1e-9, or the mismatch
+is printed and the script exits with status 1 without timing anything.
+
+Timing: one thread (Numba and BLAS), the whole ``fit`` call (input checks, initial weights,
+the epoch), the median of ``--repeats``, after an untimed warm-up that compiles or loads the
+kernels. Results: an aligned table on stdout, ``bench/results/sklearn-latest.{md,json}``.
+"""
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# This file is named like the library it measures: import the real scikit-learn before this
+# folder (the script's own, first on sys.path) can shadow it, then put the folder back for the
+# harness.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+import sklearn  # noqa: E402
+from sklearn.neural_network import MLPClassifier as Reference  # noqa: E402
+
+for _path in (os.path.dirname(HERE), HERE):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from harness.results import (  # noqa: E402
+    DEFAULT_OUT_DIR,
+    aligned_table,
+    format_number,
+    machine_line,
+    markdown_table,
+    write_results,
+)
+from harness.timing import one_thread  # noqa: E402
+
+import jitnet  # noqa: E402
+from jitnet.training.machine import machine_info  # noqa: E402
+
+#: The estimators' parameters: scikit-learn's defaults but for the per-sample solver.
+PARAMS = dict(hidden_layer_sizes=(300,), solver="sgd", batch_size=1, max_iter=1,
+              random_state=0)
+EPOCH = 60_000
+TOLERANCE = 1e-9
+
+
+def _fit(estimator, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: one epoch on purpose
+        start = time.perf_counter()
+        estimator.fit(X, y)
+        return time.perf_counter() - start
+
+
+def validate(X, y, n):
+    """The largest weight difference after one epoch on n samples (float64, same seed)."""
+    from jitnet.sklearn import MLPClassifier
+
+    ours, theirs = MLPClassifier(**PARAMS), Reference(**PARAMS)
+    _fit(ours, X[:n], y[:n])
+    _fit(theirs, X[:n], y[:n])
+    return max(np.abs(a - b).max() for a, b in zip(ours.coefs_ + ours.intercepts_,
+                                                   theirs.coefs_ + theirs.intercepts_))
+
+
+def measure(args, X, y, X_test, y_test):
+    from jitnet.sklearn import MLPClassifier
+
+    runs = [
+        ("jitnet float64", lambda: MLPClassifier(**PARAMS), EPOCH),
+        ("jitnet float32", lambda: MLPClassifier(**PARAMS, dtype="float32"), EPOCH),
+        ("scikit-learn sgd, batch_size=1", lambda: Reference(**PARAMS), args.sklearn_samples),
+        ("scikit-learn default (adam, batch 200)",
+         lambda: Reference(hidden_layer_sizes=(300,), max_iter=1, random_state=0), EPOCH),
+    ]
+    _fit(MLPClassifier(**PARAMS), X[:50], y[:50])  # compile or load the kernels
+    rows = []
+    for name, make, n in runs:
+        times, error = [], None
+        for _ in range(args.repeats):
+            estimator = make()
+            times.append(_fit(estimator, X[:n], y[:n]))
+            print(f"  {name}: {times[-1]:.3f} s on {n:,} samples", file=sys.stderr)
+        if n == EPOCH:
+            error = 1.0 - estimator.score(X_test, y_test)
+        seconds = statistics.median(times) * EPOCH / n
+        rows.append(dict(name=name, samples_timed=n, extrapolated=n != EPOCH,
+                         epoch_seconds=seconds, samples_per_second=EPOCH / seconds,
+                         test_error=error, repeats=times))
+    reference = rows[2]["epoch_seconds"]
+    for row in rows:
+        row["speedup"] = reference / row["epoch_seconds"]
+    return rows
+
+
+def table(rows):
+    header = ["estimator", "epoch (s)", "samples/s", "vs sklearn sgd", "test error"]
+    cells = [[r["name"], format_number(r["epoch_seconds"]) + (" *" if r["extrapolated"] else ""),
+              format_number(r["samples_per_second"]), f"{r['speedup']:,.0f}x"
+              if r["speedup"] >= 10 else f"{r['speedup']:.2f}x",
+              "-" if r["test_error"] is None else f"{100 * r['test_error']:.2f}%"]
+             for r in rows]
+    return header, cells, [False, True, True, True, True]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits per estimator")
+    parser.add_argument("--sklearn-samples", type=int, default=2000,
+                        help="images scikit-learn's batch_size=1 epoch is timed on")
+    parser.add_argument("--check-samples", type=int, default=300,
+                        help="images of the validation epoch")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repeat, 300 scikit-learn samples; results named sklearn-quick")
+    parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.sklearn_samples = 1, 300
+    train, test = jitnet.load_mnist()
+    X, y = train.images / 255.0, train.labels
+    X_test, y_test = test.images / 255.0, test.labels
+    with one_thread():
+        gap = validate(X, y, args.check_samples)
+        print(f"validation: weights after one epoch on {args.check_samples} images differ by "
+              f"{gap:.2e} (tolerance {TOLERANCE:g})", file=sys.stderr)
+        if not gap <= TOLERANCE:
+            print(f"Error: jitnet's weights differ from scikit-learn's by {gap:.3g}",
+                  file=sys.stderr)
+            return 1
+        info = machine_info()
+        rows = measure(args, X, y, X_test, y_test)
+    header, cells, right = table(rows)
+    print(aligned_table(header, cells, right))
+
+    params = ", ".join(f"{k}={v!r}" for k, v in PARAMS.items())
+    markdown = "\n".join([
+        "# jitnet.sklearn vs scikit-learn: one MNIST epoch of 784-300-10", "",
+        f"`python bench/sklearn.py{' --quick' if args.quick else ''}`, "
+        f"{datetime.date.today().isoformat()}; {machine_line(info)}; scikit-learn "
+        f"{sklearn.__version__}. One thread; the whole `fit` call, median of {args.repeats}.",
+        "", markdown_table(header, cells, right), "",
+        f"Parameters of all but the last row: `{params}` (scikit-learn's defaults otherwise). "
+        f"\\* scikit-learn's batch_size=1 epoch timed on the first {args.sklearn_samples:,} "
+        f"images and extrapolated to {EPOCH:,}. Validated first: after one epoch on "
+        f"{args.check_samples} images the float64 weights of both libraries differ by "
+        f"{gap:.1e}.", ""])
+    record = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), machine=info,
+                  sklearn=sklearn.__version__, params={k: repr(v) for k, v in PARAMS.items()},
+                  validation_gap=gap, rows=rows)
+    stem = "sklearn-quick" if args.quick else "sklearn"
+    for path in write_results(args.out_dir, stem, record, markdown):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
