@@ -152,6 +152,34 @@ def test_partial_fit_carries_velocities_and_rate_like_scikit_learn():
     assert jn.n_iter_ == 1 and jn.t_ == 400
 
 
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sample_weight_as_scikit_learn_weighs_one_sample(early_stopping):
+    # One sample per update: scikit-learn divides the sample's gradient by its weight, so that
+    # (with alpha=0) the weights only change the validation split and score.
+    X, y = _data(n=200)
+    weight = np.random.RandomState(5).uniform(0.5, 3.0, len(y))
+    sk, jn = _both(max_iter=4, shuffle=True, momentum=0.5, early_stopping=early_stopping,
+                   tol=0.0)
+    _fit_quietly(sk, X, y, sample_weight=weight)
+    _fit_quietly(jn, X, y, sample_weight=weight)
+    assert_same_training(sk, jn)
+
+
+def test_a_sample_of_weight_zero_is_not_trained_on():
+    # scikit-learn ends such a fit with NaN weights (0/0); jitnet skips the sample.
+    X, y = _data()
+    weight = np.ones(len(y))
+    weight[::7] = 0.0
+    kept = weight > 0
+    a = _fit_quietly(_both(max_iter=2, shuffle=False)[1], X, y, sample_weight=weight)
+    b = _fit_quietly(_both(max_iter=2, shuffle=False)[1], X[kept], y[kept])
+    assert all(np.array_equal(p, q) for p, q in zip(a.coefs_, b.coefs_))
+    with pytest.raises(ValueError, match="weight.*zero"):
+        _both()[1].fit(X, y, sample_weight=np.zeros(len(y)))
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        _both()[1].fit(X, y, sample_weight=-weight)
+
+
 def test_partial_fit_needs_classes_on_the_first_call():
     X, y = _data()
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
@@ -290,5 +318,3 @@ def test_targets_not_supported_yet_are_refused():
         assert not hasattr(jn, "classes_")
     with pytest.raises(ValueError, match="regression targets are not supported yet"):
         _both("regressor")[1].fit(X, X[:, 0])
-    with pytest.raises(ValueError, match="sample_weight is not supported yet"):
-        _both()[1].fit(X, y, sample_weight=np.ones(len(y)))

@@ -121,8 +121,6 @@ class BaseMLP(BaseEstimator):
         if self.momentum > 0 and self.nesterovs_momentum:
             self._refuse("Nesterov's momentum is not supported yet; pass "
                          "nesterovs_momentum=False (classical momentum) or momentum=0")
-        if sample_weight is not None:
-            self._refuse("sample_weight is not supported yet")
 
     def _check_output(self, out_activation, what):
         if out_activation not in ENGINE_LOSSES:
@@ -143,7 +141,7 @@ class BaseMLP(BaseEstimator):
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
@@ -213,11 +211,11 @@ class BaseMLP(BaseEstimator):
                                            self.momentum, self.nesterovs_momentum, self.power_t)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        (X_train, y_train, _), (X_val, y_val, sw_val) = self._split(X, y, sample_weight)
+        (X_train, y_train, sw_train), (X_val, y_val, sw_val) = self._split(X, y, sample_weight)
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=int)
         engine = EngineEpochs(self.coefs_, self.intercepts_, self.activation,
-                              self.out_activation_, self.dtype, X_train, y_train,
+                              self.out_activation_, self.dtype, X_train, y_train, sw_train,
                               self._optimizer, self.threads)
         try:
             self.n_iter_ = 0

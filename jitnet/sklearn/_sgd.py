@@ -84,13 +84,17 @@ class EngineEpochs:
         The training inputs (validated by the estimator: finite, dense).
     Y : ndarray, (N, n_out)
         The targets as scikit-learn's loss sees them (one-hot rows for softmax).
+    sample_weight : ndarray, (N,), or None
+        Non-negative weights. With one sample per update scikit-learn divides each sample's
+        gradient by its weight, so that a weight cancels out of the data term; a sample of
+        weight 0 (NaN weights in scikit-learn) is skipped here.
     optimizer : SGDOptimizer
     threads : int
         The engine's threads per sample (1: serial and deterministic).
     """
 
-    def __init__(self, coefs, intercepts, activation, out_activation, dtype, X, Y, optimizer,
-                 threads=1):
+    def __init__(self, coefs, intercepts, activation, out_activation, dtype, X, Y, sample_weight,
+                 optimizer, threads=1):
         sizes = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         self.net = Network(sizes, activation=ENGINE_ACTIVATIONS[activation], dtype=dtype,
                            loss=ENGINE_LOSSES[out_activation], seed=0)
@@ -105,6 +109,7 @@ class EngineEpochs:
         self.X = np.ascontiguousarray(X)
         self.T = np.ascontiguousarray(Y, dtype=self.net.dtype)
         self.threads = threads
+        self.kept = None if sample_weight is None or sample_weight.all() else sample_weight != 0
 
     def _flat(self, coefs, intercepts):
         """A flat buffer laid out like the network's params, from (n_in, n_out) arrays."""
@@ -122,6 +127,8 @@ class EngineEpochs:
     def epoch(self, order):
         """One pass over the samples in ``order`` at the optimizer's rate; the mean loss."""
         eta = check_positive("learning rate", self.optimizer.learning_rate, self.net.dtype)
+        if self.kept is not None:
+            order = order[self.kept[order]]
         order = np.ascontiguousarray(order, dtype=np.int64)
         return self.net._run_epoch(self.X, self.T, eta, 1.0, order, mu=self.mu,
                                    threads=self.threads)
