@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitnet.sweep.trial import PATH_OPTIONS, SweepError, canonical, check_names, option_kinds
+from jitnet.sweep.trial import PATH_OPTIONS, SweepError, check_names, check_value, option_kinds
 
 #: Keys of a TOML file (and of ``parse_space``'s options) that shape the sweep, not a trial.
 SWEEP_KEYS = ("seeds", "random", "random_seed")
@@ -353,5 +353,5 @@ def parse_space(options, toml_path=None):
     for name, items in dims.items():
         for item in items:  # every fixed value as train would take it, before any cluster starts
             if not _is_range(item):
-                canonical({name: item})  # its error names the option and the value
+                check_value(name, item)  # its error names the option and the value
     return Space(dims=dims, **shape)
