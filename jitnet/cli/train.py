@@ -88,6 +88,13 @@ class InitName(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def _remove_if_empty(folder):
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (or already gone): the run's files stay
+        pass
+
+
 def _config_value(name, value):
     """A click value as a TrainConfig field: paths become strings, and the paths a run keeps
     (--data, --output, --report) absolute, so that a run resumed elsewhere finds them."""
@@ -255,7 +262,12 @@ def train(ctx, **options):
                 check_config(config, splits)
                 run_dir = training.create_run_dir(run["runs_dir"], run["name"])
                 reporter = ConsoleReporter(quiet=run["quiet"], pictures=run_dir)
-                result = training.run_training(config, run_dir, splits=splits, reporter=reporter)
+                try:
+                    result = training.run_training(config, run_dir, splits=splits,
+                                                   reporter=reporter)
+                except BaseException:
+                    _remove_if_empty(run_dir)  # refused or stopped before it wrote anything
+                    raise
                 test = splits.test
             reporter.final_pictures(result, test)  # confusion matrix and mistakes of the test set
         except training.TrainingInterrupted as stop:

@@ -157,7 +157,7 @@ def _number(text, integer, where):
     except ValueError:
         what = "an integer" if integer else "a number"
         raise SweepError(f"{where}: {text!r} is not {what}") from None
-    if not math.isfinite(value):
+    if not integer and not math.isfinite(value):  # (an integer is finite, and may not fit a float)
         raise SweepError(f"{where}: {text!r} is not a finite number")
     return value
 
@@ -165,6 +165,8 @@ def _number(text, integer, where):
 def _range(text, name, integer, where):
     low_text, _, high_text = text.partition(":")
     low, high = (_number(t.strip(), integer, where) for t in (low_text, high_text))
+    if max(abs(low), abs(high)) > 1e300:  # drawn in floats
+        raise SweepError(f"{where}: the range {text!r} is too wide to draw from")
     log = name in LOG_SCALE
     if not low < high:
         raise SweepError(f"{where}: the range {text!r} must have LOW < HIGH")

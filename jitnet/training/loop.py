@@ -25,7 +25,7 @@ from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
 from jitnet.training.data import check_config, load_splits, network_sizes
-from jitnet.training.errors import RunDiverged, TrainingInterrupted
+from jitnet.training.errors import RunDiverged, TrainingError, TrainingInterrupted, one_line
 from jitnet.training.report import Reporter, build_report, describe_run
 
 # The shuffling generator gets its own stream, distinct from the one that draws the weights; the
@@ -134,14 +134,25 @@ def run_training(config, run_dir, *, splits=None, reporter=None):
     """
     splits = load_splits(config) if splits is None else splits
     check_config(config, splits)
-    return start_run(config, runs.claim_run_dir(run_dir), splits, reporter)
+    net = new_network(config, splits)
+    return start_run(config, runs.claim_run_dir(run_dir), splits, net, reporter)
 
 
-def start_run(config, run_dir, splits, reporter=None):
-    """:func:`run_training` from epoch 0 in ``run_dir``, whose files it writes anew (checked
-    and claimed by the caller)."""
-    net = Network(network_sizes(config, splits.info), activation=config.activation,
-                  dtype=config.dtype, seed=config.seed, loss=config.loss, init=config.init)
+def new_network(config, splits):
+    """The run's initial network; a TrainingError (one line) when it cannot be built, before
+    any file is written."""
+    sizes = network_sizes(config, splits.info)
+    try:
+        return Network(sizes, activation=config.activation, dtype=config.dtype,
+                       seed=config.seed, loss=config.loss, init=config.init)
+    except (MemoryError, ValueError, OverflowError) as exc:  # sizes beyond memory or numpy
+        raise TrainingError(f"cannot build a {'-'.join(map(str, sizes))} network: "
+                            f"{one_line(exc) or 'not enough memory'}") from None
+
+
+def start_run(config, run_dir, splits, net, reporter=None):
+    """:func:`run_training` from epoch 0 with ``net`` in ``run_dir``, whose files it writes
+    anew (checked and claimed by the caller)."""
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=_SHUFFLE_SPAWN_KEY))
     runs.write_config(run_dir, config)
     state = TrainState(config=config, data=dict(splits.info), epoch=0,

@@ -18,7 +18,7 @@ from jitnet.training.checkpoint import generator_from_state, load_checkpoint
 from jitnet.training.config import CHANGEABLE, TrainConfig, option_name
 from jitnet.training.data import check_config, check_resume_data, load_splits, prepare_data
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
-from jitnet.training.loop import _Run, start_run
+from jitnet.training.loop import _Run, new_network, start_run
 from jitnet.training.report import Reporter
 
 
@@ -138,7 +138,8 @@ def _restart(run_dir, changes, data, reporter):
     config = resume_config(saved, 0, changes, config_path)
     splits = _splits(config, data, str(config_path))
     check_config(config, splits)
+    net = new_network(config, splits)
     runs.reset_run_dir(run_dir)
     reporter.message(f"{run_dir} has no checkpoint (its run was stopped before the first): "
                      f"starting it again from its {runs.CONFIG_NAME}")
-    return start_run(config, run_dir, splits, reporter)
+    return start_run(config, run_dir, splits, net, reporter)
