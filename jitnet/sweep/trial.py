@@ -10,6 +10,10 @@ Dask worker, or alone::
     from jitnet.sweep import run_trial
     run_trial({"hidden": [32], "rate": 0.1, "epochs": 2}, "runs/t1")
 
+A trial's options become a configuration as ``train``'s do
+(:meth:`jitnet.training.TrainConfig.from_options`): a ``recipe`` fills the options the trial does
+not set, and the trial's ``config.json`` and result hold the resolved options.
+
 A trial is identified by :func:`trial_key`, a hash of its result-defining options; options equal to
 their defaults do not count, so ``{"rate": 0.3}`` and ``{}`` are the same trial.
 """

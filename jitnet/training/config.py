@@ -78,6 +78,9 @@ _USED_ONLY_WITH = (
 class TrainConfig:
     """Everything that describes one training run; each field is a ``train`` option.
 
+    A field not given to the constructor takes the ``recipe``'s value, else the default below:
+    ``TrainConfig(recipe="simard2003", hidden=(1000,))`` is simard2003 with 1000 hidden units.
+
     Attributes
     ----------
     hidden : tuple of int
