@@ -127,8 +127,8 @@ def _config(options):
 
 
 def canonical(options):
-    """The options of a trial that define its result, as JSON values, defaults left out (a
-    recipe's options count as given: the result is the same with or without the recipe).
+    """The options of a trial that define its result, as JSON values, defaults left out: the
+    resolved options, so a recipe counts through every option it sets (and its name).
 
     Raises
     ------
