@@ -1,9 +1,10 @@
 """Recipes: named sets of ``train`` options that reproduce a published MNIST experiment
 (``python cli.py train --recipe simard2003``).
 
-A recipe is plain data, one line of :class:`jitnet.training.TrainConfig` fields: options given on
-the command line win over it, and the run's ``config.json`` records the recipe's name with every
-option it ended up with. Each recipe's ``about`` says which paper it follows, what is the same
+A recipe is plain data, one line of :class:`jitnet.training.TrainConfig` fields, resolved by the
+configuration itself (``TrainConfig(recipe=NAME, **options)``) for ``train``, ``sweep`` and the
+library alike: options given win over it, and the run's ``config.json`` records the recipe's
+name with every option it ended up with. Each recipe's ``about`` says which paper it follows, what is the same
 and what differs. This module imports nothing, so the command line can list the recipes without
 loading the engine.
 
