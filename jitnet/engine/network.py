@@ -1,4 +1,5 @@
-"""The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
+"""The JIT engine's ``Network``: its configuration, parameters, inference and files; its training
+delegates to :mod:`jitnet.engine.training`, argument checks to :mod:`jitnet.engine.inputs`."""
 
 import time
 
@@ -6,11 +7,9 @@ import numpy as np
 
 from jitnet.engine import epochs, inputs, kernels, layout, model_file, training
 from jitnet.engine.checks import check_dtype, check_seed, check_sizes, check_weight_pairs
-from jitnet.engine.components import (
-    ACTIVATIONS, OUTPUTS, check_activation, check_init, check_loss, draw_initial_weights,
-    output_activation,
-)
-from jitnet.engine.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
+from jitnet.engine.components import ACTIVATIONS, OUTPUTS, check_activation, check_init, check_loss
+from jitnet.engine.components import draw_initial_weights, output_activation
+from jitnet.engine.model_file import ModelFileError  # noqa: F401 (re-exported)
 from jitnet.engine.training import TrainingDiverged  # noqa: F401 (re-exported)
 
 
@@ -121,13 +120,8 @@ class Network:
     weights = property(lambda self: self._weights, doc="Per layer (n_out, n_in) views.")
     biases = property(lambda self: self._biases, doc="Per layer (n_out,) views.")
 
-    @property
-    def n_inputs(self):
-        return self._sizes[0]
-
-    @property
-    def n_outputs(self):
-        return self._sizes[-1]
+    n_inputs = property(lambda self: self._sizes[0], doc="Units of the input layer.")
+    n_outputs = property(lambda self: self._sizes[-1], doc="Units of the output layer.")
 
     @property
     def n_params(self):
@@ -370,13 +364,25 @@ class Network:
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
-    """Compile (or load from Numba's cache) every kernel for one dtype combination (the same
-    compiled kernels serve every activation, loss and momentum).
+    """Compile (or load from Numba's cache) the kernels of training and inference for one
+    combination of types, so that later calls and timings do not include compilation.
+
+    The same compiled kernels serve every activation, loss and momentum; the distorted and the
+    multi-threaded epochs compile on their first use.
+
+    Parameters
+    ----------
+    dtype : {'float64', 'float32'}
+        The networks' precision.
+    x_dtype : numpy dtype
+        The inputs' type: uint8 images (default) or float32/float64 arrays.
+    activation : str
+        The hidden units of the small network trained to trigger compilation.
 
     Returns
     -------
     float
-        Seconds spent; call it before timing so that compilation is reported on its own.
+        Seconds spent: about 0.3 s from Numba's cache, several seconds on a first run.
     """
     start = time.perf_counter()
     net = Network([4, 3, 2], activation=activation, dtype=dtype, seed=0)

@@ -15,7 +15,9 @@ import numpy as np
 
 from jitnet.engine import epochs as epoch_kernels
 from jitnet.engine import inputs, kernels, parallel
-from jitnet.engine.checks import check_count, check_fraction, check_order, check_positive, check_seed
+from jitnet.engine.checks import (
+    check_count, check_fraction, check_order, check_positive, check_seed,
+)
 from jitnet.engine.distortion import DistortionPlan
 from jitnet.engine.layout import _aligned_zeros
 from jitnet.engine.schedules import make_schedule
