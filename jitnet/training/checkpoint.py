@@ -19,7 +19,10 @@ scaled and how it was trained; ``Network.load`` reads it as a plain model.
 
 Both are read through :class:`jitnet.io.npzfile.NpzArchive`: the archive's directory and every
 array's header are checked first, then the JSON description, then each network's declared
-shapes against the configuration, and only then are the parameters read.
+shapes against the configuration, and only then are the parameters read. Both networks must be
+what the configuration names (sizes, dtype, activation, loss, init, input scale): a resume
+trains exactly the network its ``config.json`` describes. ``Network.load`` reads a checkpoint's
+current network without this reader (:mod:`jitnet.engine.model_file`).
 """
 
 import json
