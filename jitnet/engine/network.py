@@ -356,9 +356,9 @@ class Network:
         ``jitnet evaluate`` uses it) or a run folder (its ``model.npz``, the best network).
 
         The network comes with the :attr:`input_scale` it was trained with. Anything that
-        cannot be read (missing, truncated, damaged, foreign, too large) raises ModelFileError,
-        one line naming the file; nothing is allocated before the file's declared sizes have
-        been checked.
+        cannot be read (missing, truncated, damaged, foreign, claiming more than it holds)
+        raises ModelFileError, one line naming the file; nothing is allocated before the
+        file's declared sizes have been checked against its bytes.
         """
         return model_file.load(cls, path)
 
