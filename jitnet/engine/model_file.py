@@ -139,9 +139,10 @@ def json_object(arrays, key, max_bytes):
         shape, dtype = arrays.describe(key)
     else:
         try:
-            shape, dtype = np.shape(arrays[key]), np.asarray(arrays[key]).dtype
+            array = np.asarray(arrays[key])
         except (TypeError, ValueError):
             raise ValueError("is not an array") from None
+        shape, dtype = array.shape, array.dtype
     if dtype != np.uint8 or len(shape) != 1:
         raise ValueError(f"is not stored as bytes (a {dtype} array of shape {shape})")
     if shape[0] > max_bytes:
