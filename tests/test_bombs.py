@@ -1,5 +1,6 @@
 """Files that declare far more than they hold: each is refused (or read, when it is honest and
 within the limits) in well under a second, in a process whose address space is capped at 1.5 GiB.
+The .npz reader has no fixed limit: it refuses claims that the file's bytes cannot back.
 
 The bombs are built without inflating anything: after a full flush, every MiB of zeros deflates
 to the same ~1 KB, so a stream of N MiB of zeros is one block repeated N times.
@@ -126,6 +127,27 @@ def idx_bombs(directory):
     return paths
 
 
+def nested_stored(n_members, core_bytes):
+    """A zip of stored members, each member's data holding the next member's whole entry: every
+    entry is valid alone, and together they claim about n_members times the file."""
+    inner, names = bytes(core_bytes), [f"{k}.npy" for k in range(n_members)]
+    entries = []
+    for name in reversed(names):
+        payload = npy("|u1", f"({len(inner)},)") + inner
+        local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, len(payload),
+                            len(payload), len(name), 0) + name.encode()
+        entries.append((name, len(payload), len(local) + len(payload) - len(inner)))
+        inner = local + payload
+    directory, offset = bytearray(), 0
+    for name, size, step in reversed(entries):
+        directory += struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, size,
+                                 size, len(name), 0, 0, 0, 0, 0, offset) + name.encode()
+        offset += step
+    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, n_members, n_members,
+                      len(directory), len(inner), 0)
+    return inner + bytes(directory) + end
+
+
 def npz_bombs(directory):
     """{name: (path, expected outcome)} for read_npz."""
     gib = npy("|u1", f"({GIB},)")
@@ -135,12 +157,12 @@ def npz_bombs(directory):
     honest = deflate(mib64, 64)
     honest_entry = ("a.npy", honest, zeros_crc(64, mib64), len(mib64) + (64 << 20), None)
     files = {
-        # 1 MB declaring 1 GiB of real zeros: over the 256 MiB default limit
-        "gib.npz": ([("a.npy", deflate(gib, 1024), 0, len(gib) + GIB, None)],
-                    "over the 268435456-byte limit"),
-        # 3 MB declaring 3 GiB in three members
-        "three-gib.npz": ([(f"{k}.npy", deflate(gib, 1024), 0, len(gib) + GIB, None)
-                           for k in "abc"], "over the 268435456-byte limit"),
+        # 1 KB of deflate data declaring 1 GiB: deflate cannot expand 1 KB that far
+        "gib.npz": ([("a.npy", deflate(gib, 1), 0, len(gib) + GIB, None)],
+                    "compressed bytes can hold"),
+        # 3 KB declaring 3 GiB in three members
+        "three-gib.npz": ([(f"{k}.npy", deflate(gib, 1), 0, len(gib) + GIB, None)
+                           for k in "abc"], "compressed bytes can hold"),
         # declares 1 MiB, inflates to 900 MiB: stopped after the declared bytes
         "small-claim.npz": ([("a.npy", deflate(mib, 900), 0, len(mib) + (1 << 20), None)],
                             "more bytes than declared"),
@@ -149,12 +171,9 @@ def npz_bombs(directory):
                            "compressed bytes for 133 bytes"),
         # the directory says 64 bytes; the .npy header says 1 GiB
         "header-claim.npz": ([("a.npy", deflate(gib, bytes(64)), 0, len(gib) + 64, None)],
-                             "over the 268435456-byte limit"),
+                             "needs 1073741824 data bytes, the zip directory gives 64"),
         # 64 MiB of zeros, honest and within the limits: read
         "honest.npz": ([honest_entry], "ok"),
-        # 17 such arrays: 1088 MiB in all, over the 1 GiB total
-        "over-total.npz": ([(f"{k}.npy", *honest_entry[1:]) for k in range(17)],
-                           "more than 1073741824 bytes in all"),
         # the same data behind 17 directory entries (entries overlap)
         "overlap.npz": ([honest_entry] + [(f"{k}.npy", *honest_entry[1:4], 0) for k in range(16)],
                         "give different names"),
@@ -163,6 +182,9 @@ def npz_bombs(directory):
     for name, (entries, outcome) in files.items():
         paths[name] = (directory / name, outcome)
         paths[name][0].write_bytes(raw_zip(entries))
+    # 1 MiB behind 2,000 nested entries: about 2 GiB claimed by a 1 MiB file
+    (directory / "nested.npz").write_bytes(nested_stored(2000, 1 << 20))
+    paths["nested.npz"] = (directory / "nested.npz", "overlap in the file")
     with open(directory / "sparse.npz", "wb") as file:
         np.savez(file, a=np.arange(3))
         file.truncate(SPARSE)

@@ -102,6 +102,9 @@ def _half_writing_fdopen(real_fdopen):
             def fileno(self):
                 return f.fileno()
 
+            def __getattr__(self, name):  # read, seek, tell: what np.savez uses of a file
+                return getattr(f, name)
+
         return HalfWriter()
 
     return fdopen

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import oracle
 from jitnet.engine.network import ModelFileError, Network, TrainingDiverged
+from jitnet.engine import training
 from jitnet.engine.components import ACTIVATIONS
 
 TUTORIAL = {"activation": "sigmoid", "loss": "squared"}
@@ -494,12 +495,12 @@ def test_the_training_check_fails_on_a_step_a_thousandth_too_long(monkeypatch, p
                                                                    momentum):
     problem = (problem[0], dtype, *problem[2:-1], momentum)
     check_training(problem)  # the real engine passes ...
-    run_epoch = Network._run_epoch
+    run_epoch = training.run_epoch
 
-    def too_long(self, X, T, eta, *rest, **kwargs):
-        return run_epoch(self, X, T, eta * 1.001, *rest, **kwargs)
+    def too_long(net, X, T, eta, *rest, **kwargs):
+        return run_epoch(net, X, T, eta * 1.001, *rest, **kwargs)
 
-    monkeypatch.setattr(Network, "_run_epoch", too_long)
+    monkeypatch.setattr(training, "run_epoch", too_long)
     with pytest.raises(AssertionError):  # ... and one that steps 0.1% too far does not
         check_training(problem)
 

@@ -238,7 +238,7 @@ def test_a_rank_that_never_arrives_is_given_up():
     """The barrier's bound: alone in a team of two, a rank stops after max_yields yields."""
     net = Network([10, 7, 3], seed=0)
     X, labels = sparse_data([10, 7, 3], n=5)
-    T = net._targets(labels, 5)
+    T = net.targets(labels)
     team = parallel.Team(net.params, net._layout, net._scratch, 2, max_yields=1000)
     outcome = finishes(lambda: parallel._train_rank(
         net.params, team.firsts[0], team.uppers[0], net._layout, team.upper_layout,
