@@ -12,6 +12,8 @@ import contextlib
 import io
 import os
 import struct
+import sys
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -96,6 +98,50 @@ def child_env(**extra):
     """The environment of a child process that imports this checkout's jitnet."""
     path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def cli_command(pictures=True, hold_epoch=None):
+    """``python cli.py`` of this checkout as a child process (append its arguments), optionally
+    without pictures (about 3 s of matplotlib a run) or holding in epoch ``hold_epoch``: the
+    child then waits there (up to 10 minutes) for the signal a test sends it, so that a busy
+    machine cannot let the run finish before the test interrupts it. It prints the resume
+    command of ``python cli.py``."""
+    lines = ["import runpy, sys, time"]
+    if not pictures:
+        lines.append("from jitnet.cli.pictures import RunPictures\n"
+                     "RunPictures.curve = RunPictures.final = lambda *args, **kwargs: None")
+    if hold_epoch is not None:
+        lines.append(
+            "from jitnet.cli.console import ConsoleReporter\n"
+            "real_epoch_start = ConsoleReporter.epoch_start\n"
+            "def hold(n_done):\n"
+            "    end = time.monotonic() + 600\n"
+            "    while time.monotonic() < end:\n"
+            "        time.sleep(0.05)\n"
+            "def epoch_start(self, epoch, epochs, n_samples):\n"
+            f"    if epoch == {int(hold_epoch)}:\n"
+            "        return hold\n"
+            "    return real_epoch_start(self, epoch, epochs, n_samples)\n"
+            "ConsoleReporter.epoch_start = epoch_start")
+    lines.append(f"sys.argv[0] = {str(REPO / 'cli.py')!r}\n"
+                 "runpy.run_path(sys.argv[0], run_name='__main__')")
+    return [sys.executable, "-c", "\n".join(lines)]
+
+
+def wait_for_checkpoint(path, epoch, proc, timeout=120):
+    """Wait until ``path`` holds a checkpoint at or after ``epoch`` while ``proc`` runs; return
+    that epoch."""
+    from jitnet.training import load_checkpoint
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        if path.exists():
+            saved = load_checkpoint(path).epoch
+            if saved >= epoch:
+                return saved
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint appeared")
 
 
 # -- runs ------------------------------------------------------------------------------------
