@@ -16,9 +16,10 @@ settings.register_profile("jitnet", deadline=None, suppress_health_check=[Health
 settings.load_profile("jitnet")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mnist():
-    """The shipped MNIST (train, test), read once for the whole session."""
+    """The shipped MNIST (train, test), read once per module (its arrays are writable: a module
+    that changed them would change them only for itself)."""
     from jitnet.data.datasets import load_mnist
 
     return load_mnist()

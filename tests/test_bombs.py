@@ -10,7 +10,6 @@ to the same ~1 KB, so a stream of N MiB of zeros is one block repeated N times.
 
 import gzip
 import json
-import os
 import struct
 import subprocess
 import sys

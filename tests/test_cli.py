@@ -413,7 +413,7 @@ def test_predict_index_out_of_range(trained):
 
 
 @pytest.mark.parametrize("which", ["run", "model"])
-def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
+def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which, mnist):
     result = invoke("evaluate", trained.run if which == "run" else trained.model)
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -429,15 +429,13 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     assert [int(row.split()[0]) for row in rows] == list(range(10))
     assert matrix.shape == (10, 10) and matrix.sum() == total
     assert total - np.trace(matrix) == wrong
-    from jitnet.data.datasets import load_mnist
-
-    labels = load_mnist()[1].labels
+    labels = mnist[1].labels
     assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=10))
     net, _ = load_model(trained.model)  # the best model of the run
-    assert wrong == int((net.classify(load_mnist()[1].images) != labels).sum())
+    assert wrong == int((net.classify(mnist[1].images) != labels).sum())
 
 
-def test_predict_shows_the_image_label_and_outputs(trained):
+def test_predict_shows_the_image_label_and_outputs(trained, mnist):
     result = invoke("predict", trained.run, "--index", "0")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -451,9 +449,7 @@ def test_predict_shows_the_image_label_and_outputs(trained):
     assert len(outputs) == 10 and int(np.argmax(outputs)) == predicted
     assert lines[32 + predicted].endswith("<")
     net, _ = load_model(trained.model)
-    from jitnet.data.datasets import load_mnist
-
-    assert np.allclose(outputs, net.predict(load_mnist()[1].images[0]), atol=5e-5)
+    assert np.allclose(outputs, net.predict(mnist[1].images[0]), atol=5e-5)
 
 
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])

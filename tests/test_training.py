@@ -20,7 +20,7 @@ from jitnet.engine.network import Network
 from jitnet.training import (
     CheckpointError, Reporter, RunDiverged, TrainConfig, TrainingError, TrainingInterrupted,
     check_resume_data, format_evaluation, load_checkpoint, load_model, prepare_data,
-    resume_config, resume_training, run_training, stopping_update,
+    resume_config, resume_training, stopping_update,
 )
 from jitnet.training import runs
 
