@@ -1,6 +1,6 @@
 """Plain helpers shared by the test modules; the fixtures built on them are in conftest.py.
 
-- the command line: ``invoke``, ``assert_user_error``, ``pictures_off``, ``ctrl_c_in_console``,
+- the command line: ``invoke``, ``train_once``, ``assert_user_error``, ``pictures_off``, ``ctrl_c_in_console``,
   ``child_env`` (a child process that imports this checkout);
 - runs: ``CtrlCAt`` (a reporter that presses Ctrl-C), ``run_small``, ``same_network``,
   ``assert_same_state``, ``model_arrays``, ``same_arrays``;
@@ -35,6 +35,18 @@ def invoke(*args):
     from jitnet.cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def train_once(root, name, *args):
+    """``jitnet train ARGS`` into ``root/runs/name``, which must succeed: a namespace of the
+    click result, the run folder and its files."""
+    import types
+
+    result = invoke("train", *args, "--runs-dir", root / "runs", "--name", name)
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = root / "runs" / name
+    return types.SimpleNamespace(root=root, result=result, run=run, model=run / "model.npz",
+                                 checkpoint=run / "checkpoint.npz")
 
 
 def assert_user_error(result, *words):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import REPO, assert_user_error, ctrl_c_in_console, invoke
+from helpers import REPO, assert_user_error, ctrl_c_in_console, invoke, train_once
 from jitnet.cli import main as cli_module
 from jitnet.cli import train as _cli_train
 from jitnet.cli.main import cli
@@ -37,13 +37,9 @@ pytestmark = pytest.mark.usefixtures("in_tmp_path", "no_pictures")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, no_pictures):
     """One small run through the CLI: its folder and output."""
-    root = tmp_path_factory.mktemp("train")
-    result = invoke("train", *SMALL, "--runs-dir", root / "runs", "--name", "small")
-    assert result.exit_code == 0, (result.output, result.exception)
-    run = root / "runs" / "small"
-    return types.SimpleNamespace(root=root, result=result, run=run, model=run / "model.npz",
-                                 checkpoint=run / "checkpoint.npz",
-                                 report=json.loads((run / "report.json").read_text()))
+    run = train_once(tmp_path_factory.mktemp("train"), "small", *SMALL)
+    run.report = json.loads((run.run / "report.json").read_text())
+    return run
 
 
 # -- help and version ------------------------------------------------------------------------

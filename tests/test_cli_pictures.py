@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import REPO, assert_user_error, ctrl_c_in_console, invoke
+from helpers import REPO, assert_user_error, ctrl_c_in_console, invoke, train_once
 from jitnet.cli.pictures import NOTE
 from jitnet.data.images import load_digit, probabilities
 from jitnet.training import load_model, save_model
@@ -32,12 +32,9 @@ pytestmark = pytest.mark.usefixtures("in_tmp_path")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, mnist):
     """The tiny run through the CLI, and the test set."""
-    root = tmp_path_factory.mktemp("pictures")
-    result = invoke("train", *TINY, "--runs-dir", root / "runs", "--name", "tiny")
-    assert result.exit_code == 0, (result.output, result.exception)
-    folder = root / "runs" / "tiny"
-    return types.SimpleNamespace(root=root, result=result, dir=folder,
-                                 model=folder / "model.npz", test=mnist[1])
+    run = train_once(tmp_path_factory.mktemp("pictures"), "tiny", *TINY)
+    run.dir, run.test = run.run, mnist[1]
+    return run
 
 
 def not_installed(monkeypatch, package):
