@@ -1,7 +1,8 @@
 """Plain helpers shared by the test modules; the fixtures built on them are in conftest.py.
 
-- the command line: ``invoke``, ``train_once``, ``assert_user_error``, ``pictures_off``, ``ctrl_c_in_console``,
-  ``child_env`` (a child process that imports this checkout);
+- the command line: ``invoke``, ``train_once``, ``assert_user_error``, ``pictures_off``,
+  ``ctrl_c_in_console``; as a child process: ``child_env``, ``cli_command``,
+  ``wait_for_checkpoint``;
 - runs: ``CtrlCAt`` (a reporter that presses Ctrl-C), ``run_small``, ``same_network``,
   ``assert_same_state``, ``model_arrays``, ``same_arrays``;
 - data: ``tiny_sets``, ``write_mnist_files``, ``sgd_problem``, ``velocity_pairs``;
@@ -14,6 +15,7 @@ import os
 import struct
 import sys
 import time
+import types
 import zipfile
 import zlib
 from pathlib import Path
@@ -40,8 +42,6 @@ def invoke(*args):
 def train_once(root, name, *args):
     """``jitnet train ARGS`` into ``root/runs/name``, which must succeed: a namespace of the
     click result, the run folder and its files."""
-    import types
-
     result = invoke("train", *args, "--runs-dir", root / "runs", "--name", name)
     assert result.exit_code == 0, (result.output, result.exception)
     run = root / "runs" / name

@@ -101,8 +101,9 @@ def test_sigint_and_sigterm_save_and_resume_ends_bitwise_equal(straight_run, tmp
     assert shlex.split(command) == [sys.executable, str(REPO / "cli.py"), "train", "--resume",
                                     str(Path("runs/run"))]
     assert (run / "report.json").exists()
-    proc = subprocess.Popen(command, shell=True, cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # the command as printed
+    proc = subprocess.Popen(command, shell=True, cwd=tmp_path, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # the command as printed
     rc, out, err = finish(proc)
     assert rc == 0, err
     assert_same_run(straight_run, run)

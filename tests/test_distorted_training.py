@@ -169,8 +169,8 @@ def test_sigkill_during_a_distorted_momentum_run_then_resume_is_bitwise(mnist, t
         if proc.poll() is None:
             proc.kill()
     assert 2 <= load_checkpoint(checkpoint).epoch < 6
-    done = subprocess.run(cli_command(pictures=False) + ["train", "--resume", str(tmp_path / "runs" / "run")], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
+    resume = cli_command(pictures=False) + ["train", "--resume", str(tmp_path / "runs" / "run")]
+    done = subprocess.run(resume, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     resumed = load_checkpoint(checkpoint)
     assert resumed.epoch == 6
