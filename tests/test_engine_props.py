@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import oracle
+from helpers import velocity_pairs
 from jitnet.engine.network import ModelFileError, Network, TrainingDiverged
 from jitnet.engine import training
 from jitnet.engine.components import ACTIVATIONS
@@ -379,13 +380,6 @@ def step_bounds(pairs, x, t, rate, hidden, output, momentum, velocity, u):
 
 def as_float64(pairs):
     return [(W.astype(np.float64), b.astype(np.float64)) for W, b in pairs]
-
-
-def velocity_pairs(net):
-    """The velocity laid out as (W, b) pairs, like get_weights (zeros before any momentum)."""
-    holder = net.copy()
-    holder.params[...] = 0.0 if net.velocity is None else net.velocity
-    return as_float64(holder.get_weights())
 
 
 def assert_within(got_pairs, want_pairs, bound_pairs, what):

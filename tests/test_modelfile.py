@@ -4,69 +4,20 @@ used to escape as TypeError, OverflowError, MemoryError, zlib.error or NotImplem
 by Hypothesis: a valid model file, damaged; the property is "the documented error or exactly
 what the file holds"."""
 
-import io
 import json
 import struct
 import tracemalloc
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import bomb_zip, npy_bytes, npy_header, write_zip
 from jitnet.engine import model_file
 from jitnet.engine.network import ModelFileError, Network
 from jitnet.training import CheckpointError, load_model, save_model
-
-
-def npy_bytes(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=array.dtype.kind == "O")
-    return buffer.getvalue()
-
-
-def write_zip(path, members, method=zipfile.ZIP_STORED):
-    """An .npz of ``members`` (name: array, or the .npy bytes themselves)."""
-    with zipfile.ZipFile(path, "w", compression=method) as archive:
-        for name, value in members.items():
-            archive.writestr(name + ".npy", value if isinstance(value, bytes) else npy_bytes(value))
-    return path
-
-
-def npy_header(descr, shape):
-    text = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }\n" % (descr, shape)
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode()
-
-
-def zeros_deflate(prefix, n_mib):
-    """A deflate stream of ``prefix`` then n_mib MiB of zeros, built without inflating: after a
-    full flush every MiB of zeros compresses to the same block."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    head = compressor.compress(prefix) + compressor.flush(zlib.Z_FULL_FLUSH)
-    block = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
-    return head + block * n_mib + compressor.flush()
-
-
-def bomb_zip(path, members, name, header, nbytes, n_mib=None):
-    """``members`` stored, plus a deflated member ``name``: ``header`` and ``nbytes`` zeros, as
-    its zip entry declares them (a CRC of 0: it must be refused before anything checks). Its
-    deflate data holds ``n_mib`` MiB of zeros (default: the ``nbytes`` it declares)."""
-    body = bytearray(write_zip(path, members).read_bytes())
-    directory_at = body.rindex(b"PK\x05\x06")
-    count = len(members) + 1
-    start_of_directory = struct.unpack("<I", body[directory_at + 16 : directory_at + 20])[0]
-    body, directory = body[:start_of_directory], body[start_of_directory:directory_at]
-    payload = zeros_deflate(header, -(-nbytes >> 20) if n_mib is None else n_mib)
-    size, encoded, offset = len(header) + nbytes, name.encode(), len(body)
-    body += struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 8, 0, 0, 0, len(payload), size,
-                        len(encoded), 0) + encoded + payload
-    directory += struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, 0, len(payload),
-                             size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded
-    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, len(directory), len(body), 0)
-    path.write_bytes(bytes(body + directory + end))
-    return path
 
 
 def assert_one_error(err, path):

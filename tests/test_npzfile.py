@@ -11,7 +11,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from jitnet.data.idx import DataError
 from jitnet.io.npzfile import ArrayHeader, NpzArchive, read_npz
 
 
