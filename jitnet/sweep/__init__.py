@@ -26,6 +26,8 @@ from importlib import import_module
 # fast: the training library, numpy and Numba load only when a sweep runs.
 _EXPORTS = {
     "SweepResult": "jitnet.sweep.results",
+    "CommitteeResult": "jitnet.sweep.committee_report",
+    "run_committee": "jitnet.sweep.committee",
     "format_table": "jitnet.sweep.results",
     "MAX_TRIALS": "jitnet.sweep.runner",
     "SweepInterrupted": "jitnet.sweep.runner",
