@@ -95,11 +95,11 @@ def _line(progress):
                       "help_option_names": ["-h", "--help"]},
 )
 @click.option("--members", type=click.IntRange(1, 100), default=5, show_default=True,
-              help="How many networks; member i (from 0) has seed i.")
+              help="How many networks: K members with seeds 0..K-1.")
 @click.option("--vary", multiple=True, metavar="NAME=V1,V2,...|hidden|distortion",
-              help="Make the members differ by more than their seed (repeatable): member i "
-                   "takes value i mod n of a list, or the ladder x1, x0.85, x1.15 of the hidden "
-                   "sizes or the distortion's strength.")
+              help="Make the members differ by more than their seed (repeatable): the member "
+                   "with seed i takes value i mod n of a list, or factor i mod 3 of the ladder "
+                   "x1, x0.85, x1.15 of the hidden sizes or the distortion's strength.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="committee",
               show_default=True,
               help="Committee folder: a run folder per member, committee.json, .md and .png.")
@@ -112,7 +112,7 @@ def committee_command(ctx, members, vary, out, scheduler, workers):
     """Train a committee of networks on Dask and average their outputs (Meier et al. 2011).
 
     Any train option (one value each, in sweep's syntax: --hidden 500x150) is shared by the
-    members, e.g. --recipe meier2011 --epochs 100; member i has seed i. Each member is a run
+    members, e.g. --recipe meier2011 --epochs 100; they have seeds 0..K-1. Each member is a run
     folder under --out/trials with its checkpoint, best model and report; rerunning the same
     command skips the members that are done and resumes the others (a larger --members
     reuses them). At the end the members' best models are averaged on the validation and test

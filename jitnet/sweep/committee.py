@@ -68,8 +68,8 @@ def parse_options(options):
     "epochs": 10}``. Raises SweepError."""
     names = {str(key).lstrip("-").replace("-", "_") for key in options}
     for name in sorted(names & {*SWEEP_KEYS, "seed"}):
-        raise SweepError(f"{_flag(name)}: a committee's member i has seed i; give --members K "
-                         f"for seeds 0..K-1")
+        raise SweepError(f"{_flag(name)}: the members of a committee have seeds 0..K-1; give "
+                         f"--members K")
     return _single(parse_space(options))
 
 
@@ -85,8 +85,8 @@ def parse_vary(specs):
             raise SweepError(f"--vary {text}: give NAME=V1,V2,... (e.g. hidden=600,800) or "
                              f"one of {', '.join(SHORTHANDS)}")
         if name == "seed":
-            raise SweepError("--vary seed: the members differ by seed already (member i has "
-                             "seed i)")
+            raise SweepError("--vary seed: the members differ by seed already (seeds 0..K-1 "
+                             "for --members K)")
         if name in SHARED:
             raise SweepError(f"--vary {name.replace('_', '-')}: every member must have the same "
                              f"data and input scale ({', '.join(_flag(n) for n in SHARED)})")
@@ -150,8 +150,8 @@ def plan_members(base, members, vary=()):
     from jitnet.engine.components import output_activation
 
     if "seed" in base:
-        raise SweepError("--seed: a committee's member i has seed i; give --members K for "
-                         "seeds 0..K-1")
+        raise SweepError("--seed: the members of a committee have seeds 0..K-1; give "
+                         "--members K")
     if not 1 <= members <= MAX_MEMBERS:
         raise SweepError(f"--members {members}: a committee has 1 to {MAX_MEMBERS} members")
     listed = [name for name, values in vary if values is not None]
@@ -183,11 +183,13 @@ def plan_members(base, members, vary=()):
         outputs.setdefault(output_activation(full["activation"], full["loss"]), i)
         for name in SHARED:
             if full[name] != resolved[name]:
-                raise SweepError(f"member {i} would have {_flag(name)} {full[name]}, member 0 "
-                                 f"{resolved[name]}: members share the data and input scale")
+                raise SweepError(f"the member with seed {i} would have {_flag(name)} "
+                                 f"{full[name]}, the one with seed 0 {resolved[name]}: members "
+                                 f"share the data and input scale")
     if len(outputs) > 1:
         (a, i), (b, j) = list(outputs.items())[:2]
-        raise SweepError(f"member {i} would have {a} outputs and member {j} {b} outputs: "
+        raise SweepError(f"the member with seed {i} would have {a} outputs, the one with seed "
+                         f"{j} {b} outputs: "
                          f"members must have the same kind of outputs to be averaged (vary "
                          f"--loss or --activation only where the output stays the same)")
     return plans

@@ -39,7 +39,7 @@ class CommitteeResult:
     ----------
     out_dir : pathlib.Path
     members : list of dict
-        One per member in order (member i has seed i): ``index``, ``seed``, ``varied`` (its
+        One per member in order of seed (``index`` = ``seed``): ``index``, ``seed``, ``varied`` (its
         values of the varied options), ``status``, ``val_error``, ``test_error``,
         ``best_epoch``, ``epochs_completed``, ``seconds``, ``key``, ``folder``, ``model``,
         ``error`` (a failed member's one line), ``train_command``.
