@@ -11,7 +11,8 @@ _SETS = {"test_error": "test set",
 
 def committee_plot(errors, path, title="committee"):
     """One panel per set: member k's own error (dots) and the error of the committee of members
-    1..k (line), with the best member's error as a dashed line.
+    1..k (line, its last value written beside it), with the best member's error as a dashed
+    line.
 
     Parameters
     ----------
@@ -36,19 +37,16 @@ def committee_plot(errors, path, title="committee"):
     k = np.arange(1, len(panels[0][1]) + 1)
     fig = _figure(4.6 * len(panels) + 0.4, 4.2)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for n, (ax, (metric, members, committee)) in enumerate(zip(axes, panels)):
+    for ax, (metric, members, committee) in zip(axes, panels):
         members, committee = 100 * members, 100 * committee
         ax.plot(k, committee, "-", marker="s", ms=5, color="C3", zorder=2,
                 label="committee of members 1..k")
         ax.plot(k, members, "o", color="C0", ms=6, zorder=3, label="member k alone")
         best = members.min()
         ax.axhline(best, color="0.45", linestyle="--", linewidth=0.9, zorder=1,
-                   label="best member alone")
+                   label=f"best member alone ({best:.2f}%)")
         ax.annotate(f"{committee[-1]:.2f}%", (k[-1], committee[-1]), xytext=(7, 0),
                     textcoords="offset points", color="C3", fontsize=9, va="center")
-        ax.annotate(f"{best:.2f}%", (k[-1] + 0.55, best), xytext=(0, 3),
-                    textcoords="offset points", color="0.35", fontsize=8, ha="right",
-                    va="bottom")
         ax.set_xlabel("k (members in order of seed)")
         ax.set_ylabel(_LABELS[metric])
         ax.set_title(_SETS[metric], fontsize=10)
@@ -59,8 +57,7 @@ def committee_plot(errors, path, title="committee"):
         # The data in the lower 62% of the panel: the legend sits above it.
         ax.set_ylim(bottom, bottom + max(high - bottom, 0.1) / 0.62)
         ax.grid(True, alpha=0.3)
-        if n == 0:
-            ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper right")
     fig.suptitle(title)
     _save(fig, path)
     return len(k)
