@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import jitnet
 from jitnet.cli.main import cli
+from jitnet.sweep import SweepInterrupted, SweepReporter, run_committee
 
 pytest.importorskip("distributed")
 
@@ -107,3 +108,28 @@ def test_a_failed_member_is_reported_and_the_others_make_the_committee(tmp_path)
     assert "threads=17 is more than the 16 units" in failed["error"]
     assert "1 failed" in result.stdout and "committee of 1 (outputs averaged)" in result.stdout
     assert np.isfinite(document["committee"]["test_error"])
+
+
+class _StopAfterOne(SweepReporter):
+    """Raises KeyboardInterrupt (as Ctrl-C would) when the first member is done."""
+
+    def trial_done(self, record, progress):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_committee_continues_when_rerun(tmp_path):
+    options = {"hidden": [16], "epochs": 2, "train_limit": 2000, "test_limit": 1000,
+               "validation": 500}
+    with pytest.raises(SweepInterrupted, match="interrupted with 1 of 2 members done"):
+        run_committee(options, tmp_path, members=2, workers=1, reporter=_StopAfterOne())
+    assert not (tmp_path / "committee.json").exists()
+    # The second member may have finished on the worker before the cluster closed: tiny
+    # members take milliseconds.
+    done = stamps(tmp_path)
+    assert 1 <= len(done) <= 2
+    result = run_committee(options, tmp_path, members=2, workers=1)
+    assert (result.ran, result.skipped) == (2 - len(done), len(done))
+    assert stamps(tmp_path).items() >= done.items()
+    assert [m["seed"] for m in result.finished] == [0, 1] and result.files["json"].exists()
+    assert result.test_error == json.loads(result.files["json"].read_text())["committee"][
+        "test_error"]

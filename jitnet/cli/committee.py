@@ -97,7 +97,7 @@ def _line(progress):
 @click.option("--members", type=click.IntRange(1, 100), default=5, show_default=True,
               help="How many networks: K members with seeds 0..K-1.")
 @click.option("--vary", multiple=True, metavar="NAME=V1,V2,...|hidden|distortion",
-              help="Make the members differ by more than their seed (repeatable): the member "
+              show_default="seeds only", help="Make the members differ by more than their seed (repeatable): the member "
                    "with seed i takes value i mod n of a list, or factor i mod 3 of the ladder "
                    "x1, x0.85, x1.15 of the hidden sizes or the distortion's strength.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="committee",

@@ -16,6 +16,10 @@ processes that import the main module)::
     result = run_sweep(space, "sweeps/first", workers=2)
     print(result.best_command)
 
+A committee (:func:`run_committee`, ``jitnet committee``) is a sweep of its own kind: K members
+of one configuration with seeds 0..K-1 (and ``vary``), run by the same runner, then averaged by
+:class:`jitnet.Committee` into a committee folder (:mod:`jitnet.sweep.committee_report`).
+
 Dask is needed only to run a sweep (``pip install "jitnet[sweep]"``); this package imports it
 lazily, and never imports click (the ``sweep`` command is :mod:`jitnet.sweep.command`).
 """
