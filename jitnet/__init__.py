@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Network": "jitnet.engine.network",
+    "Committee": "jitnet.engine.committee",
     "ModelFileError": "jitnet.engine.network",
     "TrainingDiverged": "jitnet.engine.network",
     "compile_kernels": "jitnet.engine.network",

@@ -38,10 +38,15 @@ _json_option = click.option(
 
 
 def _load_model(model):
-    """(network, info) of a run folder, model file or checkpoint; the network carries the
-    input scale it was trained with. A file that cannot be used is one line, exit 2."""
+    """(network, info) of a run folder, model file or checkpoint -- or (committee, info) of a
+    committee folder; the network carries the input scale it was trained with. A file that
+    cannot be used is one line, exit 2."""
     from jitnet import training
+    from jitnet.cli.committee import load_committee
 
+    loaded = load_committee(model)
+    if loaded is not None:
+        return loaded
     try:
         return training.load_model(model)
     except training.TrainingError as exc:  # CheckpointError: every problem of the file
@@ -131,10 +136,11 @@ def _draw(what, *args, **kwargs):
 @click.pass_context
 def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_json):
     """Error rate and confusion matrix, with each class's precision and recall, of MODEL (a run
-    folder, a model file or a checkpoint).
+    folder, a model file, a checkpoint or a committee folder: its members' outputs averaged).
 
     Inputs are scaled the way the model was trained (raw pixels for a --raw-pixels model).
     """
+    from jitnet.cli.committee import describe, json_fields
     from jitnet.cli.pictures import draw_test_pictures
     from jitnet.evaluation.metrics import format_confusion, precision_recall
 
@@ -146,7 +152,7 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
     net, info, dataset = _load_model_and_split(model, data, split)
     if mistakes is not None and out is None:
         out = _beside(model, f"mistakes-{split}.png")
-    what = f"{model.name}: {'-'.join(map(str, net.sizes))}, {split} set"
+    what = f"{model.name}: {describe(net)}, {split} set"
     matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, net.input_scale,
                                  info.get("config"), confusion_png, out, what,
                                  n_mistakes=mistakes or 0)
@@ -158,15 +164,14 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
         precision, recall = ([float(v) if math.isfinite(v) else None for v in rates]
                              for rates in precision_recall(matrix))
         click.echo(json.dumps({
-            "model": str(model), "sizes": list(net.sizes), "activation": net.activation,
-            "dtype": net.dtype.name, "data": where, "split": split, "n_images": n,
+            "model": str(model), **json_fields(net), "data": where, "split": split, "n_images": n,
             "wrong": wrong, "error_rate": wrong / n, "confusion_matrix": matrix.tolist(),
             "precision": precision, "recall": recall,
             "mistakes_png": None if out is None else str(out), "mistakes_shown": shown,
             "confusion_png": None if confusion_png is None else str(confusion_png),
         }, indent=2))
         return
-    click.echo(f"model {model}: {'-'.join(map(str, net.sizes))} {net.activation} {net.dtype.name}")
+    click.echo(f"model {model}: {describe(net)}")
     click.echo(f"data  {where}, {split} set, {n:,} images")
     click.echo(f"error rate {100 * wrong / n:.2f}%  ({wrong:,} of {n:,} wrong)")
     click.echo()
@@ -243,8 +248,8 @@ def _scores(net, image, info):
 @_force_option
 @_json_option
 def predict(model, images, index, data, split, top, save_preprocessed, force, as_json):
-    """The digit MODEL (a run folder, a model file or a checkpoint) sees in each IMAGE file,
-    or in image --index of the data set.
+    """The digit MODEL (a run folder, a model file, a checkpoint or a committee folder) sees in
+    each IMAGE file, or in image --index of the data set.
 
     An image file (PNG, JPEG, ... or a .npy array of 28x28 pixels) is made to look like an
     MNIST digit first: grey, white ink on black, fitted into 20x20 pixels and centred by its

@@ -68,6 +68,7 @@ class JitnetGroup(click.Group):
 
     LAZY = {"train": ("jitnet.cli.train", "train"),
             "sweep": ("jitnet.sweep.command", "sweep_command"),
+            "committee": ("jitnet.cli.committee", "committee_command"),
             **{name: ("jitnet.cli.inspect", name)
                for name in ("evaluate", "predict", "plot", "compare")}}
 

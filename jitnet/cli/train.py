@@ -228,8 +228,8 @@ def train(ctx, **options):
     continues exactly.
 
     --recipe starts from a published experiment's options (tutorial, lecun1998, simard2003,
-    simard2003-plain, ciresan2010; see jitnet/training/recipes.py); options given with it
-    win.
+    simard2003-plain, ciresan2010, meier2011: one member of a committee; see
+    jitnet/training/recipes.py); options given with it win.
     --activation, --loss, --init, --schedule, --momentum and --distort change the method one
     choice at a time.
     """
