@@ -4,8 +4,9 @@ import time
 
 import numpy as np
 
-from jitnet.engine import epochs, kernels
+from jitnet.engine import codes, epochs, kernels
 from jitnet.engine import model_file
+from jitnet.io import onnx_export
 from jitnet.engine.checks import (
     check_positive,
     check_seed,
@@ -374,6 +375,16 @@ class Network(TrainingMethods):
         been checked.
         """
         return model_file.load(cls, path)
+
+    def to_onnx(self, path=None, scale=None, class_names=None, metadata=None):
+        """The network as a checked ``onnx.ModelProto`` (:mod:`jitnet.io.onnx_export`), written
+        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255).
+        ``metadata``: more properties (``test_error``). Needs ``pip install "jitnet[onnx]"``."""
+        return onnx_export.build_model(
+            self.get_weights(), self._activation, self._output, dtype=self._dtype, path=path,
+            input_scale=next((s for s in (scale, self._input_scale) if s is not None), 1 / 255),
+            class_names=class_names, metadata={"loss": self._loss, **(metadata or {})},
+            scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))
 
 
 def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
