@@ -9,6 +9,7 @@ property over random small networks. Skipped when onnx or onnxruntime is not ins
 import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from jitnet.io import onnx_export  # noqa: E402
 from jitnet.io.errors import MissingDependencyError  # noqa: E402
 from jitnet.training import save_model  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 ACTIVATIONS = ("sigmoid", "tanh", "scaled_tanh", "relu")
 LOSSES = ("squared", "cross_entropy")
@@ -315,3 +317,22 @@ def test_random_networks_agree(case):
     top2 = np.sort(expected, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 2 * TOLERANCE[net.dtype.name]
     np.testing.assert_array_equal(labels[clear], net.classify(X)[clear])
+
+
+# -- bench/inference.py ------------------------------------------------------------------------
+
+
+def test_inference_bench_validates_times_and_writes_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import inference
+    from harness.options import run_command
+
+    assert run_command(inference.main, ["--quick", "--out", str(tmp_path)], "inference.py") == 0
+    assert "jitnet rows/s" in capsys.readouterr().out
+    record = json.loads((tmp_path / "inference-quick-latest.json").read_text())
+    assert [(r["sizes"], r["dtype"], r["rows_per_call"]) for r in record["rows"]] == [
+        (sizes, dtype, calls) for sizes in ([784, 300, 10], [784, 800, 10])
+        for dtype in ("float32", "float64") for calls in (1000, 1)]
+    for row in record["rows"]:
+        assert len(row["jitnet"]["times_s"]) == 3 and row["ort"]["rows_per_s"] > 0
+    assert "| sizes | dtype |" in (tmp_path / "inference-quick-latest.md").read_text()
