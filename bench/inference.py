@@ -1,4 +1,5 @@
-"""Inference speed, jitnet against ONNX Runtime on the exported graph: ``python bench/inference.py``.
+"""Inference speed, jitnet against ONNX Runtime on the exported graph: ``python bench/inference.py``
+(``--quick``, ``--help``).
 
 For 784-300-10 and 784-800-10 (sigmoid, squared error, the tutorial's networks, trained briefly so
 that the outputs mean something), float32 and float64, in the same run:

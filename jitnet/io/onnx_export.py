@@ -47,7 +47,8 @@ def _onnx():
 
 
 def _tensor_type(onnx, dtype):
-    return {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE}[np.dtype(dtype).name]
+    types = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE}
+    return types[np.dtype(dtype).name]
 
 
 class _Collector:
@@ -68,7 +69,7 @@ class _Collector:
         self.nodes.append(self.onnx.helper.make_node(op_type, inputs, outputs, name=name, **attrs))
 
 
-def check_layers(layers, hidden, output, dtype, input_scale, class_names, scaled_tanh):
+def _check_layers(layers, hidden, output, dtype, input_scale, class_names, scaled_tanh):
     """The layers as C-contiguous arrays of ``dtype``; a ValueError names what does not fit."""
     try:
         name = np.dtype(dtype).name
@@ -136,7 +137,7 @@ def emit_network(container, layers, hidden, output, input_name, output_name, lab
         Turns a wanted name into one free in the container's graph.
     """
     onnx = _onnx()
-    layers = check_layers(layers, hidden, output, dtype, input_scale, class_names, scaled_tanh)
+    layers = _check_layers(layers, hidden, output, dtype, input_scale, class_names, scaled_tanh)
     dtype = np.dtype(dtype)
     elem = _tensor_type(onnx, dtype)
     constants = {}
@@ -227,7 +228,8 @@ def build_model(layers, hidden, output, *, dtype, input_scale=1.0, class_names=N
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="jitnet",
                               producer_version=__version__)
-    properties = {"jitnet_version": __version__, "sizes": json.dumps(sizes), "activation": hidden, "output_activation": output,
+    properties = {"jitnet_version": __version__, "sizes": json.dumps(sizes),
+                  "activation": hidden, "output_activation": output,
                   "dtype": np.dtype(dtype).name, "input_scale": repr(float(input_scale))}
     if class_names is not None:
         properties["class_names"] = json.dumps([str(name) for name in class_names])
