@@ -13,7 +13,7 @@ _EXPORTS = {
     "Committee": "jitnet.engine.committee",
     "ModelFileError": "jitnet.engine.network",
     "TrainingDiverged": "jitnet.engine.network",
-    "compile_kernels": "jitnet.engine.network",
+    "compile_kernels": "jitnet.engine.compile",
     "Schedule": "jitnet.engine.schedules",
     "make_schedule": "jitnet.engine.schedules",
     "Dataset": "jitnet.data.datasets",

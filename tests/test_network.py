@@ -6,7 +6,8 @@ Agreement with the reference implementations lives in test_equivalence.py.
 import numpy as np
 import pytest
 
-from jitnet.engine.network import ACTIVATIONS, ModelFileError, Network, compile_kernels
+from jitnet.engine.compile import compile_kernels
+from jitnet.engine.network import ACTIVATIONS, ModelFileError, Network
 
 TOL = 1e-10
 

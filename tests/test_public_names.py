@@ -11,7 +11,7 @@ import jitnet
 def test_every_public_name_resolves():
     for name in jitnet.__all__:
         assert getattr(jitnet, name) is not None, name
-    from jitnet.engine.network import compile_kernels
+    from jitnet.engine.compile import compile_kernels
 
     assert jitnet.compile_kernels is compile_kernels
     assert jitnet.DataError is jitnet.data.idx.DataError  # one class, wherever it is named

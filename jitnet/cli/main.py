@@ -67,6 +67,7 @@ class JitnetGroup(click.Group):
     the commands named in ``LAZY`` (module, attribute) only when they are asked for."""
 
     LAZY = {"train": ("jitnet.cli.train", "train"),
+            "export": ("jitnet.cli.export", "export"),
             "sweep": ("jitnet.sweep.command", "sweep_command"),
             "committee": ("jitnet.cli.committee", "committee_command"),
             **{name: ("jitnet.cli.inspect", name)

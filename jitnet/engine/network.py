@@ -1,11 +1,10 @@
 """The JIT engine's ``Network``: its configuration, parameters, inference and files; its training
 delegates to :mod:`jitnet.engine.training`, argument checks to :mod:`jitnet.engine.inputs`."""
 
-import time
-
 import numpy as np
 
-from jitnet.engine import epochs, inputs, kernels, layout, model_file, training
+from jitnet.engine import codes, epochs, inputs, kernels, layout, model_file, training
+from jitnet.io import onnx_export
 from jitnet.engine.checks import check_dtype, check_seed, check_sizes, check_weight_pairs
 from jitnet.engine.components import ACTIVATIONS, OUTPUTS, check_activation, check_init, check_loss
 from jitnet.engine.components import draw_initial_weights, output_activation
@@ -362,37 +361,12 @@ class Network:
         """
         return model_file.load(cls, path)
 
-
-def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
-    """Compile (or load from Numba's cache) the kernels of training and inference for one
-    combination of types, so that later calls and timings do not include compilation.
-
-    The same compiled kernels serve every activation, loss and momentum; the distorted and the
-    multi-threaded epochs compile on their first use.
-
-    Parameters
-    ----------
-    dtype : {'float64', 'float32'}
-        The networks' precision.
-    x_dtype : numpy dtype
-        The inputs' type: uint8 images (default) or float32/float64 arrays.
-    activation : str
-        The hidden units of the small network trained to trigger compilation.
-
-    Returns
-    -------
-    float
-        Seconds spent: about 0.3 s from Numba's cache, several seconds on a first run.
-    """
-    start = time.perf_counter()
-    net = Network([4, 3, 2], activation=activation, dtype=dtype, seed=0)
-    X = np.zeros((2, 4), x_dtype)
-    X[:, :2] = 1
-    labels = np.array([0, 1])
-    net.train_epoch(X, labels, 0.1)
-    net.train_epoch(X, net.targets(labels), 0.1, progress=lambda n: None, momentum=0.5)
-    net.predict(X)
-    net.classify(X)
-    net.evaluate(X, labels)
-    net.gradient(X[0], np.array([0.9, 0.1]))
-    return time.perf_counter() - start
+    def to_onnx(self, path=None, scale=None, class_names=None, metadata=None):
+        """The network as a checked ``onnx.ModelProto`` (:mod:`jitnet.io.onnx_export`), written
+        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255).
+        ``metadata``: more properties (``test_error``). Needs ``pip install "jitnet[onnx]"``."""
+        return onnx_export.build_model(
+            self.get_weights(), self._activation, self._output, dtype=self._dtype, path=path,
+            input_scale=next((s for s in (scale, self._input_scale) if s is not None), 1 / 255),
+            class_names=class_names, metadata={"loss": self._loss, **(metadata or {})},
+            scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))

@@ -322,7 +322,7 @@ def warm_up(dtypes):
     """
     import numpy as np
 
-    from jitnet.engine.network import compile_kernels
+    from jitnet.engine.compile import compile_kernels
 
     start = time.perf_counter()
     for dtype in sorted(set(dtypes)):

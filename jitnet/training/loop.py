@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from jitnet.engine.distortion import Distortion, DistortionPlan
-from jitnet.engine.network import Network, compile_kernels
+from jitnet.engine.compile import compile_kernels
+from jitnet.engine.network import Network
 from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
