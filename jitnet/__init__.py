@@ -1,4 +1,4 @@
-"""jitnet: the back-propagation tutorial's fully connected sigmoid networks, compiled with Numba.
+"""jitnet: the back-propagation tutorial's fully connected networks, compiled with Numba.
 
 Public names are imported lazily so that ``import jitnet`` (and the command line's ``--help``)
 stays fast; Numba is only loaded when an engine is first used.
@@ -10,15 +10,17 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Network": "jitnet.engine.network",
+    "Committee": "jitnet.engine.committee",
     "ModelFileError": "jitnet.engine.network",
     "TrainingDiverged": "jitnet.engine.network",
+    "compile_kernels": "jitnet.engine.compile",
     "Schedule": "jitnet.engine.schedules",
     "make_schedule": "jitnet.engine.schedules",
     "Dataset": "jitnet.data.datasets",
     "load_mnist": "jitnet.data.datasets",
     "read_idx": "jitnet.data.idx",
     "write_idx": "jitnet.data.idx",
-    "DataError": "jitnet.data.idx",
+    "DataError": "jitnet.io.errors",
     "Distortion": "jitnet.engine.distortion",
     "distort": "jitnet.engine.distortion",
     "gradient_check": "jitnet.evaluation.gradcheck",

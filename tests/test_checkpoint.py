@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from jitnet.data.datasets import Dataset
+from helpers import tiny_sets
 from jitnet.engine.network import Network
 from jitnet.training import (
     CheckpointError, TrainConfig, load_checkpoint, load_model, prepare_data, resume_training,
@@ -21,17 +21,7 @@ from jitnet.training import (
 from jitnet.training.checkpoint import META_KEY
 
 
-def tiny_data(seed=0):
-    """40 training and 12 test images of 4x4 pixels in 3 classes: a run takes milliseconds."""
-    rng = np.random.default_rng(seed)
-    train = Dataset(rng.integers(0, 256, (40, 16), dtype=np.uint8), rng.integers(0, 3, 40),
-                    (4, 4), 3, "train")
-    test = Dataset(rng.integers(0, 256, (12, 16), dtype=np.uint8), rng.integers(0, 3, 12),
-                   (4, 4), 3, "test")
-    return train, test
-
-
-TINY = tiny_data()
+TINY = tiny_sets(n_train=40, n_test=12)  # 4x4 pixels in 3 classes: a run takes milliseconds
 TINY_CONFIG = TrainConfig(hidden=(5,), epochs=2, eval_every=1, validation=10, patience=100,
                           checkpoint_every=1)
 
@@ -101,6 +91,9 @@ def _half_writing_fdopen(real_fdopen):
 
             def fileno(self):
                 return f.fileno()
+
+            def __getattr__(self, name):  # read, seek, tell: what np.savez uses of a file
+                return getattr(f, name)
 
         return HalfWriter()
 
@@ -318,7 +311,8 @@ def _fresh_copy(base):
 
 
 PROPERTY = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
 
 
 @PROPERTY

@@ -1,7 +1,8 @@
 """Every command through click's test runner: output, run folders, resume, the user's errors.
 
-Each test runs in its own temporary directory (the autouse fixture below), so the suite does not
-depend on what earlier runs left in the checkout.
+Each test runs in its own temporary directory (conftest's ``in_tmp_path``), so the suite does not
+depend on what earlier runs left in the checkout; no run here draws its pictures
+(tests/test_cli_pictures.py looks at them).
 """
 
 import json
@@ -14,65 +15,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from helpers import REPO, assert_user_error, ctrl_c_in_console, invoke, train_once
 from jitnet.cli import main as cli_module
-
 from jitnet.cli import train as _cli_train
 from jitnet.cli.main import cli
 from jitnet.engine.network import Network
 from jitnet.training import load_checkpoint, load_model
 
-REPO = Path(__file__).resolve().parents[1]
+# --patience 100: where this CPU's rounding takes the validation error (a rise at epoch 2 would
+# stop a run with the default patience 1) must not decide whether a run here resumes or extends.
 SMALL = ["--hidden", "8", "--epochs", "2", "--eval-every", "1", "--train-limit", "1500",
-         "--validation", "300", "--test-limit", "400"]
+         "--validation", "300", "--test-limit", "400", "--patience", "100"]
 EVAL_LINE = re.compile(
     r"^epoch +\d+/\d+  loss \d+\.\d{4}  (val|test) error \d+\.\d\d%  [\d,]+ samples/s  \d+\.\d s$"
 )
 
-
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def no_pictures():
-    """The pictures train draws (tests/test_cli_pictures.py) would add about 2 s to each run
-    here, where no test looks at them."""
-    from jitnet.cli.pictures import RunPictures
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
-        m.setattr(RunPictures, "final", lambda *args, **kwargs: None)
-        yield
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_user_error(result, *words):
-    """Exit code 2, one line on stderr starting with 'Error:', no traceback, nothing on stdout."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    for word in words:
-        assert word in lines[0], lines[0]
+pytestmark = pytest.mark.usefixtures("in_tmp_path", "no_pictures")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, no_pictures):
     """One small run through the CLI: its folder and output."""
-    root = tmp_path_factory.mktemp("train")
-    result = invoke("train", *SMALL, "--runs-dir", root / "runs", "--name", "small")
-    assert result.exit_code == 0, (result.output, result.exception)
-    run = root / "runs" / "small"
-    return types.SimpleNamespace(root=root, result=result, run=run, model=run / "model.npz",
-                                 checkpoint=run / "checkpoint.npz",
-                                 report=json.loads((run / "report.json").read_text()))
+    run = train_once(tmp_path_factory.mktemp("train"), "small", *SMALL)
+    run.report = json.loads((run.run / "report.json").read_text())
+    return run
 
 
 # -- help and version ------------------------------------------------------------------------
@@ -223,22 +190,9 @@ def test_quiet_prints_only_the_summary():
 # -- stopping and resuming -------------------------------------------------------------------
 
 
-def ctrl_c_in_epoch(monkeypatch, stop_epoch):
-    def epoch_start(self, epoch, epochs, n_samples):
-        if epoch == stop_epoch:
-            def progress(n_done):
-                raise KeyboardInterrupt
-            return progress
-        return None
-
-    from jitnet.cli.console import ConsoleReporter
-
-    monkeypatch.setattr(ConsoleReporter, "epoch_start", epoch_start)
-
-
 def test_ctrl_c_saves_and_prints_a_resume_command_that_works(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
-        ctrl_c_in_epoch(m, 2)
+        ctrl_c_in_console(m, 2)
         result = invoke("train", *SMALL, "--epochs", "3", "--name", "my run")
     run = Path("runs") / "my run"
     assert result.exit_code == 130, result.output
@@ -455,7 +409,7 @@ def test_predict_index_out_of_range(trained):
 
 
 @pytest.mark.parametrize("which", ["run", "model"])
-def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
+def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which, mnist):
     result = invoke("evaluate", trained.run if which == "run" else trained.model)
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -471,15 +425,13 @@ def test_evaluate_prints_error_rate_and_confusion_matrix(trained, which):
     assert [int(row.split()[0]) for row in rows] == list(range(10))
     assert matrix.shape == (10, 10) and matrix.sum() == total
     assert total - np.trace(matrix) == wrong
-    from jitnet.data.datasets import load_mnist
-
-    labels = load_mnist()[1].labels
+    labels = mnist[1].labels
     assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=10))
     net, _ = load_model(trained.model)  # the best model of the run
-    assert wrong == int((net.classify(load_mnist()[1].images) != labels).sum())
+    assert wrong == int((net.classify(mnist[1].images) != labels).sum())
 
 
-def test_predict_shows_the_image_label_and_outputs(trained):
+def test_predict_shows_the_image_label_and_outputs(trained, mnist):
     result = invoke("predict", trained.run, "--index", "0")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -493,9 +445,7 @@ def test_predict_shows_the_image_label_and_outputs(trained):
     assert len(outputs) == 10 and int(np.argmax(outputs)) == predicted
     assert lines[32 + predicted].endswith("<")
     net, _ = load_model(trained.model)
-    from jitnet.data.datasets import load_mnist
-
-    assert np.allclose(outputs, net.predict(load_mnist()[1].images[0]), atol=5e-5)
+    assert np.allclose(outputs, net.predict(mnist[1].images[0]), atol=5e-5)
 
 
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])

@@ -15,49 +15,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from helpers import REPO, assert_user_error, ctrl_c_in_console, invoke, train_once
 from jitnet.cli.pictures import NOTE
-from jitnet.cli.main import cli
-from jitnet.data.datasets import load_mnist
 from jitnet.data.images import load_digit, probabilities
 from jitnet.training import load_model, save_model
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--train-limit", "2000", "--validation", "500", "--test-limit", "1000", "--hidden", "16",
         "--epochs", "2", "--eval-every", "1"]
 PICTURES = ["confusion_matrix.png", "learning_curve.png", "mistakes.png"]
 
-
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_user_error(result, *words):
-    """Exit code 2, one line on stderr starting with 'Error:', no traceback, nothing on stdout."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output and result.stdout == ""
-    for word in words:
-        assert word in lines[0], lines[0]
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, mnist):
     """The tiny run through the CLI, and the test set."""
-    root = tmp_path_factory.mktemp("pictures")
-    result = invoke("train", *TINY, "--runs-dir", root / "runs", "--name", "tiny")
-    assert result.exit_code == 0, (result.output, result.exception)
-    folder = root / "runs" / "tiny"
-    return types.SimpleNamespace(root=root, result=result, dir=folder,
-                                 model=folder / "model.npz", test=load_mnist()[1])
+    run = train_once(tmp_path_factory.mktemp("pictures"), "tiny", *TINY)
+    run.dir, run.test = run.run, mnist[1]
+    return run
 
 
 def not_installed(monkeypatch, package):
@@ -142,17 +119,8 @@ def test_a_picture_that_cannot_be_written_costs_a_note_not_the_run(monkeypatch, 
 
 
 def test_an_interrupted_run_keeps_its_curve_and_a_resumed_one_draws_everything(monkeypatch):
-    from jitnet.cli.console import ConsoleReporter
-
-    real = ConsoleReporter.epoch_start
-
-    def ctrl_c_in_epoch_2(self, epoch, epochs, n_samples):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real(self, epoch, epochs, n_samples)
-
     with monkeypatch.context() as m:
-        m.setattr(ConsoleReporter, "epoch_start", ctrl_c_in_epoch_2)
+        ctrl_c_in_console(m, 2)
         result = invoke("train", *TINY, "--name", "r")
     assert result.exit_code == 130, result.output
     folder = Path("runs/r")

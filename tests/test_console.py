@@ -2,6 +2,7 @@
 notice."""
 
 import io
+import threading
 import time
 
 import pytest
@@ -73,20 +74,72 @@ def test_a_message_clears_the_bar_first(monkeypatch):
     assert err.getvalue().endswith("\r\x1b[2Kcheckpoint saved\n")
 
 
-@pytest.mark.parametrize("seconds, shown", [(0.3, True), (0.0, False)])
-def test_a_slow_compile_is_announced(monkeypatch, seconds, shown):
-    messages = []
+NOTICE = "compiling kernels (first run only, about 7 s)..."
 
-    class Messages:
-        def message(self, text):
-            messages.append(text)
+
+class Messages:
+    """A reporter that records its messages, and can wait for the first."""
+
+    def __init__(self):
+        self.texts, self.arrived = [], threading.Event()
+
+    def message(self, text):
+        self.texts.append(text)
+        self.arrived.set()
+
+
+@pytest.fixture
+def timers(monkeypatch):
+    """The timers _compile starts (real ones, recorded)."""
+    started = []
+
+    class Recorded(threading.Timer):
+        def start(self):
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(loop.threading, "Timer", Recorded)
+    return started
+
+
+def test_a_slow_compile_is_announced_once_and_the_notice_is_then_cancelled(monkeypatch, timers):
+    """A compile that outlasts the notice's delay shows the notice; "outlasts" is arranged by
+    the fake compile waiting for the notice, not by sleeping against the delay, so a busy
+    machine only makes the test wait longer."""
+    messages = Messages()
 
     def compile_kernels(dtype, x_dtype):
-        time.sleep(seconds)
-        return seconds
+        assert messages.arrived.wait(120), "the notice never came"
+        return 42.0
 
-    monkeypatch.setattr(loop, "COMPILE_NOTICE_SECONDS", 0.1)
+    monkeypatch.setattr(loop, "COMPILE_NOTICE_SECONDS", 0.01)
     monkeypatch.setattr(loop, "compile_kernels", compile_kernels)
-    assert loop._compile("float64", "uint8", Messages()) == seconds
-    time.sleep(0.15)  # a notice that was not cancelled would come now
-    assert messages == (["compiling kernels (first run only, about 7 s)..."] if shown else [])
+    assert loop._compile("float64", "uint8", messages) == 42.0
+    assert messages.texts == [NOTICE]
+    (timer,) = timers
+    assert timer.interval == 0.01 and timer.finished.is_set() and timer.daemon
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_fast_or_failing_compile_cancels_the_notice(monkeypatch, timers, fails):
+    """The notice is cancelled when the compile returns or raises: its timer has finished
+    without firing. (Its delay is long here, so it cannot fire while the test runs.)"""
+    messages = Messages()
+
+    def compile_kernels(dtype, x_dtype):
+        assert len(timers) == 1 and timers[0].is_alive()  # started before the compile
+        if fails:
+            raise RuntimeError("no compiler")
+        return 0.25
+
+    monkeypatch.setattr(loop, "COMPILE_NOTICE_SECONDS", 600)
+    monkeypatch.setattr(loop, "compile_kernels", compile_kernels)
+    if fails:
+        with pytest.raises(RuntimeError, match="no compiler"):
+            loop._compile("float64", "uint8", messages)
+    else:
+        assert loop._compile("float64", "uint8", messages) == 0.25
+    (timer,) = timers
+    timer.join(60)  # a cancelled timer's thread ends at once
+    assert timer.finished.is_set() and not timer.is_alive()
+    assert messages.texts == []

@@ -22,11 +22,6 @@ STEMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
-
-
 def file_name(split, what, dotted=False, gz=False):
     """The MNIST name of one of the four files, in either naming style."""
     kind = "idx3" if what == "images" else "idx1"

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from jitnet.data.images import (
-    ImageError, load_digit, probabilities, save_digit, text_art,
-)
+from jitnet.cli.digits import text_art
+from jitnet.data.images import ImageError, load_digit, probabilities, save_digit
 
 Image = pytest.importorskip("PIL.Image")
 ImageDraw = pytest.importorskip("PIL.ImageDraw")

@@ -2,34 +2,22 @@
 distorted images, the identity distortion changes nothing, a seed reproduces a run, and a
 distorted run (with momentum) killed and resumed ends bitwise equal to an uninterrupted one."""
 
-import os
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import helpers
+from helpers import CtrlCAt, child_env, cli_command, wait_for_checkpoint
 from jitnet.engine import distort_kernels as dk
-from jitnet.data.datasets import load_mnist
 from jitnet.engine.distortion import Distortion, DistortionPlan
 from jitnet.engine.network import Network
-from jitnet.training import (
-    Reporter, TrainConfig, TrainingInterrupted, load_checkpoint, prepare_data, resume_training,
-    run_training,
-)
+from jitnet.training import TrainingInterrupted, load_checkpoint, resume_training
 
-REPO = Path(__file__).resolve().parents[1]
 ELASTIC_AFFINE = Distortion(elastic_sigma=4.0, elastic_alpha=34.0, rotate=15.0, scale_x=0.15,
                             scale_y=0.15, shear=15.0, translate=1.0)
 N = 600
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 @pytest.fixture(scope="module")
@@ -133,21 +121,8 @@ SMALL = dict(hidden=(12,), epochs=4, eval_every=1, validation=300, train_limit=1
              momentum=0.5, schedule="exponential", decay=0.8, loss="cross_entropy")
 
 
-class CtrlCAt(Reporter):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def epoch_start(self, epoch, epochs, n_samples):
-        if epoch == self.epoch:
-            def progress(n_done):
-                raise KeyboardInterrupt
-            return progress
-        return None
-
-
 def run_small(mnist, run_dir, reporter=None, **changes):
-    config = TrainConfig(**{**SMALL, **changes})
-    return run_training(config, run_dir, splits=prepare_data(config, *mnist), reporter=reporter)
+    return helpers.run_small(SMALL, mnist, run_dir, reporter, **changes)
 
 
 def test_a_distorted_run_with_momentum_resumes_bitwise(mnist, tmp_path):
@@ -181,28 +156,21 @@ def test_sigkill_during_a_distorted_momentum_run_then_resume_is_bitwise(mnist, t
             "--train-limit", "8000", "--test-limit", "500", "--checkpoint-every", "1",
             "--patience", "100", "--distort", "both", "--momentum", "0.5", "--schedule",
             "exponential", "--decay", "0.8", "--loss", "cross-entropy", "--name", "run"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    # The command line without its pictures (about 3 s of matplotlib no test here looks at).
-    command = [sys.executable, "-c", "import jitnet.cli.pictures as p, jitnet.cli.main as c; "
-               "p.RunPictures.curve = p.RunPictures.final = lambda *a, **k: None; c.main()",
-               "train"]
-    proc = subprocess.Popen(command + args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    env = child_env()
+    killed = cli_command(pictures=False, hold_epoch=6) + ["train"]  # it cannot end first
+    proc = subprocess.Popen(killed + args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "runs" / "run" / "checkpoint.npz"
-    deadline = time.monotonic() + 120
     try:
-        while not (checkpoint.exists() and load_checkpoint(checkpoint).epoch >= 2):
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.01)
+        wait_for_checkpoint(checkpoint, 2, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert 2 <= load_checkpoint(checkpoint).epoch < 6
-    done = subprocess.run(command + ["--resume", str(tmp_path / "runs" / "run")], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
+    resume = cli_command(pictures=False) + ["train", "--resume", str(tmp_path / "runs" / "run")]
+    done = subprocess.run(resume, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     resumed = load_checkpoint(checkpoint)
     assert resumed.epoch == 6

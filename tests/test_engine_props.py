@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import oracle
+from helpers import velocity_pairs
 from jitnet.engine.network import ModelFileError, Network, TrainingDiverged
+from jitnet.engine import training
 from jitnet.engine.components import ACTIVATIONS
 
 TUTORIAL = {"activation": "sigmoid", "loss": "squared"}
@@ -380,13 +382,6 @@ def as_float64(pairs):
     return [(W.astype(np.float64), b.astype(np.float64)) for W, b in pairs]
 
 
-def velocity_pairs(net):
-    """The velocity laid out as (W, b) pairs, like get_weights (zeros before any momentum)."""
-    holder = net.copy()
-    holder.params[...] = 0.0 if net.velocity is None else net.velocity
-    return as_float64(holder.get_weights())
-
-
 def assert_within(got_pairs, want_pairs, bound_pairs, what):
     for l, (got, want, bound) in enumerate(zip(got_pairs, want_pairs, bound_pairs)):
         for name, g, w, e in zip("Wb", got, want, bound):
@@ -494,12 +489,12 @@ def test_the_training_check_fails_on_a_step_a_thousandth_too_long(monkeypatch, p
                                                                    momentum):
     problem = (problem[0], dtype, *problem[2:-1], momentum)
     check_training(problem)  # the real engine passes ...
-    run_epoch = Network._run_epoch
+    run_epoch = training.run_epoch
 
-    def too_long(self, X, T, eta, *rest, **kwargs):
-        return run_epoch(self, X, T, eta * 1.001, *rest, **kwargs)
+    def too_long(net, X, T, eta, *rest, **kwargs):
+        return run_epoch(net, X, T, eta * 1.001, *rest, **kwargs)
 
-    monkeypatch.setattr(Network, "_run_epoch", too_long)
+    monkeypatch.setattr(training, "run_epoch", too_long)
     with pytest.raises(AssertionError):  # ... and one that steps 0.1% too far does not
         check_training(problem)
 

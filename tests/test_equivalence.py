@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jitnet
+from helpers import sgd_problem
 from jitnet.reference import objects, vectorized
 
 TOL = 1e-10
@@ -34,21 +35,6 @@ def train(engine, net, X, T):
         net.train(T, X, RATE, 1)  # the tutorial's signature: labels first, iteration = epochs
 
 
-def random_case(sizes, seed, sparsity=0.0):
-    """200 samples in [0, 1) (a fraction ``sparsity`` set to 0, like MNIST's background), 0.1/0.9
-    targets, and initial weights uniform(-0.5, 0.5): larger than the engines' own, so that training
-    moves the sigmoids off their linear middle."""
-    rng = np.random.default_rng(seed)
-    X = rng.random((N_SAMPLES, sizes[0]))
-    X[rng.random(X.shape) < sparsity] = 0.0
-    T = np.where(rng.random((N_SAMPLES, sizes[-1])) < 0.5, 0.1, 0.9)
-    init = [
-        (rng.uniform(-0.5, 0.5, (n_out, n_in)), rng.uniform(-0.5, 0.5, n_out))
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
-    return X, T, init
-
-
 CASES = {
     "20-8-4": ([20, 8, 4], 0.0),
     "12-7-5-3": ([12, 7, 5, 3], 0.0),
@@ -60,14 +46,15 @@ CASES = {
 @pytest.fixture(params=list(CASES), scope="module")
 def case(request):
     sizes, sparsity = CASES[request.param]
-    X, T, init = random_case(sizes, seed=len(request.param), sparsity=sparsity)
+    # 200 samples, 0.1/0.9 targets, initial weights uniform(-0.5, 0.5): larger than the engines'
+    # own, so that training moves the sigmoids off their linear middle.
+    X, T, init = sgd_problem(sizes, seed=len(request.param), sparsity=sparsity, n=N_SAMPLES)
     return sizes, X, T, init
 
 
 @pytest.fixture(scope="module")
-def mnist_case():
-    train_set, _ = jitnet.load_mnist()
-    part = train_set[:N_SAMPLES]
+def mnist_case(mnist):
+    part = mnist[0][:N_SAMPLES]
     X, T = part.inputs(), part.targets()
     assert X.shape == (N_SAMPLES, 784) and T.shape == (N_SAMPLES, 10) and X.dtype == np.float64
     sizes = [784, 16, 10]
@@ -108,35 +95,33 @@ def test_gradients_agree_layer_by_layer(case):
         assert max(np.abs(dW).max() for dW, _ in ref) > 1e-4  # not comparing zeros
 
 
-def test_training_agrees(case):
-    sizes, X, T, init = case
+def assert_trained_alike(sizes, X, T, init, every):
+    """Each engine trains one epoch from ``init``; the weights, and the outputs on every
+    ``every``-th sample, agree with the object version's. Returns its weights."""
     nets = make_engines(sizes, init)
     for engine, net in nets.items():
         train(engine, net, X, T)
     ref = nets["object"].get_weights()
-    moved = max(np.abs(W - W0).max() for (W, _), (W0, _) in zip(ref, init))
-    assert moved > 1e-2  # training did change the weights
     for engine in ("vectorized", "jit"):
         assert_layers_close(ref, nets[engine].get_weights(), "trained weights", engine)
-    for x in X[::20]:
+    for x in X[::every]:
         y_ref = nets["object"].predict(x)
         for engine in ("vectorized", "jit"):
             np.testing.assert_allclose(nets[engine].predict(x), y_ref, rtol=0, atol=TOL)
+    return ref
+
+
+def test_training_agrees(case):
+    sizes, X, T, init = case
+    ref = assert_trained_alike(sizes, X, T, init, every=20)
+    moved = max(np.abs(W - W0).max() for (W, _), (W0, _) in zip(ref, init))
+    assert moved > 1e-2  # training did change the weights
 
 
 def test_training_on_mnist_agrees(mnist_case):
     sizes, X, T, init, _ = mnist_case
-    nets = make_engines(sizes, init)
-    for engine, net in nets.items():
-        train(engine, net, X, T)
-    ref = nets["object"].get_weights()
+    ref = assert_trained_alike(sizes, X, T, init, every=25)
     assert np.abs(ref[1][0] - init[1][0]).max() > 1e-2
-    for engine in ("vectorized", "jit"):
-        assert_layers_close(ref, nets[engine].get_weights(), "trained weights", engine)
-    for x in X[::25]:
-        y_ref = nets["object"].predict(x)
-        for engine in ("vectorized", "jit"):
-            np.testing.assert_allclose(nets[engine].predict(x), y_ref, rtol=0, atol=TOL)
 
 
 def test_jit_on_uint8_images_agrees_with_the_references(mnist_case):

@@ -25,7 +25,7 @@ from jitnet.io.npzfile import read_npz
 SETTINGS = settings(
     max_examples=int(os.environ.get("JITNET_PROPERTY_EXAMPLES", 150)),
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import oracle
+from helpers import sgd_problem, velocity_pairs
 from jitnet.engine import kernels
 from jitnet.evaluation.gradcheck import format_report, gradient_check, run_gradcheck
 from jitnet.engine.network import ModelFileError, Network, TrainingDiverged
@@ -22,29 +23,10 @@ SHAPES = {1: [12, 7, 4], 2: [10, 7, 5, 3], 3: [9, 6, 5, 4, 3]}
 
 
 def problem(sizes, loss, seed, sparsity=0.0, init_limit=0.5):
-    """Inputs in [0, 1) (a fraction ``sparsity`` zero), targets for the loss (0.1/0.9 vectors, or
-    random distributions for cross-entropy), initial weights uniform(-init_limit, init_limit)."""
-    rng = np.random.default_rng(seed)
-    X = rng.random((N_SAMPLES, sizes[0]))
-    X[rng.random(X.shape) < sparsity] = 0.0
-    if loss == "cross_entropy":
-        T = rng.random((N_SAMPLES, sizes[-1])) ** 4
-        T /= T.sum(axis=1, keepdims=True)
-    else:
-        T = np.where(rng.random((N_SAMPLES, sizes[-1])) < 0.5, 0.1, 0.9)
-    init = [
-        (rng.uniform(-init_limit, init_limit, (n_out, n_in)),
-         rng.uniform(-init_limit, init_limit, n_out))
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
-    return X, T, init
-
-
-def velocity_pairs(net):
-    """The velocity laid out as (W, b) pairs, like get_weights."""
-    holder = net.copy()
-    holder.params[...] = net.velocity
-    return holder.get_weights()
+    """N_SAMPLES inputs in [0, 1) (a fraction ``sparsity`` zero), targets for the loss (0.1/0.9
+    vectors, or random distributions for cross-entropy), initial weights
+    uniform(-init_limit, init_limit)."""
+    return sgd_problem(sizes, loss, seed, sparsity, init_limit, n=N_SAMPLES)
 
 
 def max_difference(pairs_a, pairs_b):

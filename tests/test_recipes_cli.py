@@ -7,45 +7,18 @@ import shlex
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from helpers import assert_user_error, invoke
 from jitnet.cli import train as _cli_train
 from jitnet.cli import main as cli_module
 from jitnet.engine import components as recipes
-from jitnet.cli.main import cli
 from jitnet.training.recipes import RECIPES, describe
 from jitnet.training import TrainConfig, load_checkpoint, load_model
 
 SMALL = ["--train-limit", "2000", "--validation", "500", "--test-limit", "1000", "--hidden",
          "16", "--epochs", "2", "--eval-every", "1"]
 
-
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def no_pictures():
-    """No test here looks at the run's pictures (about 2 s per run)."""
-    from jitnet.cli.pictures import RunPictures
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
-        m.setattr(RunPictures, "final", lambda *args, **kwargs: None)
-        yield
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *words):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
+pytestmark = pytest.mark.usefixtures("in_tmp_path", "no_pictures")
 
 
 def parsed(*args):
@@ -110,7 +83,7 @@ def test_recipe_options_reach_config_report_checkpoint_and_model(tmp_path):
     assert "network 784-16-10 relu/softmax cross-entropy float32" in result.stderr
     # The experiment's options stay on resume.
     result = invoke("train", "--resume", run, "--momentum", "0.9")
-    assert_one_line_error(result, "--momentum 0.5, not 0.9")
+    assert_user_error(result, "--momentum 0.5, not 0.9")
 
 
 def test_a_distorted_recipe_records_its_distortion(tmp_path):
@@ -141,7 +114,7 @@ def test_a_distorted_recipe_records_its_distortion(tmp_path):
 ])
 def test_bad_recipe_options_end_in_one_line_before_any_folder(tmp_path, args, words):
     result = invoke("train", *SMALL, *args)
-    assert_one_line_error(result, *words)
+    assert_user_error(result, *words)
     assert not (tmp_path / "runs").exists()
 
 
@@ -166,4 +139,4 @@ def test_gradcheck_checks_every_activation_and_loss(activation, loss):
     (["--activation", "softplus"], ["'softplus' is not one of"]),
 ])
 def test_gradcheck_bad_recipes_end_in_one_line(args, words):
-    assert_one_line_error(invoke("gradcheck", *args), *words)
+    assert_user_error(invoke("gradcheck", *args), *words)

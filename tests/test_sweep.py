@@ -8,15 +8,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import CtrlCAt, model_arrays, same_arrays
 from jitnet.sweep import (
     Range,
     SweepError,
@@ -29,7 +28,7 @@ from jitnet.sweep import (
 )
 from jitnet.sweep import runner
 from jitnet.sweep import trial as trial_module
-from jitnet.training import Reporter, TrainingInterrupted, run_training
+from jitnet.training import TrainingInterrupted, run_training
 from jitnet.sweep.command import sweep_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,22 +243,6 @@ def test_failing_trial_is_recorded_with_one_line(tmp_path):
         run_trial({"speed": 3}, tmp_path / "x")
 
 
-class _StopAfterEpoch(Reporter):
-    """Ctrl-C (a KeyboardInterrupt) at the end of epoch ``n``, as a killed trial leaves off."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def epoch_end(self, record):
-        if record["epoch"] == self.n:
-            raise KeyboardInterrupt
-
-
-def _model_arrays(path):
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files if k != "jitnet_train_info"}
-
-
 RESUMED = tiny_trial(epochs=3, eval_every=1, patience=10, train_limit=1500, test_limit=300)
 
 
@@ -267,7 +250,7 @@ RESUMED = tiny_trial(epochs=3, eval_every=1, patience=10, train_limit=1500, test
 def straight(tmp_path_factory):
     """RESUMED run without interruption: its result and model arrays."""
     folder = tmp_path_factory.mktemp("straight")
-    return run_trial(RESUMED, folder), _model_arrays(folder / "model.npz")
+    return run_trial(RESUMED, folder), model_arrays(folder / "model.npz")
 
 
 @pytest.mark.parametrize("left", ["checkpoint", "no checkpoint", "damaged checkpoint"])
@@ -279,7 +262,7 @@ def test_unfinished_trial_resumes_or_starts_over(tmp_path, straight, left):
     folder = tmp_path / "t"
     config = trial_module._config(trial)
     with pytest.raises(TrainingInterrupted):
-        run_training(config, folder, reporter=_StopAfterEpoch(1))
+        run_training(config, folder, reporter=CtrlCAt(2))  # as a killed trial leaves off
     if left == "no checkpoint":
         (folder / "checkpoint.npz").unlink()
     elif left == "damaged checkpoint":
@@ -290,9 +273,7 @@ def test_unfinished_trial_resumes_or_starts_over(tmp_path, straight, left):
     assert (result["note"] or "").startswith("started over: ") == (left == "damaged checkpoint")
     for name in ("val_error", "test_error", "best_epoch"):
         assert result[name] == straight[name]
-    model = _model_arrays(folder / "model.npz")
-    assert sorted(model) == sorted(reference)
-    assert all(np.array_equal(model[k], reference[k]) for k in model)
+    assert same_arrays(model_arrays(folder / "model.npz"), reference)
 
 
 def _record(key, status, val_error=None, **options):
@@ -373,20 +354,36 @@ def test_large_space_needs_yes(tmp_path):
     ],
 )
 def test_bad_scheduler_fails_fast(tmp_path, monkeypatch, scheduler, workers, words):
+    """Refused before any cluster starts or any trial folder is made: a bad address or option at
+    once, an address nothing listens on after one connection attempt bounded by
+    CONNECT_TIMEOUT (what each check costs is counted, not timed)."""
     import socket
 
-    pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed")
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    if words == "cannot connect":  # waits out the timeout; a bad address fails at once, unless
-        # the timeout beats the parse on a busy machine (it did at 0.5 s)
+    if words == "cannot connect":  # waits out the timeout (0.5 s; the default is 5 s)
         monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "0.5s")
-    start = time.perf_counter()
+    clients = []
+    real_client = distributed.Client
+
+    def client(*args, **kwargs):
+        clients.append(kwargs.get("timeout"))
+        return real_client(*args, **kwargs)
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a local cluster was started")
+
+    monkeypatch.setattr(distributed, "Client", client)
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
     with pytest.raises(SweepError, match=words):
         run_sweep(parse_space(TINY), tmp_path, scheduler=scheduler.format(port=port),
                   workers=workers)
-    assert time.perf_counter() - start < 10
+    # At most one connection attempt, and it is bounded (a bad scheme fails inside it at once).
+    assert clients in ([], [runner.CONNECT_TIMEOUT])
+    assert len(clients) == (1 if words == "cannot connect" or "nonsense" in scheduler else 0)
+    assert not (tmp_path / "trials").exists()
 
 
 def test_command_errors_are_one_line_exit_2(tmp_path):

@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from helpers import child_env, invoke, model_arrays, pictures_off, same_arrays
 from jitnet.cli.main import cli
 from jitnet.sweep import (
     SweepInterrupted,
@@ -34,18 +35,7 @@ from jitnet.sweep import (
 
 distributed = pytest.importorskip("distributed")
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"epochs": "2", "train_limit": "2000", "test_limit": "1000", "validation": "500"}
-
-
-def model_arrays(path):
-    """The network arrays of a model file (not its description, which names its paths)."""
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files if k != "jitnet_train_info"}
-
-
-def same_arrays(a, b):
-    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def _start(args, log, env):
@@ -67,11 +57,13 @@ def _stop(process):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """The address of a scheduler with two single-thread workers (each under a nanny, which
-    restarts a killed worker) that import this tree."""
+    """A scheduler with two single-thread workers (each under a nanny, which restarts a killed
+    worker) that import this tree: its address, and the file that holds a fresh trial in its
+    last epoch while it exists (tests/sweep_worker_hold.py)."""
     folder = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    hold = folder / "hold"  # see tests/sweep_worker_hold.py
+    env = child_env(JITNET_TEST_HOLD_FILE=str(hold))
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(Path(__file__).parent)])
     scheduler_file = folder / "scheduler.json"
     log = open(folder / "cluster.log", "w")
     processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -80,7 +72,8 @@ def cluster(tmp_path_factory):
         for _ in range(2):  # the workers wait for the scheduler's file themselves
             processes.append(_start(
                 ["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
-                 "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"], log, env))
+                 "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
+                 "--preload", "sweep_worker_hold"], log, env))
         deadline = time.monotonic() + 30
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -88,7 +81,7 @@ def cluster(tmp_path_factory):
         address = json.loads(scheduler_file.read_text())["address"]
         with distributed.Client(address, timeout="10s") as client:
             client.wait_for_workers(2, timeout=30)
-        yield address
+        yield types.SimpleNamespace(address=address, hold=hold)
     finally:
         for process in reversed(processes):
             _stop(process)
@@ -98,7 +91,7 @@ def cluster(tmp_path_factory):
 # -- run_sweep's own LocalCluster -------------------------------------------------------------
 
 
-def test_command_on_a_local_cluster(tmp_path, monkeypatch):
+def test_command_on_a_local_cluster(tmp_path):
     """The default path, through ``jitnet sweep``: run_sweep's own LocalCluster (one worker
     process: two would cost a second start; the running cluster below has two); 2 trials
     finish, 2 fail; the best trial's command, run by ``train``, gives its model."""
@@ -130,14 +123,10 @@ def test_command_on_a_local_cluster(tmp_path, monkeypatch):
 
     # The best trial's command, run alone by `train`, gives the same model bit for bit. (In
     # this process: compiled and cache-loaded kernels give the same weights.)
-    from jitnet.cli.pictures import RunPictures
-
-    monkeypatch.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
-    monkeypatch.setattr(RunPictures, "final", lambda *args, **kwargs: None)
     program, script, command, *argv = shlex.split(data["best_command"])
     assert (program, script, command) == ("python", "cli.py", "train")
-    alone = CliRunner().invoke(cli, ["train", *argv, "--runs-dir", str(tmp_path), "--name",
-                                     "alone", "--quiet"])
+    with pictures_off():
+        alone = invoke("train", *argv, "--runs-dir", tmp_path, "--name", "alone", "--quiet")
     assert alone.exit_code == 0, alone.output
     assert same_arrays(model_arrays(tmp_path / "alone" / "model.npz"),
                        model_arrays(out / "trials" / trials[0]["key"] / "model.npz"))
@@ -175,13 +164,13 @@ def test_interrupted_sweep_on_a_running_cluster_resumes_without_rerunning(tmp_pa
     sweep stops, the one that stopped it and two still running, so the rerun has one to run.)"""
     space = parse_space({"hidden": "16,24,32,40", **TINY})
     with pytest.raises(SweepInterrupted, match="[123] of 4 trials done") as info:
-        run_sweep(space, tmp_path, scheduler=cluster, reporter=_StopAfter(1))
+        run_sweep(space, tmp_path, scheduler=cluster.address, reporter=_StopAfter(1))
     assert info.value.total == 4
     partial = json.loads((tmp_path / "results.json").read_text())["trials"]
     assert 1 <= len(partial) == info.value.done
     # On a cluster the sweep did not start, a cancelled trial that was already running finishes
     # on its worker (and keeps its result): wait for the workers to be idle.
-    with distributed.Client(cluster) as client:
+    with distributed.Client(cluster.address) as client:
         deadline = time.monotonic() + 30
         while any(client.processing().values()) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -192,8 +181,8 @@ def test_interrupted_sweep_on_a_running_cluster_resumes_without_rerunning(tmp_pa
               for key in done}
 
     reporter = _Recorder()
-    result = run_sweep(space, tmp_path, scheduler=cluster, reporter=reporter)
-    assert f"connected to {cluster}: 2 workers" in reporter.messages
+    result = run_sweep(space, tmp_path, scheduler=cluster.address, reporter=reporter)
+    assert f"connected to {cluster.address}: 2 workers" in reporter.messages
     assert result.skipped == len(done) and result.ran == 4 - len(done) >= 1
     assert not set(reporter.ran) & set(stamps)
     assert all(r["status"] == "finished" for r in result.records)
@@ -202,13 +191,14 @@ def test_interrupted_sweep_on_a_running_cluster_resumes_without_rerunning(tmp_pa
         assert (tmp_path / "trials" / key / "result.json").stat().st_mtime_ns == stamp
     for options in space.trials():
         assert (tmp_path / "trials" / trial_key(options) / "model.npz").exists()
-    with distributed.Client(cluster) as client:
+    with distributed.Client(cluster.address) as client:
         assert len(client.nthreads()) == 2
 
 
 def test_killed_worker_trial_resumes_with_the_same_result(tmp_path, cluster):
     """SIGKILL the worker running a trial after its first checkpoint: the trial is run again
-    on a worker, continues from the checkpoint, and ends with the weights of a run alone."""
+    on a worker, continues from the checkpoint, and ends with the weights of a run alone. (The
+    first run holds in its last epoch until the worker is killed: tests/sweep_worker_hold.py.)"""
     options = {"hidden": "48", "epochs": "20", "eval_every": "5", "patience": "100",
                "train_limit": "8000", "test_limit": "1000", "validation": "500"}
     space = parse_space(options)
@@ -218,22 +208,29 @@ def test_killed_worker_trial_resumes_with_the_same_result(tmp_path, cluster):
     killed = []
 
     def kill_when_checkpointed():
-        with distributed.Client(cluster) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not killed:
-                if checkpoint.exists():
-                    for address, keys in client.processing().items():
-                        if any(str(k).startswith(f"trial-{key}") for k in keys):
-                            pid = client.run(os.getpid, workers=[address])[address]
-                            os.kill(pid, signal.SIGKILL)
-                            killed.append(pid)
-                time.sleep(0.01)
+        try:
+            with distributed.Client(cluster.address) as client:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline and not killed:
+                    if checkpoint.exists():
+                        for address, keys in client.processing().items():
+                            if any(str(k).startswith(f"trial-{key}") for k in keys):
+                                pid = client.run(os.getpid, workers=[address])[address]
+                                os.kill(pid, signal.SIGKILL)
+                                killed.append(pid)
+                    time.sleep(0.01)
+        finally:
+            cluster.hold.unlink(missing_ok=True)  # the rerun, or a run never killed, goes on
 
+    cluster.hold.touch()
     monitor = threading.Thread(target=kill_when_checkpointed)
     monitor.start()
-    result = run_sweep(space, tmp_path / "sweep", scheduler=cluster)
-    monitor.join()
-    assert killed, "the trial ended before a worker could be killed"
+    try:
+        result = run_sweep(space, tmp_path / "sweep", scheduler=cluster.address)
+    finally:
+        cluster.hold.unlink(missing_ok=True)
+        monitor.join()
+    assert killed, "no worker was killed"
     (record,) = result.records
     assert record["status"] == "finished" and record["resumed_from"] >= 1
 
@@ -243,5 +240,5 @@ def test_killed_worker_trial_resumes_with_the_same_result(tmp_path, cluster):
     assert record["test_error"] == alone["test_error"]
     assert same_arrays(model_arrays(tmp_path / "sweep" / "trials" / key / "model.npz"),
                        model_arrays(tmp_path / "alone" / "model.npz"))
-    with distributed.Client(cluster) as client:  # the nanny has restarted the killed worker
+    with distributed.Client(cluster.address) as client:  # the nanny has restarted the killed worker
         client.wait_for_workers(2, timeout=30)

@@ -126,12 +126,12 @@ def noisy_note(labelled_rows, total=None):
 
 def compile_in_process(dtypes):
     """Seconds to compile, or load from Numba's cache, each dtype's kernels in this process."""
-    from jitnet.engine.network import compile_kernels
+    from jitnet.engine.compile import compile_kernels
 
     return {dtype: compile_kernels(dtype) for dtype in dtypes}
 
 
-_COLD_COMPILE = ("import sys; from jitnet.engine.network import compile_kernels; "
+_COLD_COMPILE = ("import sys; from jitnet.engine.compile import compile_kernels; "
                  "print(compile_kernels(sys.argv[1]))")
 
 

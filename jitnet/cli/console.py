@@ -19,8 +19,14 @@ REDRAW_SECONDS = 0.1
 BAR_WIDTH = 24
 
 
+#: Times left beyond this many hours are shown as ``>99:59:59``: a bar line of fixed width.
+MAX_HOURS = 100
+
+
 def _duration(seconds):
-    """``0:07``, ``12:30`` or ``1:02:03``."""
+    """``0:07``, ``12:30`` or ``1:02:03``; ``>99:59:59`` for longer (or not finite)."""
+    if not seconds < MAX_HOURS * 3600:  # also NaN
+        return f">{MAX_HOURS - 1}:59:59"
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
@@ -100,7 +106,9 @@ class ConsoleReporter:
             # The rest of the run at the session's average speed (evaluations not counted);
             # the stopping rule may end it sooner.
             done, spent = self.samples_done + n_done, self.seconds_done + seconds
-            run_left = left + (epochs - epoch) * n_samples * spent / max(done, 1)
+            # Epochs capped: any count of them is a long time, never an overflow.
+            epochs_left = min(epochs - epoch, 10**9)
+            run_left = left + epochs_left * n_samples * spent / max(done, 1)
             line += f"  epoch {_duration(left)} left, run at most {_duration(run_left)}"
         self.err.write(line + "\x1b[K")
         self.err.flush()

@@ -1,7 +1,8 @@
 """``jitnet evaluate``, ``predict``, ``plot`` and ``compare``: saved models and runs, looked at.
 
-Options in, library calls (:mod:`jitnet.training`, :mod:`jitnet.evaluation.metrics`, :mod:`jitnet.data.images`,
-:mod:`jitnet.plots.figures`), lines or JSON out. A picture never replaces an existing file: an explicit
+Options in, library calls (:mod:`jitnet.training`, :mod:`jitnet.evaluation.metrics`,
+:mod:`jitnet.data.images`, :mod:`jitnet.plots.figures`), lines or JSON out (a digit as text:
+:mod:`jitnet.cli.digits`). A picture never replaces an existing file: an explicit
 path (``--out``, ``--confusion-png``, ``--save-preprocessed``) is refused unless ``--force``,
 and a default one gets a number (``mistakes-test-2.png``).
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from jitnet.cli.main import SHIPPED, CliError, _load_data
+from jitnet.cli.main import SHIPPED, CliError, check_new_file
 
 _model_argument = click.argument("model", type=click.Path(exists=True, path_type=Path))
 _data_option = click.option(
@@ -31,20 +32,35 @@ _json_option = click.option(
     "--json", "as_json", is_flag=True, default=False, show_default=True,
     help="Print the results as one JSON object, for scripts.",
 )
-SCORES = "scores: the network's outputs divided by their sum, not calibrated probabilities"
 
 
 # -- models, data and files -----------------------------------------------------------------
 
 
 def _load_model(model):
-    """(network, info) of a run folder, model file or checkpoint; the network carries the
-    input scale it was trained with. A file that cannot be used is one line, exit 2."""
+    """(network, info) of a run folder, model file or checkpoint -- or (committee, info) of a
+    committee folder; the network carries the input scale it was trained with. A file that
+    cannot be used is one line, exit 2."""
     from jitnet import training
+    from jitnet.cli.committee import load_committee
 
+    loaded = load_committee(model)
+    if loaded is not None:
+        return loaded
     try:
         return training.load_model(model)
     except training.TrainingError as exc:  # CheckpointError: every problem of the file
+        raise CliError(str(exc)) from None
+
+
+def _load_data(data):
+    """``jitnet.load_mnist`` with data errors turned into one-line CLI errors."""
+    from jitnet.data.datasets import load_mnist
+    from jitnet.data.idx import DataError
+
+    try:
+        return load_mnist(None if data is None else str(data))
+    except DataError as exc:
         raise CliError(str(exc)) from None
 
 
@@ -66,18 +82,6 @@ def _load_model_and_split(model, data, split):
             f"{dataset.n_classes} classes"
         )
     return net, info, dataset
-
-
-def _check_new_file(option, path, force):
-    """An explicit output path: not a folder, not an existing file unless ``force``, and in a
-    folder that exists or can be created. Checked before any work is done."""
-    if path.is_dir():
-        raise CliError(f"{option} {path} is a directory")
-    if path.exists() and not force:
-        raise CliError(f"{option} {path} exists; add --force to replace it")
-    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
-    if not existing.is_dir():
-        raise CliError(f"{option} {path}: {existing} is not a directory")
 
 
 def _free_path(path):
@@ -132,10 +136,11 @@ def _draw(what, *args, **kwargs):
 @click.pass_context
 def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_json):
     """Error rate and confusion matrix, with each class's precision and recall, of MODEL (a run
-    folder, a model file or a checkpoint).
+    folder, a model file, a checkpoint or a committee folder: its members' outputs averaged).
 
     Inputs are scaled the way the model was trained (raw pixels for a --raw-pixels model).
     """
+    from jitnet.cli.committee import describe, json_fields
     from jitnet.cli.pictures import draw_test_pictures
     from jitnet.evaluation.metrics import format_confusion, precision_recall
 
@@ -143,11 +148,11 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
         raise click.UsageError("--out names the gallery of --mistakes N; give --mistakes", ctx)
     for option, path in (("--out", out), ("--confusion-png", confusion_png)):
         if path is not None:
-            _check_new_file(option, path, force)
+            check_new_file(option, path, force)
     net, info, dataset = _load_model_and_split(model, data, split)
     if mistakes is not None and out is None:
         out = _beside(model, f"mistakes-{split}.png")
-    what = f"{model.name}: {'-'.join(map(str, net.sizes))}, {split} set"
+    what = f"{model.name}: {describe(net)}, {split} set"
     matrix, predicted, _ = _draw(draw_test_pictures, net, dataset, net.input_scale,
                                  info.get("config"), confusion_png, out, what,
                                  n_mistakes=mistakes or 0)
@@ -159,15 +164,14 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
         precision, recall = ([float(v) if math.isfinite(v) else None for v in rates]
                              for rates in precision_recall(matrix))
         click.echo(json.dumps({
-            "model": str(model), "sizes": list(net.sizes), "activation": net.activation,
-            "dtype": net.dtype.name, "data": where, "split": split, "n_images": n,
+            "model": str(model), **json_fields(net), "data": where, "split": split, "n_images": n,
             "wrong": wrong, "error_rate": wrong / n, "confusion_matrix": matrix.tolist(),
             "precision": precision, "recall": recall,
             "mistakes_png": None if out is None else str(out), "mistakes_shown": shown,
             "confusion_png": None if confusion_png is None else str(confusion_png),
         }, indent=2))
         return
-    click.echo(f"model {model}: {'-'.join(map(str, net.sizes))} {net.activation} {net.dtype.name}")
+    click.echo(f"model {model}: {describe(net)}")
     click.echo(f"data  {where}, {split} set, {n:,} images")
     click.echo(f"error rate {100 * wrong / n:.2f}%  ({wrong:,} of {n:,} wrong)")
     click.echo()
@@ -216,7 +220,7 @@ def _preprocessed_paths(target, stems, force):
             names.append(name)
         paths = [target / name for name in names]
     for path in paths:
-        _check_new_file("--save-preprocessed", path, force)
+        check_new_file("--save-preprocessed", path, force)
     return paths
 
 
@@ -226,30 +230,6 @@ def _scores(net, image, info):
 
     outputs = net.predict(image.reshape(-1))  # scaled as the model was trained
     return outputs, probabilities(outputs, loss=score_kind(info.get("config")))
-
-
-def _index_block(name, image, shape, label, outputs):
-    """The --index output: the image, its true label, the prediction and all outputs."""
-    from jitnet.data.images import text_art
-
-    predicted = int(outputs.argmax())
-    lines = [f"{name} ({shape[0]}x{shape[1]})", text_art(image, shape),
-             f"true label  {label}",
-             f"predicted   {predicted}  ({'correct' if predicted == label else 'wrong'})",
-             "outputs"]
-    lines += [f"  {k}  {float(y):.4f}{'  <' if k == predicted else ''}"
-              for k, y in enumerate(outputs)]
-    return "\n".join(lines)
-
-
-def _file_block(name, image, outputs, scores, top):
-    """An image file's output: the digit as the network sees it and the likeliest classes."""
-    from jitnet.data.images import text_art
-
-    lines = [f"{name}  (28x28 after preprocessing, as the network sees it)", text_art(image),
-             f"predicted   {int(outputs.argmax())}", f"top {len(top)} ({SCORES})"]
-    lines += [f"  {k}  {100 * scores[k]:5.1f}%   output {float(outputs[k]):.4f}" for k in top]
-    return "\n".join(lines)
 
 
 @click.command()
@@ -268,14 +248,15 @@ def _file_block(name, image, outputs, scores, top):
 @_force_option
 @_json_option
 def predict(model, images, index, data, split, top, save_preprocessed, force, as_json):
-    """The digit MODEL (a run folder, a model file or a checkpoint) sees in each IMAGE file,
-    or in image --index of the data set.
+    """The digit MODEL (a run folder, a model file, a checkpoint or a committee folder) sees in
+    each IMAGE file, or in image --index of the data set.
 
     An image file (PNG, JPEG, ... or a .npy array of 28x28 pixels) is made to look like an
     MNIST digit first: grey, white ink on black, fitted into 20x20 pixels and centred by its
     centre of mass in 28x28. Shown are the digit as text art and the likeliest classes with
     their scores, the network's outputs divided by their sum (not calibrated probabilities).
     """
+    from jitnet.cli.digits import SCORES, file_block, index_block
     from jitnet.data.images import save_digit
     from jitnet.evaluation.metrics import top_k
 
@@ -311,10 +292,10 @@ def predict(model, images, index, data, split, top, save_preprocessed, force, as
         if index is not None:
             result.update(image=None, split=split, index=index,
                           label=int(dataset.labels[index]))
-            blocks.append(_index_block(name, image, dataset.image_shape, result["label"],
+            blocks.append(index_block(name, image, dataset.image_shape, result["label"],
                                        outputs))
         else:
-            blocks.append(_file_block(name, image, outputs, scores, classes))
+            blocks.append(file_block(name, image, outputs, scores, classes))
         if path is not None:
             blocks[-1] += f"\nsaved       {path}"
         results.append(result)
@@ -352,7 +333,7 @@ def plot(run, log_scale, out, force):
     from jitnet.plots import figures as plots
 
     if out is not None:
-        _check_new_file("--out", out, force)
+        check_new_file("--out", out, force)
     history, title = _history(run)
     if out is None:
         folder = run if run.is_dir() else run.parent
@@ -379,7 +360,7 @@ def compare(runs, metric, out, log_scale, force):
     each, each run's best value starred."""
     from jitnet.plots import figures as plots
 
-    _check_new_file("--out", out, force)
+    check_new_file("--out", out, force)
     loaded = [_history(run) for run in runs]  # (history, "NAME: 784-300-10, rate 0.3, ...")
     names = [(run if run.is_dir() else run.parent).name for run in runs]
     if len(set(names)) < len(names):  # same folder names in different places: say which

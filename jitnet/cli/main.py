@@ -3,16 +3,18 @@
 Commands
 --------
 train      The tutorial's MNIST experiment in a run folder: checkpoints, resume, log, report,
-           pictures (``jitnet/_cli_train.py``).
+           pictures (:mod:`jitnet.cli.train`; its progress bar in :mod:`jitnet.cli.console`, its
+           pictures in :mod:`jitnet.cli.pictures`).
 evaluate   Error rate, confusion matrix, precision and recall of a saved model; pictures of
-           its mistakes and confusions (``jitnet/_cli_inspect.py``, as the next three).
+           its mistakes and confusions (:mod:`jitnet.cli.inspect`, as the next three; the digits
+           ``predict`` shows as text in :mod:`jitnet.cli.digits`).
 predict    The digit a model sees in image files of your own, or in one test image.
 plot       The learning curve of a run, redrawn.
 compare    The learning curves of several runs in one picture.
 gradcheck  Back-propagated gradients against central differences (tutorial Eq. 6).
 bench      The speed comparison of ``bench/compare.py``; arguments are passed through.
 sweep      Many ``train`` runs on Dask distributed, ranked by validation error
-           (``jitnet/sweep/command.py``; needs ``pip install "jitnet[sweep]"``).
+           (:mod:`jitnet.sweep.command`; needs ``pip install "jitnet[sweep]"``).
 
 ``python -m jitnet`` is the same command line.
 
@@ -65,7 +67,9 @@ class JitnetGroup(click.Group):
     the commands named in ``LAZY`` (module, attribute) only when they are asked for."""
 
     LAZY = {"train": ("jitnet.cli.train", "train"),
+            "export": ("jitnet.cli.export", "export"),
             "sweep": ("jitnet.sweep.command", "sweep_command"),
+            "committee": ("jitnet.cli.committee", "committee_command"),
             **{name: ("jitnet.cli.inspect", name)
                for name in ("evaluate", "predict", "plot", "compare")}}
 
@@ -177,15 +181,19 @@ ACTIVATIONS = ("sigmoid", "tanh", "scaled_tanh", "relu")
 LOSSES = ("squared", "cross_entropy")
 
 
-def _load_data(data):
-    """``jitnet.load_mnist`` with data errors turned into one-line CLI errors."""
-    from jitnet.data.datasets import load_mnist
-    from jitnet.data.idx import DataError
-
-    try:
-        return load_mnist(None if data is None else str(data))
-    except DataError as exc:
-        raise CliError(str(exc)) from None
+def check_new_file(option, path, force):
+    """An output file an option names (``--out``, ``--output``, ...): not a folder, not an
+    existing file unless ``force``, and in a folder that exists or can be created. Checked
+    before any work is done; None passes."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise CliError(f"{option} {path} is a directory")
+    if path.exists() and not force:
+        raise CliError(f"{option} {path} exists; add --force to replace it")
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise CliError(f"{option} {path}: {existing} is not a directory")
 
 
 @click.group(cls=JitnetGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -27,19 +27,6 @@ CURVE_BUDGET = 0.10
 NOTE = 'note: no pictures in the run folder; pip install "jitnet[plots]" to get them'
 
 
-def run_title(run_name, config, sizes):
-    """``NAME: 784-300-10, rate 0.3, float64, seed 0`` (and what differs from the tutorial)."""
-    parts = ["-".join(map(str, sizes)), f"rate {config.get('rate')}", config.get("dtype"),
-             f"seed {config.get('seed')}"]
-    # Recipe options other than the tutorial's, by name when a configuration has them.
-    for name, tutorial in (("activation", "sigmoid"), ("loss", "squared")):
-        if config.get(name) not in (None, tutorial):
-            parts.append(str(config[name]))
-    if config.get("raw_pixels"):
-        parts.append("raw pixels")
-    return f"{run_name}: " + ", ".join(str(p) for p in parts if p is not None)
-
-
 def with_test_error(records, best_epoch, test_error):
     """``records`` (per-epoch dicts) with the best model's ``test_error`` added to the record of
     its epoch, for the learning curve; unchanged when the records already hold test errors
@@ -70,9 +57,6 @@ def report_history(run_dir):
         return history, title  # a log without a report: a run still going, or killed
     if not isinstance(report, dict):
         return history, title
-    if isinstance(report.get("config"), dict) and isinstance(report.get("sizes"), list):
-        name = path.name if path.is_dir() else path.parent.name
-        title = run_title(name, report["config"], report["sizes"])
     return with_test_error(history, report.get("best_epoch"), report.get("test_error")), title
 
 
@@ -154,6 +138,7 @@ class RunPictures:
 
     def title(self, state):
         from jitnet.training.data import network_sizes
+        from jitnet.training.runlog import run_title
 
         return run_title(self.run_dir.name, state.config.to_dict(),
                          network_sizes(state.config, state.data))

@@ -2,7 +2,9 @@
 
 Every option but ``--resume``, ``--name``, ``--runs-dir``, ``--force`` and ``--quiet`` is a field
 of :class:`jitnet.training.TrainConfig` with the same name; click checks the values, the library
-trusts them.
+trusts them. The options given on the command line go to
+:meth:`jitnet.training.TrainConfig.from_options`, which resolves ``--recipe`` (given options win)
+exactly as a sweep's trials and library calls do; click's defaults are the configuration's.
 """
 
 import contextlib
@@ -18,7 +20,9 @@ import click
 
 from jitnet.cli.main import (
     ACTIVATIONS, LOSSES, SHIPPED, CliError, IntListType, NameChoice, PositiveFloat,
+    check_new_file,
 )
+from jitnet.training.checks import MAX_EPOCHS
 from jitnet.training.recipes import RECIPES
 
 RUN_OPTIONS = ("resume", "name", "runs_dir", "force", "quiet")
@@ -70,20 +74,6 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _check_copy(option, path, force):
-    """--output and --report never replace an existing file unless --force, and must be
-    writable paths (checked before any training time is spent)."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise CliError(f"{option} {path} is a directory")
-    if path.exists() and not force:
-        raise CliError(f"{option} {path} exists; add --force to replace it")
-    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
-    if not existing.is_dir():
-        raise CliError(f"{option} {path}: {existing} is not a directory")
-
-
 class InitName(click.ParamType):
     """An initialisation: tutorial, glorot, lecun, he or uniform:A (A > 0)."""
 
@@ -98,26 +88,11 @@ class InitName(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-# Options that only matter with another option's value: (option, needs, the values it needs).
-_USED_ONLY_WITH = (
-    [("decay", "schedule", ("exponential", "step")), ("step_every", "schedule", ("step",))]
-    + [(name, "distort", ("elastic", "both")) for name in ("elastic_sigma", "elastic_alpha")]
-    + [(name, "distort", ("affine", "both")) for name in ("rotate", "scale", "shear", "translate")]
-)
-
-
-def _with_recipe(options, given):
-    """The run's options: those given on the command line, then the recipe's, then the
-    defaults; refuses an option that the others make meaningless (--decay without a schedule
-    that decays, --rotate without an affine distortion, ...)."""
-    recipe = RECIPES[options["recipe"]].options if options["recipe"] else {}
-    values = {name: given[name] if name in given else recipe.get(name, value)
-              for name, value in options.items()}
-    for name, needs, allowed in _USED_ONLY_WITH:
-        if name in given and values[needs] not in allowed:
-            raise CliError(f"--{name.replace('_', '-')} needs --{needs} "
-                           f"{' or '.join(allowed)} (it is {values[needs]})")
-    return values
+def _remove_if_empty(folder):
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (or already gone): the run's files stay
+        pass
 
 
 def _config_value(name, value):
@@ -138,7 +113,7 @@ def _config_value(name, value):
                    "(e.g. 500,150).")
 @click.option("--rate", type=PositiveFloat(), default=0.3, show_default=True,
               help="Learning rate (the tutorial's eta), a positive number.")
-@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=40, show_default=True,
               help="The most epochs to run; the stopping rule may end training earlier "
                    "(with --resume, a larger value extends the run).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=10, show_default=True,
@@ -169,8 +144,8 @@ def _config_value(name, value):
               default=None, show_default=SHIPPED,
               help="Directory holding a dataset in MNIST's four-file IDX layout.")
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default=None, show_default="none",
-              help="Start from a published experiment's options (jitnet/recipebook.py); options "
-                   "given here override it.")
+              help="Start from a published experiment's options (jitnet/training/recipes.py); "
+                   "options given here override it.")
 @click.option("--activation", type=NameChoice(ACTIVATIONS), default="sigmoid",
               show_default=True, help="Non-linearity of the hidden units.")
 @click.option("--loss", type=NameChoice(LOSSES), default="squared", show_default=True,
@@ -253,21 +228,22 @@ def train(ctx, **options):
     continues exactly.
 
     --recipe starts from a published experiment's options (tutorial, lecun1998, simard2003,
-    simard2003-plain, ciresan2010; see jitnet/recipebook.py); options given with it win.
+    simard2003-plain, ciresan2010, meier2011: one member of a committee; see
+    jitnet/training/recipes.py); options given with it win.
     --activation, --loss, --init, --schedule, --momentum and --distort change the method one
     choice at a time.
     """
     from jitnet import training
     from jitnet.cli.console import ConsoleReporter
-    from jitnet.training.config import check_config
     from jitnet.data.idx import DataError
+    from jitnet.training.data import check_config
 
     run = {name: options.pop(name) for name in RUN_OPTIONS}
     given = {name: _config_value(name, value) for name, value in options.items()
              if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
                                                    click.core.ParameterSource.ENVIRONMENT)}
     for option in ("output", "report"):
-        _check_copy(f"--{option}", options[option] if option in given else None, run["force"])
+        check_new_file(f"--{option}", options[option] if option in given else None, run["force"])
     if run["resume"] is not None:
         for option in ("name", "runs_dir"):
             if ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE:
@@ -281,14 +257,17 @@ def train(ctx, **options):
                 result = training.resume_training(run["resume"], given, reporter=reporter)
                 test = training.load_splits(result.state.config).test
             else:
-                config = training.TrainConfig(**{
-                    name: _config_value(name, value)
-                    for name, value in _with_recipe(options, given).items()})
+                config = training.TrainConfig.from_options(**given)
                 splits = training.load_splits(config)  # data errors before any folder exists
                 check_config(config, splits)
                 run_dir = training.create_run_dir(run["runs_dir"], run["name"])
                 reporter = ConsoleReporter(quiet=run["quiet"], pictures=run_dir)
-                result = training.run_training(config, run_dir, splits=splits, reporter=reporter)
+                try:
+                    result = training.run_training(config, run_dir, splits=splits,
+                                                   reporter=reporter)
+                except BaseException:
+                    _remove_if_empty(run_dir)  # refused or stopped before it wrote anything
+                    raise
                 test = splits.test
             reporter.final_pictures(result, test)  # confusion matrix and mistakes of the test set
         except training.TrainingInterrupted as stop:

@@ -139,8 +139,8 @@ def write_idx(path, array):
     try:
         array = np.asarray(array)
     except (ValueError, TypeError) as error:
-        problem = f"cannot write as IDX: not an array ({_first_line(error)})"
-        raise DataError(f"{name}: {problem}") from None
+        why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DataError(f"{name}: cannot write as IDX: not an array ({why})") from None
     code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         raise DataError(
@@ -155,22 +155,12 @@ def write_idx(path, array):
     if max(array.shape) > _MAX_DIM:
         raise DataError(f"{name}: shape {array.shape} does not fit IDX's 32-bit sizes")
     big_endian = _DTYPE_OF_CODE[code].newbyteorder(">")
-    payload = b"".join(
-        [
-            bytes([0, 0, code, array.ndim]),
-            np.asarray(array.shape, dtype=">i4").tobytes(),
-            array.astype(big_endian, copy=False).tobytes(order="C"),
-        ]
-    )
+    payload = (bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
+               + array.astype(big_endian, copy=False).tobytes(order="C"))
     if name.lower().endswith(".gz"):
         # mtime=0: the same array always gives the same bytes
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     atomic_write_bytes(path, payload)
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _parse(stream, name, max_bytes):
@@ -179,9 +169,8 @@ def _parse(stream, name, max_bytes):
     if len(head) < 4:
         raise DataError(f"{name}: not an IDX file: {len(head)} bytes long, a header needs 4")
     if head[:2] != b"\0\0":
-        raise DataError(
-            f"{name}: not an IDX file: it starts with bytes 0x{head[:2].hex()}, expected 0x0000"
-        )
+        raise DataError(f"{name}: not an IDX file: it starts with bytes 0x{head[:2].hex()}, "
+                        "expected 0x0000")
     code, ndim = head[2], head[3]
     dtype = _DTYPE_OF_CODE.get(code)
     if dtype is None:
@@ -189,15 +178,12 @@ def _parse(stream, name, max_bytes):
     if ndim == 0:
         raise DataError(f"{name}: IDX header declares zero dimensions")
     if ndim > _MAX_NDIM:
-        raise DataError(
-            f"{name}: IDX header declares {ndim} dimensions; at most {_MAX_NDIM} are supported"
-        )
+        raise DataError(f"{name}: IDX header declares {ndim} dimensions; at most {_MAX_NDIM} "
+                        "are supported")
     sizes = stream.read(4 * ndim)
     if len(sizes) < 4 * ndim:
-        raise DataError(
-            f"{name}: truncated IDX header: {ndim} dimension sizes need {4 * ndim} bytes, "
-            f"found {len(sizes)}"
-        )
+        raise DataError(f"{name}: truncated IDX header: {ndim} dimension sizes need "
+                        f"{4 * ndim} bytes, found {len(sizes)}")
     shape = tuple(int(size) for size in np.frombuffer(sizes, dtype=">i4"))
     if min(shape) < 0:
         raise DataError(f"{name}: IDX header declares a negative size in shape {shape}")
@@ -205,10 +191,8 @@ def _parse(stream, name, max_bytes):
     stream.check_capacity(4 + 4 * ndim, expected, shape, dtype)
     storage = math.prod(max(size, 1) for size in shape) * dtype.itemsize
     if storage > min(max_bytes, sys.maxsize):  # numpy cannot build shapes beyond sys.maxsize
-        raise DataError(
-            f"{name}: IDX header declares shape {shape} of {dtype}, {storage} bytes, over the "
-            f"{max_bytes}-byte limit (read_idx's max_bytes)"
-        )
+        raise DataError(f"{name}: IDX header declares shape {shape} of {dtype}, {storage} "
+                        f"bytes, over the {max_bytes}-byte limit (read_idx's max_bytes)")
 
     data = np.empty(math.prod(shape), dtype=dtype)
     found = stream.readinto(memoryview(data.view(np.uint8)))
@@ -222,10 +206,8 @@ def _parse(stream, name, max_bytes):
 
 def _truncated(name, shape, dtype, expected, found):
     """The one-line message for a file with fewer data bytes than its header declares."""
-    return (
-        f"{name}: truncated data: shape {shape} of {dtype} needs {expected} bytes after the "
-        f"header, found {found}"
-    )
+    return (f"{name}: truncated data: shape {shape} of {dtype} needs {expected} bytes after "
+            f"the header, found {found}")
 
 
 class _PlainStream:
@@ -245,7 +227,8 @@ class _PlainStream:
         if found < expected:
             raise DataError(_truncated(self._name, shape, dtype, expected, found))
         if found > expected:
-            raise DataError(_trailing(self._name, shape, dtype, expected, found - expected))
+            raise DataError(f"{self._name}: trailing bytes: {found - expected} after the "
+                            f"{expected} data bytes that shape {shape} of {dtype} needs")
 
     def readinto(self, out):
         """Fill the writable byte memoryview ``out`` from the file; return how many bytes came."""
@@ -258,17 +241,7 @@ class _PlainStream:
         return filled
 
     def check_end(self, expected, shape, dtype):
-        """Raise DataError if the file grew past the data since it was opened."""
-        extra = len(self._file.read(1))
-        if extra:
-            raise DataError(f"{self._name}: the file grew while it was read")
-
-
-def _trailing(name, shape, dtype, expected, extra):
-    return (
-        f"{name}: trailing bytes: {extra} after the {expected} data bytes that shape "
-        f"{shape} of {dtype} needs"
-    )
+        """Nothing to check: the file's size was compared with the header before reading."""
 
 
 def _gzip_input_bound(data_bytes):

@@ -1,4 +1,4 @@
-"""Digits from image files, made to look like MNIST's, and small helpers to show predictions.
+"""Digits from image files, made to look like MNIST's, and the scores of a network's outputs.
 
 ``load_digit(path)`` turns a photo, scan or drawing of one digit into a (28, 28) uint8 image the
 way MNIST's images were made: white ink on black, the digit fitted into a 20x20 box keeping its
@@ -15,15 +15,11 @@ import warnings
 
 import numpy as np
 
-__all__ = [
-    "ImageError", "load_digit", "save_digit", "text_art", "probabilities", "TEXT_ART_RAMP",
-    "FIELD", "BOX",
-]
+__all__ = ["ImageError", "load_digit", "save_digit", "probabilities", "FIELD", "BOX"]
 
 FIELD = 28  # MNIST's field: 28x28 pixels...
 BOX = 20  # ...with the digit fitted into a 20x20 box inside it
 CENTRE = 14.0  # where MNIST's centres of mass lie (row and column index; measured mean 14.0)
-TEXT_ART_RAMP = " .:-=+*#%@"
 _BBOX_LEVEL = 0.25  # ink above this fraction of the strongest stroke defines the digit's extent
 _MIN_CONTRAST = 24  # grey levels between ink and background below which an image is blank
 
@@ -275,37 +271,6 @@ def save_digit(image, path):
         raise ValueError(f"a digit must be a 2-D uint8 array, got {image.dtype} {image.shape}")
     picture = Image.fromarray(image)
     atomic_write(path, lambda f: picture.save(f, format="PNG"))
-
-
-def text_art(image, shape=None, ramp=TEXT_ART_RAMP):
-    """An image as text: a line per pixel row, two ``ramp`` characters per pixel (dark to bright).
-
-    Parameters
-    ----------
-    image : ndarray of uint8, (rows, cols) or (rows*cols,)
-    shape : (int, int), optional
-        Needed for a flat image that is not square.
-    ramp : str
-        Characters from background (0) to ink (255).
-
-    Returns
-    -------
-    str
-        ``rows`` lines of at most ``2*cols`` characters (trailing blanks removed).
-    """
-    image = np.asarray(image)
-    if shape is None:
-        if image.ndim == 2:
-            shape = image.shape
-        else:
-            side = math.isqrt(image.size)
-            if side * side != image.size:
-                raise ValueError(f"give the shape of a flat image of {image.size} pixels")
-            shape = (side, side)
-    if not ramp:
-        raise ValueError("ramp must hold at least one character")
-    levels = (np.clip(image.astype(np.int64), 0, 255).reshape(shape) * len(ramp)) // 256
-    return "\n".join("".join(ramp[v] * 2 for v in row).rstrip() for row in levels)
 
 
 def probabilities(outputs, loss="squared"):

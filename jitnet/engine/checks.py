@@ -248,3 +248,14 @@ def check_order(order, n):
     if order.size and (order.min() < 0 or order.max() >= n):
         raise ValueError(f"order holds indices outside [0, {n - 1}]")
     return np.ascontiguousarray(order, np.int64)
+
+
+def check_dtype(dtype):
+    """'float64' or 'float32' (any spelling numpy accepts), as a numpy dtype."""
+    try:
+        name = np.dtype(dtype).name if dtype is not None else None
+    except TypeError:
+        name = None
+    if name not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    return np.dtype(name)

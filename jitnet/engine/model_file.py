@@ -16,11 +16,17 @@ its meaning then: squared error, the tutorial's initial weights and the activati
 layer. A training run's model file also holds ``jitnet_train_info``, JSON bytes saying how it
 was trained; its ``input_scale``, when the arrays carry none, is the network's.
 
+A checkpoint (:mod:`jitnet.training.checkpoint`) holds its current network as such arrays under
+``net/``, and a JSON description under ``meta`` whose ``config`` says whether the run trained on
+raw pixels (``raw_pixels``: input scale 1.0; otherwise None). :func:`load` reads just that; the
+strict check of the whole training state is the checkpoint reader's.
+
 Reading checks everything before it allocates: the archive's directory and every array's
-header (:mod:`jitnet.io.npzfile`), then the small entries (format, version, names, sizes), the
-memory the sizes need (at most :data:`MAX_PARAMETER_BYTES`), and each layer's declared shape and
-type against the sizes; only then are the parameters read, one layer at a time, straight into
-the network. Any problem raises :class:`ModelFileError`, one line naming the file.
+header against the file (:mod:`jitnet.io.npzfile`: no array may claim more bytes than the file
+holds for it), then the small entries (format, version, names, sizes) and each layer's declared
+shape and type against the sizes, so that the network the sizes describe is backed by arrays in
+the file; only then is it built and its parameters read, one layer at a time. Any problem raises
+:class:`ModelFileError`, one line naming the file.
 """
 
 import json
@@ -30,19 +36,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jitnet.io.atomic import atomic_save_npz
 from jitnet.engine.checks import check_positive
-from jitnet.engine.kernels import row_stride
-from jitnet.io.npzfile import MAX_MEMBER_BYTES, NpzArchive
+from jitnet.io.atomic import atomic_save_npz
+from jitnet.io.npzfile import NpzArchive
 
 FORMAT = "jitnet-model"
 FORMAT_VERSION = 3  # 3 adds input_scale (written only when set: see above)
 VERSIONS = (1, 2, 3)
 TRAIN_INFO_KEY = "jitnet_train_info"
-CHECKPOINT_KEY = "meta"  # a checkpoint's JSON description (jitnet.training.checkpoint.META_KEY)
-#: Largest parameter buffer a model file may ask for (the tutorial's 784-300-10 float64 network
-#: needs 1.9 MB): its sizes are checked against this before anything is allocated.
-MAX_PARAMETER_BYTES = 1 << 30
+CHECKPOINT_KEY = "meta"  # a checkpoint's JSON description
+CHECKPOINT_FORMAT = "jitnet-checkpoint"
+CHECKPOINT_VERSION = 2
+CHECKPOINT_NET = "net/"  # the prefix of a checkpoint's current network
+#: Largest checkpoint description read (about 300,000 epoch records; parsing stays under 1 GB).
+MAX_META_BYTES = 1 << 26
 MAX_LAYERS = 1000
 _MAX_TEXT = 256  # characters of a name entry
 _MAX_INFO_BYTES = 1 << 20  # a run's description is about 1 KB of JSON
@@ -77,16 +84,7 @@ def model_arrays(net):
 
 
 def save(net, path):
-    """Write ``net`` to ``path`` atomically; a network too large for :func:`load` to read back
-    (:data:`MAX_PARAMETER_BYTES`, or one layer over :data:`jitnet.io.npzfile.MAX_MEMBER_BYTES`) is
-    refused with a ValueError before anything is written."""
-    problem = _size_problem(net.sizes, net.dtype, MAX_PARAMETER_BYTES)
-    largest = max(W.size for W in net.weights) * net.dtype.itemsize
-    if problem is None and largest > MAX_MEMBER_BYTES:
-        problem = (f"one layer holds {largest:,} bytes, more than the {MAX_MEMBER_BYTES:,} a "
-                   "model file may hold per layer")
-    if problem:
-        raise ValueError(f"cannot save the model: {problem}")
+    """Write ``net`` to ``path`` atomically (stored, uncompressed: :func:`load` reads any size)."""
     atomic_save_npz(path, model_arrays(net))
 
 
@@ -101,26 +99,70 @@ def load(cls, path):
         path = os.path.join(path, "model.npz")
     with NpzArchive(path, ModelFileError) as archive:
         arrays = ArchiveArrays(archive)
-        if CHECKPOINT_KEY not in arrays:
-            return read_model(cls, arrays, archive.where, max_bytes=MAX_PARAMETER_BYTES)[0]
-    # A checkpoint: its strict reader checks the whole training state, whose configuration
-    # says how the inputs were scaled (imported here: the training package builds on this one).
-    from jitnet.training.checkpoint import load_checkpoint
-    from jitnet.training.errors import CheckpointError
+        if CHECKPOINT_KEY in arrays:
+            return _checkpoint_network(cls, arrays)
+        return read_model(cls, arrays, archive.where)[0]
+
+
+def _checkpoint_network(cls, arrays):
+    """A checkpoint's current network, with the input scale its run trained with."""
+
+    def fail(problem):
+        raise ModelFileError(f"{arrays.where}: {problem}")
 
     try:
-        return load_checkpoint(path).net
-    except CheckpointError as error:
-        raise ModelFileError(str(error)) from None
+        meta = json_object(arrays, CHECKPOINT_KEY, MAX_META_BYTES)
+    except ValueError as error:
+        fail(f"its description {error}")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        fail("not a jitnet training checkpoint")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        fail(f"checkpoint format version {_short(meta.get('version'))}; this jitnet reads "
+             f"version {CHECKPOINT_VERSION}")
+    config = meta.get("config")
+    raw_pixels = config.get("raw_pixels", False) if isinstance(config, dict) else None
+    if not isinstance(raw_pixels, bool):
+        fail("its configuration does not say how inputs are scaled (raw_pixels)")
+    scale = 1.0 if raw_pixels else None
+    net = read_model(cls, arrays.prefixed(CHECKPOINT_NET), f"{arrays.where} (network)")[0]
+    if net.input_scale not in (None, scale):
+        fail(f"its network's input scale {net.input_scale:g} is not its configuration's "
+             f"({'1/255' if scale is None else scale})")
+    net.input_scale = scale
+    return net
+
+
+def json_object(arrays, key, max_bytes):
+    """The JSON object stored as UTF-8 bytes in ``arrays[key]``, its header checked before it is
+    read; a ValueError says what is wrong with it ("is not valid JSON")."""
+    if hasattr(arrays, "describe"):
+        shape, dtype = arrays.describe(key)
+    else:
+        try:
+            array = np.asarray(arrays[key])
+        except (TypeError, ValueError):
+            raise ValueError("is not an array") from None
+        shape, dtype = array.shape, array.dtype
+    if dtype != np.uint8 or len(shape) != 1:
+        raise ValueError(f"is not stored as bytes (a {dtype} array of shape {shape})")
+    if shape[0] > max_bytes:
+        raise ValueError(f"has {shape[0]:,} bytes, more than the {max_bytes:,} read")
+    try:
+        value = json.loads(np.asarray(arrays[key]).tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"is {_short(value)}, not a JSON object")
+    return value
 
 
 def network_from_arrays(cls, arrays, source):
-    """A ``cls`` network from :func:`model_arrays` output in memory (no size limit: the arrays
-    exist already); ModelFileError names ``source``. See :func:`read_model`."""
+    """A ``cls`` network from :func:`model_arrays` output in memory; ModelFileError names
+    ``source``. See :func:`read_model`."""
     return read_model(cls, arrays, source)[0]
 
 
-def read_model(cls, arrays, source, max_bytes=None):
+def read_model(cls, arrays, source):
     """Check and read a model from ``arrays``, then build it.
 
     Parameters
@@ -132,9 +174,6 @@ def read_model(cls, arrays, source, max_bytes=None):
         only once their headers have passed every check.
     source : str
         Names the file in messages: ``"SOURCE: problem"``.
-    max_bytes : int, optional
-        Refuse sizes whose parameters need more bytes (files); None: no limit (arrays already
-        in memory).
 
     Returns
     -------
@@ -148,9 +187,6 @@ def read_model(cls, arrays, source, max_bytes=None):
 
     version, dtype, recipe = _recipe(arrays, fail)
     sizes = _sizes(arrays, fail)
-    problem = _size_problem(sizes, dtype, max_bytes)
-    if problem:
-        fail(f"invalid model configuration ({problem})")
     scale = _stored_scale(arrays, dtype, fail) if version >= 3 else None
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         _check_layer(arrays, l, n_in, n_out, fail)
@@ -243,26 +279,6 @@ def _sizes(arrays, fail):
     return sizes
 
 
-def _size_problem(sizes, dtype, max_bytes):
-    """Why a network of ``sizes`` is too large for a model file, or None."""
-    if max_bytes is None:
-        return None
-    nbytes = parameter_bytes(sizes, dtype)
-    if nbytes <= max_bytes:
-        return None
-    return (f"sizes {_shown(sizes)} need {nbytes:,} bytes of {np.dtype(dtype).name} "
-            f"parameters, more than the {max_bytes:,} a model file may hold")
-
-
-def parameter_bytes(sizes, dtype):
-    """Bytes of the parameter buffer of a network of ``sizes`` (its first layer's rows padded to
-    64-byte lines, as `jitnet.Network` stores them)."""
-    itemsize = np.dtype(dtype).itemsize
-    count = sizes[0] * row_stride(sizes[1], itemsize) + sizes[1]
-    count += sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[1:-1], sizes[2:]))
-    return count * itemsize
-
-
 def _shown(sizes):
     """Layer sizes for a message: ``784-300-10``, shortened when long."""
     text = "-".join(map(str, sizes[:8])) + ("-..." if len(sizes) > 8 else "")
@@ -301,16 +317,10 @@ def _train_info(arrays, dtype, fail):
     if TRAIN_INFO_KEY not in arrays:
         return {}
     what = "its training description (jitnet_train_info)"
-    shape, kind = _describe(arrays, TRAIN_INFO_KEY, fail)
-    if len(shape) != 1 or kind != np.uint8 or shape[0] > _MAX_INFO_BYTES:
-        fail(f"{what} is a {kind} array of shape {shape}, not up to {_MAX_INFO_BYTES:,} bytes "
-             "of JSON")
     try:
-        info = json.loads(np.asarray(arrays[TRAIN_INFO_KEY]).tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        fail(f"{what} is not valid JSON")
-    if not isinstance(info, dict):
-        fail(f"{what} is not a JSON object")
+        info = json_object(arrays, TRAIN_INFO_KEY, _MAX_INFO_BYTES)
+    except ValueError as error:
+        fail(f"{what} {error}")
     scale = info.get("input_scale")
     if scale is not None:
         try:

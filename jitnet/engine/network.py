@@ -1,57 +1,18 @@
-"""The JIT engine: a thin Python ``Network`` over one flat parameter buffer and the kernels."""
-
-import time
+"""The JIT engine's ``Network``: its configuration, parameters, inference and files; its training
+delegates to :mod:`jitnet.engine.training`, argument checks to :mod:`jitnet.engine.inputs`."""
 
 import numpy as np
 
-from jitnet.engine import epochs, kernels
-from jitnet.engine import model_file
-from jitnet.engine.checks import (
-    check_positive,
-    check_seed,
-    check_sizes,
-    check_weight_pairs,
-)
-from jitnet.engine.components import (
-    ACTIVATIONS,
-    OUTPUTS,
-    check_activation,
-    check_init,
-    check_loss,
-    draw_initial_weights,
-    output_activation,
-)
-from jitnet.engine.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
-from jitnet.engine.training import (  # noqa: F401 (TrainingDiverged is re-exported)
-    TrainingDiverged,
-    TrainingMethods,
-    _aligned_zeros,
-)
-
-DTYPES = ("float64", "float32")
+from jitnet.engine import codes, epochs, inputs, kernels, layout, model_file, training
+from jitnet.io import onnx_export
+from jitnet.engine.checks import check_dtype, check_seed, check_sizes, check_weight_pairs
+from jitnet.engine.components import ACTIVATIONS, OUTPUTS, check_activation, check_init, check_loss
+from jitnet.engine.components import draw_initial_weights, output_activation
+from jitnet.engine.model_file import ModelFileError  # noqa: F401 (re-exported)
+from jitnet.engine.training import TrainingDiverged  # noqa: F401 (re-exported)
 
 
-
-
-def _check_dtype(dtype):
-    try:
-        name = np.dtype(dtype).name if dtype is not None else None
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    return np.dtype(name)
-
-
-
-def _frozen(values):
-    """A read-only int64 array (the layout the kernels index with: nobody may change it)."""
-    array = np.array(values, np.int64)
-    array.flags.writeable = False
-    return array
-
-
-class Network(TrainingMethods):
+class Network:
     """A fully connected network trained one sample at a time by the tutorial's SGD.
 
     Parameters
@@ -130,52 +91,17 @@ class Network(TrainingMethods):
         self._loss = check_loss(loss, sizes[-1])
         self._init = check_init(init)
         self._output = output_activation(activation, loss)
-        self._dtype = _check_dtype(dtype)
+        self._dtype = check_dtype(dtype)
         self._velocity = None
         self._input_scale = None
-        self._build_layout(sizes)
-
-    # -- layout ---------------------------------------------------------------------------
-
-    def _build_layout(self, sizes):
-        n_layers = len(sizes) - 1
-        # The first layer is stored transposed, one row per input, each row padded to whole
-        # 64-byte cache lines (SIMD loads and stores then never straddle two lines).
-        stride0 = kernels.row_stride(sizes[1], self._dtype.itemsize)
-        w_off, b_off, offset = [], [], 0
-        for l in range(n_layers):
-            w_off.append(offset)
-            offset += sizes[l] * (stride0 if l == 0 else sizes[l + 1])
-            b_off.append(offset)
-            offset += sizes[l + 1]
-        a_off = [0] + list(np.cumsum(sizes[1:]) - np.asarray(sizes[1:]))
-        self._params = _aligned_zeros(offset, self._dtype)
-        weights, biases = [], []
-        for l in range(n_layers):
-            n_in, n_out = sizes[l], sizes[l + 1]
-            if l == 0:
-                W = self._params[: n_in * stride0].reshape(n_in, stride0)[:, :n_out].T
-            else:
-                W = self._params[w_off[l] : w_off[l] + n_in * n_out].reshape(n_out, n_in)
-            weights.append(W)
-            biases.append(self._params[b_off[l] : b_off[l] + n_out])
-        self._weights, self._biases = tuple(weights), tuple(biases)
         self._sizes = tuple(sizes)
-        self._layout = kernels.Layout(
-            _frozen(sizes), _frozen(w_off), _frozen(b_off), _frozen(a_off), int(stride0)
-        )
+        self._params, self._weights, self._biases, self._layout = layout.build(sizes, self._dtype)
+
+    # -- what the kernels take ------------------------------------------------------------
 
     def _scratch(self):
         """Fresh per-call kernel buffers (a few KB), so that concurrent calls never share any."""
-        n_units = sum(self._sizes[1:])
-        return kernels.Scratch(
-            act=_aligned_zeros(n_units, self._dtype),
-            delta=_aligned_zeros(n_units, self._dtype),
-            bits=np.zeros(max(self._sizes[1:]), np.int64),
-            nz_idx=np.zeros(self._sizes[0], np.int64),
-            nz_val=np.zeros(self._sizes[0], self._dtype),
-            log_y=np.zeros(self._sizes[-1], self._dtype),
-        )
+        return layout.scratch(self._sizes, self._dtype)
 
     def _units(self):
         """The activation codes of the hidden and the output layer, as the kernels take them."""
@@ -193,13 +119,8 @@ class Network(TrainingMethods):
     weights = property(lambda self: self._weights, doc="Per layer (n_out, n_in) views.")
     biases = property(lambda self: self._biases, doc="Per layer (n_out,) views.")
 
-    @property
-    def n_inputs(self):
-        return self._sizes[0]
-
-    @property
-    def n_outputs(self):
-        return self._sizes[-1]
+    n_inputs = property(lambda self: self._sizes[0], doc="Units of the input layer.")
+    n_outputs = property(lambda self: self._sizes[-1], doc="Units of the output layer.")
 
     @property
     def n_params(self):
@@ -212,14 +133,7 @@ class Network(TrainingMethods):
 
     @input_scale.setter
     def input_scale(self, scale):
-        if scale is not None:
-            try:  # checked in the network's dtype, kept as given
-                check_positive("input_scale", scale, self._dtype)
-                scale = float(scale)
-            except OverflowError:
-                raise ValueError(
-                    f"input_scale must be a positive finite number, got {scale!r}") from None
-        self._input_scale = scale
+        self._input_scale = inputs.optional_scale(self, scale)
 
     @property
     def velocity(self):
@@ -228,18 +142,7 @@ class Network(TrainingMethods):
 
     @velocity.setter
     def velocity(self, velocity):
-        if velocity is None:
-            self._velocity = None
-            return
-        with np.errstate(over="ignore"):
-            checked = np.asarray(velocity).astype(self._dtype)
-        if checked.shape != self._params.shape or not np.isfinite(checked).all():
-            raise ValueError(
-                f"velocity must be {self._params.shape[0]} finite numbers laid out like params, "
-                f"got shape {np.shape(velocity)}"
-            )
-        self._velocity = _aligned_zeros(checked.size, self._dtype)
-        self._velocity[...] = checked
+        self._velocity = inputs.velocity(self, velocity)
 
     def __repr__(self):
         recipe = "" if self._loss == "squared" else f", loss={self._loss!r}"
@@ -300,20 +203,20 @@ class Network(TrainingMethods):
 
     def predict(self, X, scale=None):
         """Outputs for one sample (n_in,) -> (n_out,) or a batch (N, n_in) -> (N, n_out)."""
-        X, scale, single = self._inputs(X, scale)
+        X, scale, single = inputs.samples(self, X, scale)
         y, _ = self._forward_rows(X, scale, keep_outputs=True)
         return y[0] if single else y
 
     def classify(self, X, scale=None):
         """Index of the largest output for each sample: (N, n_in) -> (N,) int64."""
-        X, scale, single = self._inputs(X, scale)
+        X, scale, single = inputs.samples(self, X, scale)
         _, classes = self._forward_rows(X, scale, keep_outputs=False)
         return classes[0] if single else classes
 
     def evaluate(self, X, labels, scale=None):
         """Error rate in [0, 1]: the fraction of samples whose largest output is not the label."""
-        X, scale, _ = self._inputs(X, scale)
-        labels = self._labels(labels, X.shape[0])
+        X, scale, _ = inputs.samples(self, X, scale)
+        labels = inputs.labels(self, labels, X.shape[0])
         if X.shape[0] == 0:
             raise ValueError("cannot evaluate on zero samples")
         _, classes = self._forward_rows(X, scale, keep_outputs=False)
@@ -328,11 +231,11 @@ class Network(TrainingMethods):
         list of (ndarray (n_out, n_in), ndarray (n_out,))
             The true gradient (positive sign): SGD moves each weight by ``-rate * dW``.
         """
-        X, scale, single = self._inputs(x, scale, "x")
+        X, scale, single = inputs.samples(self, x, scale, "x")
         if not single:
             raise ValueError(f"x must be one sample of shape ({self.n_inputs},)")
         t = np.asarray(t)
-        T = self._targets(t.reshape(1) if t.ndim == 0 else t.reshape(1, -1), 1)
+        T = inputs.targets(self, t.reshape(1) if t.ndim == 0 else t.reshape(1, -1), 1)
         scratch = self._scratch()
         kernels._backprop(self._params, self._layout, scratch, X[0], T[0], scale, *self._units())
         grads = []
@@ -343,6 +246,89 @@ class Network(TrainingMethods):
             grads.append((-np.outer(delta, a_prev), -delta.copy()))
             a_prev = scratch.act[lo:hi].copy()
         return grads
+
+    # -- training -------------------------------------------------------------------------
+
+    def targets(self, labels):
+        """Target vectors (N, n_out) for integer labels (N,), as this network's loss wants them:
+        0.9 at the label and 0.1 elsewhere for ``squared``, one-hot 1/0 for ``cross_entropy``."""
+        return inputs.label_vectors(self, labels)
+
+    def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
+                    momentum=0.0, distortion=None, draws=None, threads=1):
+        """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
+
+        Parameters
+        ----------
+        X : ndarray, (N, n_in)
+            uint8 images (scaled by 1/255 inside the kernel, never copied) or float inputs.
+            Other integer types need an explicit ``scale``; so do float inputs that look like
+            raw 0-255 pixels (whole numbers, largest above 1): see ``scale``.
+        targets : ndarray, (N, n_out) or (N,)
+            Target vectors, or integer labels (see :meth:`targets`).
+        rate : float
+            Learning rate eta > 0 (finite in the network's dtype).
+        order : ndarray of int, (M,), optional
+            Sample indices in the order to visit them; default file order.
+        scale : float, optional
+            Input factor; default :attr:`input_scale`, and when that is None 1/255 for uint8
+            and 1 for float inputs.
+        progress : callable, optional
+            Called as ``progress(n_done)`` between chunks of samples (plain Python, so a
+            Ctrl-C lands there); without it the epoch is one compiled call. Chunked or not,
+            the weights come out bitwise the same.
+        momentum : float
+            Classical momentum mu in [0, 1): ``v = mu v + rate delta x; w += v``, with the
+            velocity kept in :attr:`velocity` across epochs. 0 (default) is plain SGD.
+        distortion : jitnet.DistortionPlan, optional
+            Train on distorted samples: inside the compiled epoch each visited sample is
+            distorted afresh into a one-sample buffer, then trained on (the data set is never
+            copied). The plan's image shape must hold ``n_in`` pixels. Needs ``draws``.
+        draws : ndarray, (M, N_DRAW)
+            ``distortion.draw_epoch(rng, M)`` for the M samples of ``order``: row k distorts the
+            k-th sample visited. Draws of the identity (a ``Distortion()`` with every part 0)
+            give bitwise the weights of an undistorted epoch.
+        threads : int
+            Threads sharing every sample's work (model parallel, :mod:`jitnet.engine.parallel`):
+            1, the default, runs the serial kernel. With N > 1 the weights are bitwise the same
+            on every run with N threads and agree with the serial ones to rounding (the order
+            of one sum differs). At most the first hidden layer's units and the usable cores;
+            plain SGD only (no momentum, no distortion).
+
+        Returns
+        -------
+        float
+            Mean loss over the samples, each measured before its update.
+
+        Raises
+        ------
+        TrainingDiverged
+            When the mean loss or a parameter is not finite after the epoch; ``params`` and
+            :attr:`velocity` are then put back as they were before the call.
+        """
+        return training.train_epoch(self, X, targets, rate, order, scale, progress, momentum,
+                                    distortion, draws, threads)
+
+    def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
+              schedule="constant", momentum=0.0, distort=None, image_shape=None, threads=1):
+        """Run ``epochs`` passes of per-sample SGD; returns the mean loss of each epoch.
+
+        Inputs are checked once; each epoch is one compiled call (see :meth:`train_epoch`). With
+        ``shuffle=True`` each epoch visits the samples in a fresh permutation drawn from
+        ``np.random.default_rng(seed)``; otherwise in file order. ``schedule`` sets the rate of
+        each epoch from ``rate`` (see :mod:`jitnet.engine.schedules`: ``constant``,
+        ``exponential:GAMMA``, ``step:FACTOR:EVERY``); epochs count from 0 in every call.
+
+        ``distort`` (a :class:`jitnet.Distortion`) trains every epoch on freshly distorted
+        samples of ``image_shape`` (rows, cols) images (default: square): the field bank is
+        built once from ``seed``, and each epoch's draws come from the shuffling generator
+        after its permutation, so the same int seed gives bitwise the same weights.
+
+        When an epoch diverges (TrainingDiverged), ``params`` and :attr:`velocity` are put back
+        as they were before the call.
+        """
+        return training.train(self, X, targets, rate, epochs, shuffle, seed, scale, schedule,
+                              momentum, distort, image_shape, threads)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -369,31 +355,18 @@ class Network(TrainingMethods):
         ``jitnet evaluate`` uses it) or a run folder (its ``model.npz``, the best network).
 
         The network comes with the :attr:`input_scale` it was trained with. Anything that
-        cannot be read (missing, truncated, damaged, foreign, too large) raises ModelFileError,
-        one line naming the file; nothing is allocated before the file's declared sizes have
-        been checked.
+        cannot be read (missing, truncated, damaged, foreign, claiming more than it holds)
+        raises ModelFileError, one line naming the file; nothing is allocated before the
+        file's declared sizes have been checked against its bytes.
         """
         return model_file.load(cls, path)
 
-
-def compile_kernels(dtype="float64", x_dtype=np.uint8, activation="sigmoid"):
-    """Compile (or load from Numba's cache) every kernel for one dtype combination (the same
-    compiled kernels serve every activation, loss and momentum).
-
-    Returns
-    -------
-    float
-        Seconds spent; call it before timing so that compilation is reported on its own.
-    """
-    start = time.perf_counter()
-    net = Network([4, 3, 2], activation=activation, dtype=dtype, seed=0)
-    X = np.zeros((2, 4), x_dtype)
-    X[:, :2] = 1
-    labels = np.array([0, 1])
-    net.train_epoch(X, labels, 0.1)
-    net.train_epoch(X, net._targets(labels, 2), 0.1, progress=lambda n: None, momentum=0.5)
-    net.predict(X)
-    net.classify(X)
-    net.evaluate(X, labels)
-    net.gradient(X[0], np.array([0.9, 0.1]))
-    return time.perf_counter() - start
+    def to_onnx(self, path=None, scale=None, class_names=None, metadata=None):
+        """The network as a checked ``onnx.ModelProto`` (:mod:`jitnet.io.onnx_export`), written
+        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255).
+        ``metadata``: more properties (``test_error``). Needs ``pip install "jitnet[onnx]"``."""
+        return onnx_export.build_model(
+            self.get_weights(), self._activation, self._output, dtype=self._dtype, path=path,
+            input_scale=next((s for s in (scale, self._input_scale) if s is not None), 1 / 255),
+            class_names=class_names, metadata={"loss": self._loss, **(metadata or {})},
+            scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))

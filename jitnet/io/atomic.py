@@ -5,7 +5,6 @@ Reads: `open_regular` opens only regular files (never a FIFO, device or director
 could block or never end), and `display_path` makes any path printable on one line.
 """
 
-import io
 import os
 import stat
 import tempfile
@@ -78,14 +77,9 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_save_npz(path, arrays):
-    """Save a dict of arrays as an uncompressed ``.npz`` atomically.
-
-    The archive is built in memory first (a few MB for MNIST-sized networks), so the file is
-    written by one plain ``write`` call.
-    """
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getbuffer())
+    """Save a dict of arrays as an uncompressed ``.npz`` atomically, streamed to the file (a
+    model of any size needs no second copy in memory)."""
+    atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOCTTY: a terminal must not become ours.

@@ -4,9 +4,14 @@
 data without a bound, and lets damaged input escape as TypeError, OverflowError, MemoryError,
 zlib.error or NotImplementedError. This reader checks everything the archive declares -- the zip
 directory's sizes, compression method and flags, each member's ``.npy`` header (parsed here,
-never evaluated) -- against the file and against size limits before it allocates or inflates
-anything, then inflates each member only up to its declared size and checks its CRC-32. Every
-problem raises the caller's error class once, with one line naming the file.
+never evaluated) -- against the file before it allocates or inflates anything, then inflates
+each member only up to its declared size and checks its CRC-32. Every problem raises the
+caller's error class once, with one line naming the file.
+
+There is no fixed size limit: each claim is checked against the bytes that back it. A stored
+member's data must lie inside the file; a deflate member cannot declare more than
+:data:`DEFLATE_RATIO` times its compressed bytes; members may not overlap. So the arrays of a
+file of F bytes need at most F bytes of memory if stored, and at most 1032 F if deflated.
 
 Members are plain ``.npy`` arrays of booleans, integers, floats, complex numbers or fixed-width
 strings (``U``, ``S``) of at most 32 dimensions, stored or deflate-compressed: what ``np.savez``
@@ -25,20 +30,17 @@ from typing import NamedTuple
 import numpy as np
 
 from jitnet.io.atomic import display_path, open_regular
-from jitnet.io.npy import MAX_HEADER, NPY_MAGIC, ArrayHeader, read_npy_header
+from jitnet.io.npy import NPY_MAGIC, ArrayHeader, read_npy_header
 from jitnet.io.errors import DataError
 
-__all__ = ["ArrayHeader", "NpzArchive", "read_npz", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES"]
+__all__ = ["ArrayHeader", "NpzArchive", "read_npz"]
 
-#: Default limit on one array's data, in bytes (256 MiB; a 784-300-10 float64 model is 1.9 MB).
-MAX_MEMBER_BYTES = 1 << 28
-#: Default limit on all arrays of an archive together (1 GiB).
-MAX_TOTAL_BYTES = 1 << 30
+#: Deflate cannot expand data by more than this (258-byte matches at under 2 bits each).
+DEFLATE_RATIO = 1032
 _MAX_MEMBERS = 10_000
 _MAX_DIRECTORY = 1 << 22  # bytes of the zip directory; 10,000 entries need about 1 MB
 _IN_CHUNK = 1 << 18  # compressed bytes read at a time
 _OUT_CHUNK = 1 << 20  # bytes inflated or copied at a time
-_DEFLATE_RATIO = 1032  # deflate cannot expand data by more than this
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header: 30 bytes
 _ENCRYPTED, _STRONG_ENCRYPTION = 0x1, 0x40
 _METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd", 99: "AES"}
@@ -55,8 +57,7 @@ class _Oversized(Exception):
     """A read that only a damaged zip directory asks for (raised through zipfile)."""
 
 
-def read_npz(path, error_cls=DataError, *, expected=None, what=None,
-             max_member_bytes=MAX_MEMBER_BYTES, max_total_bytes=MAX_TOTAL_BYTES):
+def read_npz(path, error_cls=DataError, *, what=None):
     """Read every array of an ``.npz`` archive, checking all it declares before reading data.
 
     Parameters
@@ -67,16 +68,8 @@ def read_npz(path, error_cls=DataError, *, expected=None, what=None,
     error_cls : type, optional
         The exception raised for every problem with the file (default `DataError`), e.g.
         ``ModelFileError``; it is called with one string.
-    expected : mapping or callable, optional
-        Checked against the headers before any array's data is read. A mapping
-        ``{name: (shape, dtype)}`` requires each name; ``shape`` is a tuple (an entry None: any
-        size) or None (any shape); ``dtype`` a dtype, matched in either byte order ("U" or "S"
-        without a length: any length), or None. A callable gets ``{name: ArrayHeader}`` and
-        returns None, or a one-line problem that is raised as ``error_cls``.
     what : str, optional
         Put before the path in messages, e.g. ``"checkpoint"`` gives ``"checkpoint PATH: ..."``.
-    max_member_bytes, max_total_bytes : int, optional
-        Largest array and largest sum of arrays accepted, in bytes (defaults 256 MiB, 1 GiB).
 
     Returns
     -------
@@ -90,12 +83,11 @@ def read_npz(path, error_cls=DataError, *, expected=None, what=None,
         One line starting with ``what`` and the path: the path is invalid, missing or not a
         regular file; the file is a plain ``.npy`` or not a zip archive; a member is encrypted,
         compressed with another method than stored or deflate, not an ``.npy`` array, a
-        duplicate, of an unsupported dtype or more than 32 dimensions, larger than the limits,
-        inconsistent with the zip directory, truncated, or damaged (CRC-32); ``expected`` fails.
+        duplicate, of an unsupported dtype or more than 32 dimensions, larger than its bytes in
+        the file can hold, overlapping another, inconsistent with the zip directory,
+        truncated, or damaged (CRC-32).
     """
-    with NpzArchive(path, error_cls, what=what, max_member_bytes=max_member_bytes,
-                    max_total_bytes=max_total_bytes) as archive:
-        archive.check(expected)
+    with NpzArchive(path, error_cls, what=what) as archive:
         return archive.read_all()
 
 
@@ -107,15 +99,14 @@ class NpzArchive:
     format) first and check the large ones' headers against them before reading those.
     """
 
-    def __init__(self, path, error_cls=DataError, *, what=None,
-                 max_member_bytes=MAX_MEMBER_BYTES, max_total_bytes=MAX_TOTAL_BYTES):
+    def __init__(self, path, error_cls=DataError, *, what=None):
         self._error_cls = error_cls
         self.where = display_path(os.fspath(path))
         if what:
             self.where = f"{what} {self.where}"
         self._file, self._size = open_regular(path, error_cls, what)
         try:
-            self._members = self._open(max_member_bytes, max_total_bytes)
+            self._members = self._open()
         except OSError as error:
             self._file.close()
             raise self.error(f"cannot read ({error.strerror or error})") from None
@@ -136,22 +127,6 @@ class NpzArchive:
     def error(self, problem):
         """The caller's exception for ``problem``, naming the file: ``raise archive.error(...)``."""
         return self._error_cls(f"{self.where}: {problem}")
-
-    def check(self, expected):
-        """Check the headers against ``expected`` (see `read_npz`); raise ``error_cls`` if not."""
-        if expected is None:
-            return
-        if callable(expected):
-            problem = expected(dict(self.headers))
-            if problem:
-                raise self.error(problem)
-            return
-        for name, (shape, dtype) in expected.items():
-            if name not in self.headers:
-                raise self.error(f"missing array {name!r}")
-            problem = _mismatch(self.headers[name], shape, dtype)
-            if problem:
-                raise self.error(f"array {name!r}: {problem}")
 
     def read_all(self):
         """Every array, as a dict in archive order."""
@@ -189,7 +164,7 @@ class NpzArchive:
 
         return fail
 
-    def _open(self, max_member_bytes, max_total_bytes):
+    def _open(self):
         """Check the zip directory and every member's header; return {name: _Member}."""
         head = self._file.read(len(NPY_MAGIC))
         if head == NPY_MAGIC:
@@ -199,21 +174,20 @@ class NpzArchive:
         infos = self._directory()
         if len(infos) > _MAX_MEMBERS:
             raise self.error(f"{len(infos)} members, more than the {_MAX_MEMBERS} read")
-        members, total = {}, 0
+        members = {}
         for info in infos:
             name = info.filename[:-4] if info.filename.endswith(".npy") else None
             if name is None:
                 raise self.error(f"member {info.filename!r} is not an .npy array")
             if name in members:
                 raise self.error(f"two members named {info.filename!r}")
-            member = self._member(info, self._fail_member(name), max_member_bytes)
-            total += member.header.nbytes
-            if total > max_total_bytes:
-                raise self.error(
-                    f"arrays of more than {max_total_bytes} bytes in all, over the limit "
-                    f"(max_total_bytes)"
-                )
-            members[name] = member
+            members[name] = self._member(info, self._fail_member(name))
+        # Members that share bytes would let one file's bytes back many arrays.
+        spans = sorted((m.info.header_offset, m.data_offset + m.info.compress_size, name)
+                       for name, m in members.items())
+        for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+            if start < end:
+                raise self.error(f"arrays {name!r} and {other!r} overlap in the file")
         return members
 
     def _directory(self):
@@ -236,8 +210,8 @@ class NpzArchive:
                 f"not an .npz archive ({text[0] if text else type(error).__name__})"
             ) from None
 
-    def _member(self, info, fail, max_member_bytes):
-        """Check one member's zip entry and .npy header against the file and the limits."""
+    def _member(self, info, fail):
+        """Check one member's zip entry and .npy header against the file."""
         if info.flag_bits & (_ENCRYPTED | _STRONG_ENCRYPTION):
             fail("encrypted; only plain archives are read")
         method = info.compress_type
@@ -245,12 +219,9 @@ class NpzArchive:
             fail(f"compression method {method} ({_METHODS.get(method, 'unknown')}) is not "
                  f"supported; only stored and deflate are")
         size, packed = info.file_size, info.compress_size
-        if size > max_member_bytes + MAX_HEADER + 12:
-            fail(f"{size} bytes uncompressed, over the {max_member_bytes}-byte limit "
-                 f"(max_member_bytes)")
         if method == zipfile.ZIP_STORED and packed != size:
             fail(f"stored, but the zip directory gives {packed} bytes for {size}")
-        if method == zipfile.ZIP_DEFLATED and size > packed * _DEFLATE_RATIO:
+        if method == zipfile.ZIP_DEFLATED and size > packed * DEFLATE_RATIO:
             fail(f"declares {size} bytes, more than its {packed} compressed bytes can hold")
         if method == zipfile.ZIP_DEFLATED and packed > size + size // 1024 + 1024:
             fail(f"{packed} compressed bytes for {size} bytes of data")
@@ -275,29 +246,13 @@ class NpzArchive:
         reader = _MemberReader(self._file, member, fail)
         header, prefix = read_npy_header(reader, fail)
         storage = math.prod(max(n, 1) for n in header.shape) * header.dtype.itemsize
-        if storage > min(max_member_bytes, sys.maxsize):  # numpy cannot build more
+        if storage > sys.maxsize:  # numpy cannot build such a shape, even empty
             fail(f"shape {header.shape} of {header.dtype} is {storage} bytes, over the "
-                 f"{max_member_bytes}-byte limit (max_member_bytes)")
+                 f"{sys.maxsize} any array can hold")
         if size - prefix != header.nbytes:
             fail(f"shape {header.shape} of {header.dtype} needs {header.nbytes} data bytes, "
                  f"the zip directory gives {size - prefix}")
         return _Member(header, info, data_offset, prefix)
-
-
-def _mismatch(header, shape, dtype):
-    """What in ``header`` differs from an expected shape and dtype (None entries: anything)."""
-    if shape is not None:
-        shape = tuple(shape)
-        if len(shape) != len(header.shape) or any(
-            want is not None and want != got for want, got in zip(shape, header.shape)
-        ):
-            return f"shape {header.shape}, expected {shape}"
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-        same_size = dtype.itemsize in (0, header.dtype.itemsize)
-        if dtype.kind != header.dtype.kind or not same_size:
-            return f"dtype {header.dtype}, expected {dtype}"
-    return None
 
 
 class _BoundedFile:

@@ -16,6 +16,10 @@ processes that import the main module)::
     result = run_sweep(space, "sweeps/first", workers=2)
     print(result.best_command)
 
+A committee (:func:`run_committee`, ``jitnet committee``) is a sweep of its own kind: K members
+of one configuration with seeds 0..K-1 (and ``vary``), run by the same runner, then averaged by
+:class:`jitnet.Committee` into a committee folder (:mod:`jitnet.sweep.committee_report`).
+
 Dask is needed only to run a sweep (``pip install "jitnet[sweep]"``); this package imports it
 lazily, and never imports click (the ``sweep`` command is :mod:`jitnet.sweep.command`).
 """
@@ -26,6 +30,8 @@ from importlib import import_module
 # fast: the training library, numpy and Numba load only when a sweep runs.
 _EXPORTS = {
     "SweepResult": "jitnet.sweep.results",
+    "CommitteeResult": "jitnet.sweep.committee_report",
+    "run_committee": "jitnet.sweep.committee",
     "format_table": "jitnet.sweep.results",
     "MAX_TRIALS": "jitnet.sweep.runner",
     "SweepInterrupted": "jitnet.sweep.runner",

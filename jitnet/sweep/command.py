@@ -71,6 +71,8 @@ class _StderrReporter:
 def _program():
     """How this command line was started: ``python cli.py``, ``jitnet`` or ``python -m ...``."""
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if argv0.endswith("__main__.py"):
+        return "python -m jitnet"
     if argv0.endswith(".py"):
         return f"python {argv0}"
     return os.path.basename(argv0) or "jitnet"

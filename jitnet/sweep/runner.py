@@ -44,11 +44,11 @@ class SweepInterrupted(Exception):
         Trials done (finished or failed, this run and before) and trials in the sweep.
     """
 
-    def __init__(self, out_dir, done, total):
+    def __init__(self, out_dir, done, total, noun="trials"):
         super().__init__(
-            f"interrupted with {done} of {total} trials done; run the same sweep with the same "
-            f"output folder ({out_dir}) to continue: done trials are skipped, unfinished ones "
-            f"resume from their checkpoints"
+            f"interrupted with {done} of {total} {noun} done; run the same command with the "
+            f"same output folder ({out_dir}) to continue: done {noun} are skipped, unfinished "
+            f"ones resume from their checkpoints"
         )
         self.out_dir, self.done, self.total = Path(out_dir), done, total
 
@@ -269,7 +269,7 @@ def run_sweep(space, out_dir, scheduler=None, workers=None, random=None, yes=Fal
         the results done so far are written.
     """
     reporter = reporter or SweepReporter()
-    distributed = _import_distributed()
+    _import_distributed()  # Dask missing: said before anything else
     out_dir = Path(out_dir).absolute()
     jobs = plan(space, out_dir, random)
     if not jobs:
@@ -280,25 +280,62 @@ def run_sweep(space, out_dir, scheduler=None, workers=None, random=None, yes=Fal
     if len(jobs) > max_trials and not yes:
         raise SweepError(f"the search space has {len(jobs)} trials (more than {max_trials}): "
                          f"pass --yes to run them all, or narrow it")
+    params = space.swept(random)
+
+    def interrupted(records):
+        finish(out_dir, sort_records(records), params, reporter)
+
+    records, skipped = run_jobs(jobs, out_dir, scheduler, workers, reporter,
+                                on_interrupt=interrupted)
+    return finish(out_dir, sort_records(records), params, reporter,
+                  ran=len(records) - skipped, skipped=skipped)
+
+
+def run_jobs(jobs, out_dir, scheduler=None, workers=None, reporter=None, on_interrupt=None,
+             noun="trials"):
+    """Run the jobs whose folders hold no result yet, on Dask; the sweep's and the committee's
+    common part.
+
+    Parameters
+    ----------
+    jobs : list of (key, options, folder)
+        From :func:`plan`, or a committee's members.
+    out_dir : pathlib.Path
+        Created if missing.
+    scheduler, workers, reporter
+        As for :func:`run_sweep`.
+    on_interrupt : callable, optional
+        Called with the records so far on Ctrl-C, before SweepInterrupted is raised.
+    noun : str
+        What a job is, for the interrupt's message (``trials``, ``members``).
+
+    Returns
+    -------
+    records : list of dict
+        The results found done (first), then those of this run in completion order.
+    skipped : int
+        How many were found done.
+    """
+    reporter = reporter or SweepReporter()
+    distributed = _import_distributed()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SweepError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
-    params = space.swept(random)
     done = [r for r in (read_result(folder, key) for key, _, folder in jobs) if r is not None]
     done_keys = {r["key"] for r in done}
     todo = [job for job in jobs if job[0] not in done_keys]
     if done:
-        reporter.message(f"{len(done)} of {len(jobs)} trials already done in {out_dir}: skipped")
+        reporter.message(f"{len(done)} of {len(jobs)} {noun} already done in {out_dir}: skipped")
     records = list(done)
     try:
         if todo:
             _run(distributed, todo, records, len(jobs), scheduler, workers, reporter)
     except KeyboardInterrupt:
-        finish(out_dir, sort_records(records), params, reporter)
-        raise SweepInterrupted(out_dir, len(records), len(jobs)) from None
-    return finish(out_dir, sort_records(records), params, reporter,
-                  ran=len(records) - len(done), skipped=len(done))
+        if on_interrupt is not None:
+            on_interrupt(records)
+        raise SweepInterrupted(out_dir, len(records), len(jobs), noun) from None
+    return records, len(done)
 
 
 def _run(distributed, todo, records, total, scheduler, workers, reporter):

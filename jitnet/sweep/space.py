@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitnet.sweep.trial import PATH_OPTIONS, SweepError, canonical, check_names, option_kinds
+from jitnet.sweep.trial import PATH_OPTIONS, SweepError, check_names, check_value, option_kinds
 
 #: Keys of a TOML file (and of ``parse_space``'s options) that shape the sweep, not a trial.
 SWEEP_KEYS = ("seeds", "random", "random_seed")
@@ -157,7 +157,7 @@ def _number(text, integer, where):
     except ValueError:
         what = "an integer" if integer else "a number"
         raise SweepError(f"{where}: {text!r} is not {what}") from None
-    if not math.isfinite(value):
+    if not integer and not math.isfinite(value):  # (an integer is finite, and may not fit a float)
         raise SweepError(f"{where}: {text!r} is not a finite number")
     return value
 
@@ -165,6 +165,8 @@ def _number(text, integer, where):
 def _range(text, name, integer, where):
     low_text, _, high_text = text.partition(":")
     low, high = (_number(t.strip(), integer, where) for t in (low_text, high_text))
+    if max(abs(low), abs(high)) > 1e300:  # drawn in floats
+        raise SweepError(f"{where}: the range {text!r} is too wide to draw from")
     log = name in LOG_SCALE
     if not low < high:
         raise SweepError(f"{where}: the range {text!r} must have LOW < HIGH")
@@ -353,5 +355,5 @@ def parse_space(options, toml_path=None):
     for name, items in dims.items():
         for item in items:  # every fixed value as train would take it, before any cluster starts
             if not _is_range(item):
-                canonical({name: item})  # its error names the option and the value
+                check_value(name, item)  # its error names the option and the value
     return Space(dims=dims, **shape)

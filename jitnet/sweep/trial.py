@@ -10,6 +10,10 @@ Dask worker, or alone::
     from jitnet.sweep import run_trial
     run_trial({"hidden": [32], "rate": 0.1, "epochs": 2}, "runs/t1")
 
+A trial's options become a configuration as ``train``'s do
+(:meth:`jitnet.training.TrainConfig.from_options`): a ``recipe`` fills the options the trial does
+not set, and the trial's ``config.json`` and result hold the resolved options.
+
 A trial is identified by :func:`trial_key`, a hash of its result-defining options; options equal to
 their defaults do not count, so ``{"rate": 0.3}`` and ``{}`` are the same trial.
 """
@@ -72,7 +76,7 @@ def option_kinds():
                 break
         else:
             kind = "str"
-        kinds[f.name] = (kind, "None" in text or f.default is None)
+        kinds[f.name] = (kind, "None" in text or f.metadata["default"] is None)
     return kinds
 
 
@@ -97,25 +101,34 @@ def _fields():
     return {f.name: f for f in dataclasses.fields(training.TrainConfig)}
 
 
-def _config(options):
-    """The TrainConfig of ``options``: each value through its field's own check (the one
-    ``TrainConfig.from_dict`` applies), then the configuration; SweepError otherwise."""
-    check_names(options)
-    fields = _fields()
-    values = dict(TRIAL_DEFAULTS)
-    for name, value in options.items():
-        try:
-            values[name] = fields[name].metadata["check"](value)
-        except ValueError as exc:  # the check says what the value should be
-            raise SweepError(f"{_flag(name)} {show_value(value)} is not {exc}") from None
+def check_value(name, value):
+    """``value`` through the check of the configuration's field ``name`` (the one
+    ``TrainConfig.from_dict`` applies): the plain value, or a SweepError naming the option."""
+    check_names([name])
     try:
-        return training.TrainConfig(**values)
-    except (ValueError, TypeError) as exc:  # a check across options, should the class make one
+        return _fields()[name].metadata["check"](value)
+    except ValueError as exc:  # the check says what the value should be
+        raise SweepError(f"{_flag(name)} {show_value(value)} is not {exc}") from None
+
+
+def _values(options):
+    """The trial's options, each checked, over the trial defaults."""
+    return {**TRIAL_DEFAULTS, **{name: check_value(name, value) for name, value in options.items()}}
+
+
+def _config(options):
+    """The TrainConfig of a trial's options, as ``train`` builds it from the same options
+    (:meth:`TrainConfig.from_options`: a recipe fills the options not given); SweepError
+    otherwise."""
+    try:
+        return training.TrainConfig.from_options(**_values(options))
+    except training.TrainingError as exc:
         raise SweepError(_one_line(exc)) from None
 
 
 def canonical(options):
-    """The options of a trial that define its result, as JSON values, defaults left out.
+    """The options of a trial that define its result, as JSON values, defaults left out: the
+    resolved options, so a recipe counts through every option it sets (and its name).
 
     Raises
     ------
@@ -155,9 +168,18 @@ def show_value(value):
 
 def train_command(options, prog="python cli.py"):
     """The ``train`` command line that runs the trial alone, e.g.
-    ``python cli.py train --hidden 500,150 --rate 0.1 --seed 2``."""
-    parts = []
-    for name, value in canonical(options).items():
+    ``python cli.py train --hidden 500,150 --rate 0.1 --seed 2``: its ``--recipe``, if any,
+    and the options whose value differs from the recipe's (or the default).
+
+    ``options`` are a trial's, or the resolved ones of its result record.
+    """
+    config = training.TrainConfig(**_values(options))
+    full, base = config.to_dict(), training.TrainConfig(recipe=config.recipe).to_dict()
+    parts = [] if config.recipe is None else ["--recipe", config.recipe]
+    for name in option_kinds():
+        value = full[name]
+        if name in NOT_IN_KEY or name == "recipe" or value == base[name]:
+            continue
         if isinstance(value, bool):
             parts.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
         elif isinstance(value, list):
@@ -300,7 +322,7 @@ def warm_up(dtypes):
     """
     import numpy as np
 
-    from jitnet.engine.network import compile_kernels
+    from jitnet.engine.compile import compile_kernels
 
     start = time.perf_counter()
     for dtype in sorted(set(dtypes)):

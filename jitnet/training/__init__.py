@@ -5,6 +5,7 @@ resume. Plain functions of plain values, importable without the command line (no
 
     result = run_training(TrainConfig(hidden=(300,), epochs=40), "runs/tutorial")
     result = resume_training("runs/tutorial", {"epochs": 60})      # extend it later
+    config = TrainConfig(recipe="simard2003-plain", epochs=5)      # a recipe, one option changed
 
 The experiment
 --------------
@@ -17,10 +18,21 @@ tutorial did. The network with the lowest validation error is the best model; it
 measured once at the end. Training stops after ``patience`` consecutive evaluations whose error
 is higher than the best so far (``patience=1`` is the tutorial's rule), or after ``epochs``.
 
-Modules: :mod:`~jitnet.training.config` (the options), :mod:`~jitnet.training.data` (limits,
-hold-out, fingerprint), :mod:`~jitnet.training.runs` (the run folder and its files),
+A recipe (:mod:`~jitnet.training.recipes`) fills the options not given:
+``TrainConfig(recipe=NAME, **options)`` and ``TrainConfig.from_options(recipe=NAME, **options)``
+(which the command line and the sweeps use; it also refuses options the others make
+meaningless) give the same configuration as ``train --recipe NAME`` with those options, and it
+holds the resolved values, so ``config.json`` says what was trained.
+
+Modules: :mod:`~jitnet.training.config` (the options, recipes resolved),
+:mod:`~jitnet.training.checks` (checks of values read from files), :mod:`~jitnet.training.recipes`
+(the recipe book), :mod:`~jitnet.training.data` (limits, hold-out, fingerprint, the checks that
+need the data), :mod:`~jitnet.training.runs` (the run folder, its files and its log),
+:mod:`~jitnet.training.runlog` (a run's history read back, for pictures),
 :mod:`~jitnet.training.checkpoint` (checkpoint and model files), :mod:`~jitnet.training.loop`
-(the epochs), :mod:`~jitnet.training.report` (reporter and report).
+(the epochs), :mod:`~jitnet.training.resume` (resume, or a restart of a run killed before its
+first checkpoint), :mod:`~jitnet.training.report` (reporter and report),
+:mod:`~jitnet.training.errors` and :mod:`~jitnet.training.machine`.
 
 Resume
 ------
@@ -32,7 +44,8 @@ epochs completed; ``patience`` and ``eval_every``; where data and copies go); th
 the experiment and must stay. The data may come from another directory, but must be the same
 (sizes and fingerprint). Extending a finished run continues it exactly, but the evaluation it
 made after its old last epoch stays in its history, in the choice of the best model and in the
-stopping count.
+stopping count. A run folder without a checkpoint (a run killed before its first one: ``kill
+-9``, a crash) has nothing to continue: resuming it starts it again from its ``config.json``.
 """
 
 from importlib import import_module
@@ -40,14 +53,15 @@ from importlib import import_module
 _EXPORTS = {
     **dict.fromkeys(["TrainState", "load_checkpoint", "load_model", "save_checkpoint",
                      "save_model"], "checkpoint"),
-    **dict.fromkeys(["CHANGEABLE", "TrainConfig", "resume_config"], "config"),
-    **dict.fromkeys(["Splits", "check_resume_data", "load_splits", "prepare_data"], "data"),
+    **dict.fromkeys(["CHANGEABLE", "TrainConfig"], "config"),
+    **dict.fromkeys(["Splits", "check_config", "check_resume_data", "load_splits",
+                     "prepare_data"], "data"),
     **dict.fromkeys(["CheckpointError", "RunDiverged", "TrainingError", "TrainingInterrupted",
                      "one_line"], "errors"),
-    **dict.fromkeys(["TrainResult", "resume_training", "run_training", "stopping_update"],
-                    "loop"),
+    **dict.fromkeys(["TrainResult", "run_training", "stopping_update"], "loop"),
     **dict.fromkeys(["Reporter", "format_epoch", "format_evaluation"], "report"),
-    **dict.fromkeys(["create_run_dir", "locate_checkpoint"], "runs"),
+    **dict.fromkeys(["resume_config", "resume_training"], "resume"),
+    **dict.fromkeys(["create_run_dir", "locate_checkpoint", "read_log"], "runs"),
 }
 __all__ = sorted(_EXPORTS)
 

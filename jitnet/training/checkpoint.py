@@ -19,7 +19,10 @@ scaled and how it was trained; ``Network.load`` reads it as a plain model.
 
 Both are read through :class:`jitnet.io.npzfile.NpzArchive`: the archive's directory and every
 array's header are checked first, then the JSON description, then each network's declared
-shapes against the configuration, and only then are the parameters read.
+shapes against the configuration, and only then are the parameters read. Both networks must be
+what the configuration names (sizes, dtype, activation, loss, init, input scale): a resume
+trains exactly the network its ``config.json`` describes. ``Network.load`` reads a checkpoint's
+current network without this reader (:mod:`jitnet.engine.model_file`).
 """
 
 import json
@@ -39,9 +42,10 @@ from jitnet.training.config import (
 from jitnet.training.data import network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
 
-CHECKPOINT_FORMAT = "jitnet-checkpoint"
-CHECKPOINT_VERSION = 2
-META_KEY = "meta"
+# The format and the description's key, as Network.load reads a checkpoint's network too.
+CHECKPOINT_FORMAT = model_file.CHECKPOINT_FORMAT
+CHECKPOINT_VERSION = model_file.CHECKPOINT_VERSION
+META_KEY = model_file.CHECKPOINT_KEY
 VELOCITY_KEY = "velocity"
 MODEL_INFO_KEY = "jitnet_train_info"
 STOP_REASONS = ("epochs", "patience")
@@ -88,7 +92,7 @@ def _json_array(obj):
 
 def save_checkpoint(path, state):
     """Write ``state`` to ``path`` atomically (the previous file stays intact until the rename)."""
-    arrays = {f"net/{k}": v for k, v in state.net.to_arrays().items()}
+    arrays = {f"{model_file.CHECKPOINT_NET}{k}": v for k, v in state.net.to_arrays().items()}
     if state.best is not None:
         arrays.update({f"best/{k}": v for k, v in state.best.to_arrays().items()})
     if state.net.velocity is not None:
@@ -112,15 +116,11 @@ def save_checkpoint(path, state):
     atomic_save_npz(path, arrays)
 
 
-#: Largest JSON description read (about 300,000 epoch records; parsing it stays under 1 GB).
-MAX_META_BYTES = 1 << 26
-
-
 def open_archive(path, what):
     """The ``.npz`` at ``path`` as :class:`~jitnet.engine.model_file.ArchiveArrays` over an open
     :class:`~jitnet.io.npzfile.NpzArchive` (close its ``archive``), or a one-line CheckpointError
     naming it: missing, not a regular file, not an ``.npz``, or an array that is damaged,
-    pickled or larger than the reader's limits."""
+    pickled or larger than the file holds."""
     text = os.fspath(path)
     if isinstance(text, str) and "\0" not in text and not os.path.lexists(text):
         raise CheckpointError(f"{what} {display_path(text)} does not exist")
@@ -130,19 +130,10 @@ def open_archive(path, what):
 def _json(arrays, key, what):
     """The JSON object stored as bytes in ``arrays[key]`` (its header checked before it is
     read); TrainingError if it is not one."""
-    shape, dtype = arrays.describe(key)
-    if dtype != np.uint8 or len(shape) != 1:
-        raise TrainingError(f"its {what} is not stored as bytes")
-    if shape[0] > MAX_META_BYTES:
-        raise TrainingError(f"its {what} has {shape[0]:,} bytes, more than the "
-                            f"{MAX_META_BYTES:,} read")
     try:
-        value = json.loads(arrays[key].tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise TrainingError(f"its {what} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise TrainingError(f"its {what} is {shown(value)}, not a JSON object")
-    return value
+        return model_file.json_object(arrays, key, model_file.MAX_META_BYTES)
+    except ValueError as error:
+        raise TrainingError(f"its {what} {error}") from None
 
 
 def _field(meta, name, check):
@@ -204,14 +195,14 @@ def _read_model(arrays, source):
     """model_file.read_model for a Network, its errors as one-line CheckpointErrors (a damaged
     array already raises one, naming the file)."""
     try:
-        return model_file.read_model(Network, arrays, source, model_file.MAX_PARAMETER_BYTES)
+        return model_file.read_model(Network, arrays, source)
     except ModelFileError as exc:
         raise CheckpointError(str(exc)) from None
 
 
-def _network(arrays, prefix, sizes, dtype, path):
+def _network(arrays, prefix, sizes, config, path):
     """The network stored under ``prefix``, after checking from the headers that its shapes are
-    ``sizes`` (before anything is read or allocated)."""
+    ``sizes`` (before anything is read or allocated); its recipe must be ``config``'s."""
     arrays = arrays.prefixed(prefix)
     what = {"net/": "network", "best/": "best network"}[prefix]
     wrong_sizes = TrainingError(f"its {what} is not a {'-'.join(map(str, sizes))} network")
@@ -226,8 +217,11 @@ def _network(arrays, prefix, sizes, dtype, path):
             if key not in arrays or arrays.describe(key)[0] != shape:
                 raise TrainingError(f"its {what} has no {key} of shape {shape}")
     net, _ = _read_model(arrays, f"checkpoint {display_path(path)} ({what})")
-    if net.dtype.name != dtype:
-        raise TrainingError(f"its {what} is {net.dtype.name}, its configuration {dtype}")
+    for name, stored in (("dtype", net.dtype.name), ("activation", net.activation),
+                         ("loss", net.loss), ("init", net.init)):
+        if stored != getattr(config, name):
+            raise TrainingError(f"its {what} is {stored} ({name}), its configuration says "
+                                f"{getattr(config, name)}")
     return net
 
 
@@ -252,8 +246,8 @@ def _state_from_arrays(arrays, path):
             data=data,
             epoch=_field(meta, "epoch", count),
             rng_state=_field(meta, "rng_state", _rng_state),
-            net=_network(arrays, "net/", sizes, config.dtype, path),
-            best=_network(arrays, "best/", sizes, config.dtype, path)
+            net=_network(arrays, "net/", sizes, config, path),
+            best=_network(arrays, "best/", sizes, config, path)
             if any(k.startswith("best/") for k in arrays) else None,
             best_epoch=_field(meta, "best_epoch", _optional(optional_positive_int)),
             best_error=_field(meta, "best_error", _optional(fraction)),

@@ -1,105 +1,34 @@
-"""The configuration of a run: one frozen dataclass, one line per option.
+"""The configuration of a run: one frozen dataclass, one line per option, recipes resolved.
+
+A recipe (:mod:`jitnet.training.recipes`) fills the options that are not given:
+``TrainConfig(recipe="simard2003-plain", epochs=5)`` is the recipe's network, loss and rate for 5
+epochs, the same configuration the command line builds from ``train --recipe simard2003-plain
+--epochs 5``. Options given explicitly win over the recipe's, which win over the defaults.
+:meth:`TrainConfig.from_options` is the entry for options a user typed (the command line's, a
+sweep's): it also refuses unknown names and options that the others make meaningless.
 
 A :class:`TrainConfig` built in Python is trusted: the command line has already checked every
 option (click), and :class:`jitnet.Network` checks what it is given. Values that come from a file
 (a checkpoint, a sweep's JSON) enter through :meth:`TrainConfig.from_dict`, which checks each
-field once.
+field once and never applies a recipe again (the file holds the resolved options).
 
 Adding an option is one line here (default, check, whether a resumed run may change it) and one
-click option with the same name in ``jitnet/cli.py``.
+click option with the same name in ``jitnet/cli/train.py``.
 """
 
 import dataclasses
-import json
-import math
-import numbers
 from dataclasses import dataclass, field
 
-from jitnet.training.recipes import RECIPES
 from jitnet.engine.components import ACTIVATIONS, INITS, LOSSES, check_init
-from jitnet.training.errors import CheckpointError, TrainingError
+from jitnet.training.checks import (  # noqa: F401 (fraction: the checkpoint's, from here)
+    checked, count, dtype_name, epoch_count, flag, fraction, interval, layer_sizes, number,
+    one_of, optional_path, optional_positive_int, positive_int, positive_number, shown,
+)
+from jitnet.training.errors import TrainingError
+from jitnet.training.recipes import RECIPES
 
 
-# -- checks of values read from files: each returns the plain value or raises ValueError(what) --
-
-
-def _integer(value, low):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"an integer >= {low}")
-    return int(value)
-
-
-def positive_int(value):
-    return _integer(value, 1)
-
-
-def count(value):
-    return _integer(value, 0)
-
-
-def optional_positive_int(value):
-    return None if value is None else _integer(value, 1)
-
-
-def number(value, low=0.0, high=math.inf, what="a finite number >= 0"):
-    """A finite real number in ``[low, high]`` (bools and integers beyond float range refused)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise ValueError(what)
-    try:
-        value = float(value)
-    except OverflowError:
-        raise ValueError(what) from None
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(what)
-    return value
-
-
-def positive_number(value):
-    value = number(value, what="a positive number")
-    if value == 0:
-        raise ValueError("a positive number")
-    return value
-
-
-def fraction(value):
-    return number(value, 0.0, 1.0, what="a fraction in [0, 1]")
-
-
-def flag(value):
-    if not isinstance(value, bool):
-        raise ValueError("true or false")
-    return value
-
-
-def layer_sizes(value):
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError("a list of layer sizes")
-    return tuple(positive_int(n) for n in value)
-
-
-def dtype_name(value):
-    if value not in ("float64", "float32"):
-        raise ValueError('"float64" or "float32"')
-    return value
-
-
-def one_of(*names):
-    """A check that accepts only ``names``."""
-    def check(value):
-        if value not in names:
-            raise ValueError("one of " + ", ".join(map(json.dumps, names)))
-        return value
-    return check
-
-
-def interval(low, high, what, open_low=False, open_high=False):
-    """A check of a finite number between ``low`` and ``high``, each end open or closed."""
-    def check(value):
-        value = number(value, low, high, what)
-        if (open_low and value == low) or (open_high and value == high):
-            raise ValueError(what)
-        return value
-    return check
+# -- checks of the options' own values ---------------------------------------------------
 
 
 def init_name(value):
@@ -113,47 +42,44 @@ def recipe_name(value):
     return None if value is None else one_of(*RECIPES)(value)
 
 
-def optional_path(value):
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise ValueError("a path (text without NUL characters)")
-    return value
-
-
-def shown(value):
-    """``value`` as at most 40 characters of JSON, for error messages."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        text = type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def checked(name, value, check):
-    """``check(value)``, or a TrainingError ``'name' is VALUE, not WHAT``."""
-    try:
-        return check(value)
-    except ValueError as exc:
-        raise TrainingError(f"{name!r} is {shown(value)}, not {exc}") from None
-
-
 # -- the configuration -----------------------------------------------------------------------
 
 SCHEDULES = ("constant", "exponential", "step")
 DISTORTIONS = ("none", "elastic", "affine", "both")
 
 
+class _NotGiven:
+    """The default of every field in the constructor: "take the recipe's value, else the
+    default", so that an option given with its default value still wins over a recipe."""
+
+    def __repr__(self):
+        return "<the recipe's or the default>"
+
+
+_NOT_GIVEN = _NotGiven()
+
 
 def _option(default, check, changeable=False):
     """A field of TrainConfig: its default, the check of a value read from a file, and whether a
     resumed run may give it a new value (the others define the experiment)."""
-    return field(default=default, metadata={"check": check, "changeable": changeable})
+    return field(default=_NOT_GIVEN, metadata={"default": default, "check": check,
+                                               "changeable": changeable})
+
+
+# Options that only matter with another option's value: (option, needs, the values it needs).
+_USED_ONLY_WITH = (
+    [("decay", "schedule", ("exponential", "step")), ("step_every", "schedule", ("step",))]
+    + [(name, "distort", ("elastic", "both")) for name in ("elastic_sigma", "elastic_alpha")]
+    + [(name, "distort", ("affine", "both")) for name in ("rotate", "scale", "shear", "translate")]
+)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that describes one training run; each field is a ``train`` option.
+
+    A field not given to the constructor takes the ``recipe``'s value, else the default below:
+    ``TrainConfig(recipe="simard2003", hidden=(1000,))`` is simard2003 with 1000 hidden units.
 
     Attributes
     ----------
@@ -215,7 +141,8 @@ class TrainConfig:
     translate : float
         ± range in pixels of the affine part's shift along each axis.
     recipe : str or None
-        The recipe (:mod:`jitnet.training.recipes`) the options came from, if any.
+        The recipe (:mod:`jitnet.training.recipes`) whose options fill those not given to the
+        constructor; the configuration then holds the resolved values, and this field the name.
     threads : int
         Threads sharing every sample's work (:mod:`jitnet.engine.parallel`); 1 is the serial kernel.
         Part of the experiment: N threads give bitwise the same weights on every run and agree
@@ -224,7 +151,7 @@ class TrainConfig:
 
     hidden: tuple = _option((300,), layer_sizes)
     rate: float = _option(0.3, positive_number)
-    epochs: int = _option(40, positive_int, changeable=True)
+    epochs: int = _option(40, epoch_count, changeable=True)
     eval_every: int = _option(10, positive_int, changeable=True)
     patience: int = _option(1, positive_int, changeable=True)
     dtype: str = _option("float64", dtype_name)
@@ -254,6 +181,48 @@ class TrainConfig:
     translate: float = _option(0.0, number)
     recipe: str = _option(None, recipe_name)
     threads: int = _option(1, positive_int)
+
+    def __post_init__(self):
+        # Resolve the recipe: every field not given takes the recipe's value, else its default.
+        recipe = None if self.recipe is _NOT_GIVEN else self.recipe
+        if recipe is not None and (not isinstance(recipe, str) or recipe not in RECIPES):
+            raise TrainingError(f"unknown recipe {shown(recipe)}; the recipes are "
+                                + ", ".join(RECIPES))
+        preset = RECIPES[recipe].options if recipe is not None else {}
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) is _NOT_GIVEN:
+                value = recipe if f.name == "recipe" else preset.get(f.name, f.metadata["default"])
+                object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def from_options(cls, recipe=None, **given):
+        """The configuration of the options a user gave: each given option, else the recipe's
+        value, else the default (as the constructor resolves them).
+
+        Parameters
+        ----------
+        recipe : str, optional
+            A name in :data:`jitnet.training.recipes.RECIPES`.
+        **given
+            Options by field name. Their values are trusted, as the constructor's are.
+
+        Raises
+        ------
+        TrainingError
+            One line: an unknown option or recipe, or a given option that the others make
+            meaningless (``decay`` without a schedule that decays, ``rotate`` without an affine
+            distortion, ...).
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise TrainingError(f"unknown option {option_name(unknown[0])}")
+        config = cls(recipe=recipe, **given)
+        for name, needs, allowed in _USED_ONLY_WITH:
+            if name in given and getattr(config, needs) not in allowed:
+                raise TrainingError(f"{option_name(name)} needs {option_name(needs)} "
+                                    f"{' or '.join(allowed)} (it is {getattr(config, needs)})")
+        return config
 
     @property
     def schedule_spec(self):
@@ -320,7 +289,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         """A configuration read from a file: every field checked once; absent ones take their
-        default (files written before the field existed).
+        default (files written before the field existed), never a recipe's.
 
         Raises
         ------
@@ -333,101 +302,16 @@ class TrainConfig:
         unknown = sorted(set(d) - set(fields))
         if unknown:
             raise TrainingError(f"unknown option {shown(unknown[0])} (from a newer jitnet?)")
-        return cls(**{name: checked(name, value, fields[name].metadata["check"])
-                      for name, value in d.items()})
+        values = {name: f.metadata["default"] for name, f in fields.items()}
+        values.update((name, checked(name, value, fields[name].metadata["check"]))
+                      for name, value in d.items())
+        return cls(**values)
 
 
 #: Options a resumed run may change; every other option defines the experiment.
 CHANGEABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["changeable"])
 
 
-def check_config(config, splits):
-    """The checks of ``config`` that need the data, before any folder or network exists (data
-    sets have at least 2 classes, so every loss fits).
-
-    Raises
-    ------
-    TrainingError
-        One line: a distortion that does not fit the images, or a thread count the run
-        cannot use.
-    """
-    check_threads(config)
-    distortion = config.distortion
-    rows, cols = splits.train.image_shape
-    if distortion is not None and distortion.elastic_sigma > max(rows, cols):
-        raise TrainingError(f"--elastic-sigma {config.elastic_sigma:g} is wider than the "
-                            f"{rows}x{cols} images (at most {max(rows, cols)})")
-
-
-def check_threads(config):
-    """Refuse (one line) a ``threads`` the network or this machine cannot use, or threads > 1
-    with momentum or distortions (the multi-threaded epoch trains plain SGD)."""
-    if config.threads == 1:
-        return
-    for name, used in (("momentum", config.momentum > 0), ("distort", config.distort != "none")):
-        if used:
-            raise TrainingError(f"--threads {config.threads} trains plain SGD and cannot be "
-                                f"combined with {option_name(name)} "
-                                f"{getattr(config, name)} (use --threads 1)")
-    from jitnet.engine import parallel
-
-    try:  # only the hidden sizes matter to the check
-        parallel.check_threads(config.threads, (None, *config.hidden, None))
-    except ValueError as exc:
-        raise TrainingError(f"--threads: {exc}") from None
-
-
 def option_name(name):
     """The command-line spelling of a field: ``eval_every`` -> ``--eval-every``."""
     return "--" + name.replace("_", "-")
-
-
-def _option_text(name, value):
-    if name == "hidden":
-        return ",".join(str(h) for h in value)
-    if name == "shuffle":
-        return "--shuffle" if value else "--no-shuffle"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "none" if value is None else str(value)
-
-
-def resume_config(saved, epochs_done, changes, checkpoint_path):
-    """The configuration of a resumed run.
-
-    Parameters
-    ----------
-    saved : TrainConfig
-        The checkpoint's configuration.
-    epochs_done : int
-        The epochs the checkpoint has completed.
-    changes : dict
-        Options given for the resumed run, by field name. Those in :data:`CHANGEABLE` replace
-        the saved values; the others must equal them.
-    checkpoint_path : str or os.PathLike
-        Named in the errors.
-
-    Returns
-    -------
-    TrainConfig
-
-    Raises
-    ------
-    CheckpointError
-        When an option that defines the experiment differs from the saved one, or ``epochs`` is
-        below the epochs already completed.
-    """
-    for name, value in changes.items():
-        if name not in CHANGEABLE and value != getattr(saved, name):
-            raise CheckpointError(
-                f"checkpoint {checkpoint_path} was saved with {option_name(name)} "
-                f"{_option_text(name, getattr(saved, name))}, not {_option_text(name, value)}; "
-                f"only {', '.join(option_name(n) for n in CHANGEABLE)} may change on resume"
-            )
-    config = dataclasses.replace(saved, **changes)
-    if config.epochs < epochs_done:
-        raise CheckpointError(
-            f"checkpoint {checkpoint_path} has completed {epochs_done} epochs; --epochs "
-            f"{config.epochs} would end before them (give --epochs {epochs_done} or more)"
-        )
-    return config

@@ -1,5 +1,5 @@
-"""The data of a run: limits, the validation hold-out, and a fingerprint that ties a checkpoint
-to the data it was trained on."""
+"""The data of a run: limits, the validation hold-out, a fingerprint that ties a checkpoint to
+the data it was trained on, and the checks of a configuration that need the data."""
 
 import zlib
 from dataclasses import dataclass
@@ -135,3 +135,34 @@ def check_resume_data(saved_info, splits, checkpoint_path):
             f"checkpoint {checkpoint_path} was trained on different data "
             f"(fingerprint {saved_info['fingerprint']}, this data {new['fingerprint']})"
         )
+
+
+def check_config(config, splits):
+    """The checks of ``config`` that need the data, before any folder or network exists (data
+    sets have at least 2 classes, so every loss fits).
+
+    Raises
+    ------
+    TrainingError
+        One line: a distortion that does not fit the images, or a thread count the network or
+        this machine cannot use (the engine's :func:`jitnet.engine.parallel.check_threads`), or
+        threads with momentum or distortions (the multi-threaded epoch trains plain SGD).
+    """
+    from jitnet.engine.parallel import check_threads
+
+    if config.threads > 1:
+        for name, used in (("momentum", config.momentum > 0),
+                           ("distort", config.distort != "none")):
+            if used:
+                raise TrainingError(f"--threads {config.threads} trains plain SGD and cannot be "
+                                    f"combined with --{name} {getattr(config, name)} "
+                                    f"(use --threads 1)")
+        try:
+            check_threads(config.threads, network_sizes(config, splits.info))
+        except ValueError as exc:
+            raise TrainingError(f"--threads: {exc}") from None
+    distortion = config.distortion
+    rows, cols = splits.train.image_shape
+    if distortion is not None and distortion.elastic_sigma > max(rows, cols):
+        raise TrainingError(f"--elastic-sigma {config.elastic_sigma:g} is wider than the "
+                            f"{rows}x{cols} images (at most {max(rows, cols)})")

@@ -1,4 +1,5 @@
-"""The epoch loop: train, evaluate, keep the best model, stop, checkpoint, resume.
+"""The epoch loop: train, evaluate, keep the best model, stop, checkpoint (resumed by
+:mod:`jitnet.training.resume`).
 
 Every epoch is one record, appended to the run's ``log.jsonl`` and kept in the checkpoint::
 
@@ -19,17 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from jitnet.engine.distortion import Distortion, DistortionPlan
-from jitnet.engine.network import Network, compile_kernels
+from jitnet.engine.compile import compile_kernels
+from jitnet.engine.network import Network
 from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
-from jitnet.training.checkpoint import (
-    TrainState, generator_from_state, load_checkpoint, save_checkpoint, save_model,
-)
-from jitnet.training.config import check_config, resume_config
-from jitnet.training.data import check_resume_data, load_splits, network_sizes, prepare_data
-from jitnet.training.errors import (
-    CheckpointError, RunDiverged, TrainingError, TrainingInterrupted,
-)
+from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
+from jitnet.training.data import check_config, load_splits, network_sizes
+from jitnet.training.errors import RunDiverged, TrainingError, TrainingInterrupted, one_line
 from jitnet.training.report import Reporter, build_report, describe_run
 
 # The shuffling generator gets its own stream, distinct from the one that draws the weights; the
@@ -138,56 +135,30 @@ def run_training(config, run_dir, *, splits=None, reporter=None):
     """
     splits = load_splits(config) if splits is None else splits
     check_config(config, splits)
-    net = Network(network_sizes(config, splits.info), activation=config.activation,
-                  dtype=config.dtype, seed=config.seed, loss=config.loss, init=config.init)
+    net = new_network(config, splits)
+    return start_run(config, runs.claim_run_dir(run_dir), splits, net, reporter)
+
+
+def new_network(config, splits):
+    """The run's initial network; a TrainingError (one line) when it cannot be built, before
+    any file is written."""
+    sizes = network_sizes(config, splits.info)
+    try:
+        return Network(sizes, activation=config.activation, dtype=config.dtype,
+                       seed=config.seed, loss=config.loss, init=config.init)
+    except (MemoryError, ValueError, OverflowError) as exc:  # sizes beyond memory or numpy
+        raise TrainingError(f"cannot build a {'-'.join(map(str, sizes))} network: "
+                            f"{one_line(exc) or 'not enough memory'}") from None
+
+
+def start_run(config, run_dir, splits, net, reporter=None):
+    """:func:`run_training` from epoch 0 with ``net`` in ``run_dir``, whose files it writes
+    anew (checked and claimed by the caller)."""
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=_SHUFFLE_SPAWN_KEY))
-    run_dir = runs.claim_run_dir(run_dir)
     runs.write_config(run_dir, config)
     state = TrainState(config=config, data=dict(splits.info), epoch=0,
                        rng_state=rng.bit_generator.state, net=net.copy())
     return _Run(state, splits, run_dir, reporter).train(net, rng)
-
-
-def resume_training(path, changes=None, *, data=None, reporter=None):
-    """Continue the run saved in ``path``: a run folder, or a checkpoint file (whose folder is
-    then the run folder).
-
-    The run ends as an uninterrupted one would: in float64 its weights are bitwise equal.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    changes : dict, optional
-        New values of options in :data:`jitnet.training.CHANGEABLE` (``epochs`` to extend a
-        run, ``patience``, ...); others must equal the saved ones.
-    data : (Dataset, Dataset), optional
-        Training and test set; default: ``load_mnist`` of the configuration's ``data``. Must be
-        the data the run was trained on (same sizes and fingerprint).
-    reporter : Reporter, optional
-
-    Returns and raises as :func:`run_training`; a CheckpointError (one line) for a damaged,
-    foreign or mismatched checkpoint.
-    """
-    checkpoint_path, run_dir = runs.locate_checkpoint(path)
-    saved = load_checkpoint(checkpoint_path)
-    config = resume_config(saved.config, saved.epoch, changes or {}, checkpoint_path)
-    try:
-        splits = load_splits(config) if data is None else prepare_data(config, *data)
-    except TrainingError as exc:  # options from the checkpoint that do not fit the data
-        raise CheckpointError(
-            f"checkpoint {checkpoint_path} does not fit the data: {exc}") from None
-    check_resume_data(saved.data, splits, checkpoint_path)
-    check_config(config, splits)  # e.g. --threads on a machine with fewer cores
-    removed = runs.remove_stale_temporaries(run_dir)
-    runs.write_config(run_dir, config)
-    runs.rewrite_log(run_dir, saved.records)
-    state = dataclasses.replace(saved, config=config, stop_reason=None)
-    run = _Run(state, splits, run_dir, reporter)
-    if removed:
-        run.reporter.message(f"removed {len(removed)} temporary file(s) a killed write left in "
-                             f"{run_dir}")
-    run.reporter.message(f"resuming after epoch {saved.epoch} of {config.epochs}")
-    return run.train(state.net.copy(), generator_from_state(saved.rng_state))
 
 
 def _let_signals_in(n_done):

@@ -4,6 +4,7 @@ A ``history`` is a list of per-epoch dicts such as
 ``{"epoch": 3, "loss": 0.05, "val_error": 0.021, "test_error": None}``: errors are fractions in
 [0, 1], ``val_error``/``test_error`` are present (not None) only at evaluations. Needs only the
 standard library and numpy; :func:`load_run` is also importable from :mod:`jitnet.plots.figures`.
+The log itself is read by :func:`jitnet.training.runs.read_log`.
 """
 
 import json
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_run"]
+from jitnet.training.runs import CONFIG_NAME, REPORT_NAME, read_log
+
+__all__ = ["load_run", "run_title"]
 
 
 def _is_number(value):
@@ -28,23 +31,6 @@ def _read_json(path):
         raise ValueError(f"{path}: cannot read as JSON ({exc})") from None
 
 
-def _read_jsonl(path):
-    records = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read ({exc})") from None
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):
-                    break  # a last line cut short by a run still writing it
-                raise ValueError(f"{path}: line {number} is not JSON") from None
-    return records
-
-
 def _history_from_report(report, path):
     """Per-epoch records from a report's ``history`` (evaluations) and ``epoch_losses``."""
     history = report.get("history") or []
@@ -57,17 +43,30 @@ def _history_from_report(report, path):
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def _run_title(config, where):
+def run_title(name, config, sizes=None):
+    """``NAME: 784-300-10, rate 0.3, float64, seed 0`` and what differs from the tutorial
+    (activation, loss, raw pixels), from a run's configuration (a dict) and its layer sizes;
+    without the sizes the network is ``hidden 300``. Only what the configuration holds."""
     config = config or {}
     parts = []
-    if config.get("hidden") is not None:
+    if sizes is not None:
+        parts.append("-".join(map(str, sizes)))
+    elif config.get("hidden") is not None:
         hidden = config["hidden"]
-        hidden = hidden if isinstance(hidden, (list, tuple)) else [hidden]
-        parts.append("hidden " + "-".join(map(str, hidden)))
-    for key in ("rate", "dtype", "seed"):
-        if config.get(key) is not None:
-            parts.append(f"{key} {config[key]}")
-    return f"{where}: " + ", ".join(parts) if parts else where
+        parts.append("hidden " + "-".join(map(str, hidden if isinstance(hidden, (list, tuple))
+                                                  else [hidden])))
+    if config.get("rate") is not None:
+        parts.append(f"rate {config['rate']}")
+    if config.get("dtype") is not None:
+        parts.append(str(config["dtype"]))
+    if config.get("seed") is not None:
+        parts.append(f"seed {config['seed']}")
+    for key, tutorial in (("activation", "sigmoid"), ("loss", "squared")):
+        if config.get(key) not in (None, tutorial):
+            parts.append(str(config[key]))
+    if config.get("raw_pixels"):
+        parts.append("raw pixels")
+    return f"{name}: " + ", ".join(parts) if parts else name
 
 
 def load_run(path):
@@ -102,11 +101,13 @@ def load_run(path):
             raise ValueError(f"{path}: no *.jsonl log or report.json in this folder")
     elif not path.is_file():
         raise ValueError(f"{path}: no such file or folder")
-    config = None
     if path.suffix == ".jsonl":
-        history = _read_jsonl(path)
-        if (folder / "config.json").is_file():
-            config = _read_json(folder / "config.json")
+        history = read_log(path)
+        config = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else None
+        try:  # the layer sizes, when the run has ended
+            report = _read_json(folder / REPORT_NAME)
+        except ValueError:
+            report = {}
     else:
         report = _read_json(path)
         if not isinstance(report, dict):
@@ -115,5 +116,7 @@ def load_run(path):
     history = [r for r in history if isinstance(r, dict) and _is_number(r.get("epoch"))]
     if not history:
         raise ValueError(f"{path}: no epochs recorded")
-    name = folder.name if path.name in ("report.json",) or path.suffix == ".jsonl" else path.name
-    return history, _run_title(config if isinstance(config, dict) else None, name)
+    name = folder.name if path.name == REPORT_NAME or path.suffix == ".jsonl" else path.name
+    sizes = report.get("sizes") if isinstance(report, dict) else None
+    return history, run_title(name, config if isinstance(config, dict) else None,
+                              sizes if isinstance(sizes, list) else None)

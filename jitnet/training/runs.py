@@ -106,6 +106,19 @@ def remove_stale_temporaries(run_dir):
     return sorted(removed)
 
 
+def reset_run_dir(run_dir):
+    """Make the folder of a run that never wrote a checkpoint ready to start it again: its log
+    emptied, its best model and report removed (the new run writes its own), and the temporary
+    files of killed writes removed."""
+    remove_stale_temporaries(run_dir)
+    rewrite_log(run_dir, [])
+    for name in (MODEL_NAME, REPORT_NAME):
+        try:
+            os.unlink(Path(run_dir) / name)
+        except FileNotFoundError:
+            pass
+
+
 def write_json(path, obj):
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
@@ -129,7 +142,29 @@ def rewrite_log(run_dir, records):
     atomic_write_bytes(Path(run_dir) / LOG_NAME, text.encode("utf-8"))
 
 
-def read_log(run_dir):
-    """The records of ``log.jsonl``, one dict per epoch."""
-    with open(Path(run_dir) / LOG_NAME, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_log(path):
+    """The records of a JSON-lines log, one dict per epoch: ``path`` is a run folder (its
+    ``log.jsonl``) or a log file. A last line cut short (a run still writing it) is left out.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: it cannot be read, or a line other than the last is not JSON.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOG_NAME
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break
+                raise ValueError(f"{path}: line {number} is not JSON") from None
+    return records
