@@ -13,6 +13,7 @@ optimizer keeps them, so that a fitted estimator's state does not depend on the 
 
 import numpy as np
 
+from jitnet.engine import training
 from jitnet.engine.checks import check_positive
 from jitnet.engine.network import Network
 
@@ -130,8 +131,8 @@ class EngineEpochs:
         if self.kept is not None:
             order = order[self.kept[order]]
         order = np.ascontiguousarray(order, dtype=np.int64)
-        return self.net._run_epoch(self.X, self.T, eta, 1.0, order, mu=self.mu,
-                                   threads=self.threads)
+        return training.run_epoch(self.net, self.X, self.T, eta, 1.0, order, mu=self.mu,
+                                  threads=self.threads)
 
     def weights(self):
         """(coefs, intercepts): copies of the network's weights in scikit-learn's layout."""
