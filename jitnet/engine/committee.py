@@ -150,6 +150,23 @@ class Committee:
     def __repr__(self):
         return f"Committee({len(self)} members: {self.describe()}; outputs {self.rule})"
 
+    def to_onnx(self, path=None, metadata=None):
+        """The committee as one checked ONNX graph: every member on the same input, their outputs
+        averaged (``Sum``, then ``Mul`` by 1/K) and ``label`` the largest average, in
+        :attr:`dtype` (see :meth:`jitnet.Network.to_onnx`). Needs ``pip install "jitnet[onnx]"``."""
+        from jitnet.engine import codes
+        from jitnet.io import onnx_export
+
+        first, *others = self._members
+        scale = self.input_scale if self.input_scale is not None else 1 / 255
+        return onnx_export.build_model(
+            first.get_weights(), first.activation, self.output_activation, dtype=self._dtype,
+            input_scale=scale, path=path,
+            members=[(net.get_weights(), net.activation) for net in others],
+            metadata={"loss": self.loss, "committee": f"{len(self)} members, {self.rule}",
+                      **(metadata or {})},
+            scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))
+
     # -- inference --------------------------------------------------------------------------
 
     def member_outputs(self, X, scale=None):
