@@ -128,14 +128,14 @@ def _table(path, label, image_shape, dtype, names=None, feature_names=None):
     return dataset, {"label": table.label_name, "features": list(table.feature_names)}
 
 
-def _archive(path, image_shape, dtype, names=None):
-    """(train, test or None) Datasets of a Keras-style .npz; with ``names`` (a test file) its
-    labels are encoded by them, and its test arrays (else its training arrays) are read."""
+def _archive(path, image_shape, dtype, names=None, test_only=False):
+    """(train, test or None) Datasets of a Keras-style .npz, labels encoded by ``names`` when
+    given; ``test_only`` (a test file): its test arrays, else its training arrays, as train."""
     where = display_path(path)
     arrays = archives.read_archive(path)
     parts = [("x_train", "y_train")] + ([("x_test", "y_test")] if arrays["x_test"] is not None
                                         else [])
-    if names is not None:
+    if test_only:
         parts = parts[-1:]
     sets = []
     for x_name, y_name in parts:
@@ -150,8 +150,13 @@ def _archive(path, image_shape, dtype, names=None):
     return sets[0], sets[1] if len(sets) > 1 else None
 
 
-def read_source(path=None, *, label=None, test_data=None, image_shape=None, dtype=np.float64):
+def read_source(path=None, *, label=None, test_data=None, image_shape=None, dtype=np.float64,
+                class_names=None, columns=None):
     """Read labelled data, as :func:`load_data` does, without splitting it.
+
+    ``class_names`` and ``columns`` (a model's classes and a table's feature columns) read data
+    for a model already trained: labels are encoded by those names (each must be one of them;
+    an IDX file's labels must lie below their number), a table's features taken by name.
 
     Returns
     -------
@@ -170,17 +175,18 @@ def read_source(path=None, *, label=None, test_data=None, image_shape=None, dtyp
     with ThreadPoolExecutor(1) as pool:  # the digest reads the file while it is parsed
         digest = pool.submit(_digest, _source(path, kind))
         if kind == "idx":
-            train, test = load_mnist(path)
+            train, test = load_mnist(path, None if class_names is None else len(class_names))
             if image_shape is not None and tuple(image_shape) != train.image_shape:
                 raise DataError(f"{display_path(path or _SHIPPED)}: its images are "
                                 f"{train.image_shape[0]}x{train.image_shape[1]}, not "
                                 f"{image_shape[0]}x{image_shape[1]}")
             info = {"label": None, "features": None}
         elif kind == "npz":
-            (train, test), info = _archive(path, image_shape, dtype), {"label": None,
-                                                                       "features": None}
+            (train, test), info = (_archive(path, image_shape, dtype, class_names),
+                                   {"label": None, "features": None})
         else:
-            (train, info), test = _table(path, label, image_shape, dtype), None
+            (train, info), test = _table(path, label, image_shape, dtype, class_names,
+                                         None if columns is None else tuple(columns)), None
         info = {"format": kind, "path": None if path is None else str(Path(path).resolve()),
                 **digest.result(), **info, "class_names": _names(train),
                 "image_shape": None if train.image_shape is None else list(train.image_shape)}
@@ -209,7 +215,7 @@ def _test_file(test_data, kind, path, test, train, info, dtype):
         test, _ = _table(test_data, info["label"], shape, dtype, train.class_names,
                          tuple(info["features"]))
     else:
-        test = _archive(test_data, shape, dtype, train.class_names)[0]
+        test = _archive(test_data, shape, dtype, train.class_names, test_only=True)[0]
     if test.images.shape[1] != train.images.shape[1]:
         raise DataError(f"{where}: {test.images.shape[1]} values per sample, but the training "
                         f"data has {train.images.shape[1]}")

@@ -127,11 +127,13 @@ def _checkpoint_network(cls, arrays):
     if meta.get("version") != CHECKPOINT_VERSION:
         fail(f"checkpoint format version {_short(meta.get('version'))}; this jitnet reads "
              f"version {CHECKPOINT_VERSION}")
-    config = meta.get("config")
+    config, data = meta.get("config"), meta.get("data")
     raw_pixels = config.get("raw_pixels", False) if isinstance(config, dict) else None
     if not isinstance(raw_pixels, bool):
         fail("its configuration does not say how inputs are scaled (raw_pixels)")
     scale = 1.0 if raw_pixels else None
+    if isinstance(data, dict) and data.get("input_scale") == 1.0:
+        scale = 1.0  # float features, used as they are
     net = read_model(cls, arrays.prefixed(CHECKPOINT_NET), f"{arrays.where} (network)")[0]
     if net.input_scale not in (None, scale):
         fail(f"its network's input scale {net.input_scale:g} is not its configuration's "

@@ -37,7 +37,8 @@ from jitnet.io.atomic import atomic_save_npz, display_path
 from jitnet.engine.network import ModelFileError, Network
 from jitnet.io.npzfile import NpzArchive
 from jitnet.training.config import (
-    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int, shown,
+    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
+    positive_number, shown,
 )
 from jitnet.training.data import network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
@@ -150,7 +151,21 @@ def _data_info(value):
     fingerprint = value.get("fingerprint")
     if not isinstance(fingerprint, str):
         raise ValueError("a data description with a fingerprint")
-    return {**info, "fingerprint": fingerprint}
+    info["fingerprint"] = fingerprint
+    names = value.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != info["n_classes"] or not all(
+                isinstance(name, str) and name for name in names) or len(set(names)) < len(names):
+            raise ValueError(f"a data description with {info['n_classes']} distinct class names")
+        info["class_names"] = names
+    if "input_scale" in value:
+        info["input_scale"] = checked("data.input_scale", value["input_scale"], positive_number)
+    for key in ("source", "split"):  # descriptions, compared and shown, never computed with
+        if value.get(key) is not None:
+            if not isinstance(value[key], dict):
+                raise ValueError(f"a data description whose {key} is a JSON object")
+            info[key] = value[key]
+    return info
 
 
 def _records(value):
@@ -283,13 +298,20 @@ def _check_consistency(state):
         raise TrainingError("its best network, best epoch and best error do not go together")
     if state.best_epoch is not None and state.best_epoch > state.epoch:
         raise TrainingError(f"best epoch {state.best_epoch} is after epoch {state.epoch}")
-    scale = state.config.input_scale
+    scale = state.data.get("input_scale", state.config.input_scale)
     for net in (state.net, state.best):
         if net is not None and net.input_scale not in (None, scale):
             raise TrainingError(f"its network's input scale {net.input_scale:g} is not its "
                                 f"configuration's ({'1/255' if scale is None else scale})")
         if net is not None:
             net.input_scale = scale
+        names = state.data.get("class_names")
+        if net is not None and net.class_names != (None if names is None else tuple(names)):
+            raise TrainingError("its network's class names are not its data's")
+        if net is not None and (net.standardization is not None) != state.config.standardize:
+            raise TrainingError(f"its network {'lacks' if state.config.standardize else 'has'} "
+                                f"the standardization its configuration "
+                                f"{'asks for' if state.config.standardize else 'does not'}")
 
 
 def load_checkpoint(path):
