@@ -349,7 +349,9 @@ def _print_summary(result):
     else:
         best = f"best epoch {state.best_epoch}  val error {100 * state.best_error:.2f}%"
     n_test = state.data["n_test"]
-    click.echo(f"{best}  test error {100 * result.test_error:.2f}% on {n_test:,} images")
+    images = (state.data.get("source") or {}).get("image_shape", True)
+    click.echo(f"{best}  test error {100 * result.test_error:.2f}% on {n_test:,} "
+               f"{'images' if images else 'samples'}")
     report = result.report
     if report["seconds_per_epoch"] is not None:
         click.echo(

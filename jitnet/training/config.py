@@ -46,6 +46,9 @@ def recipe_name(value):
 # -- the configuration -----------------------------------------------------------------------
 
 SCHEDULES = ("constant", "exponential", "step")
+#: The key of a run's ``config.json`` that describes its data, beside the options
+#: (:func:`jitnet.training.runs.write_config`); :meth:`TrainConfig.from_dict` passes over it.
+DATA_KEY = "data_source"
 DISTORTIONS = ("none", "elastic", "affine", "both")
 
 
@@ -312,8 +315,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """A configuration read from a file: every field checked once; absent ones take their
-        default (files written before the field existed), never a recipe's.
+        """A configuration read from a file (a checkpoint's, a run's ``config.json``): every field
+        checked once; absent ones take their default (files written before the field existed),
+        never a recipe's; the data's description (:data:`DATA_KEY`) is passed over.
 
         Raises
         ------
@@ -322,6 +326,7 @@ class TrainConfig:
         """
         if not isinstance(d, dict):
             raise TrainingError(f"a configuration must be a JSON object, got {shown(d)}")
+        d = {name: value for name, value in d.items() if name != DATA_KEY}  # config.json's
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(fields))
         if unknown:

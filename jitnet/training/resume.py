@@ -142,10 +142,7 @@ def _restart(run_dir, changes, data, reporter):
             f"{runs.CONFIG_NAME}); delete the folder to reuse its name, or choose another --name"
         )
     try:
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-        if isinstance(saved, dict):
-            saved.pop(runs.DATA_KEY, None)  # what the data was: read again from the data
-        saved = TrainConfig.from_dict(saved)
+        saved = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # TrainingError is a ValueError
         raise CheckpointError(f"{config_path}: cannot read the run's configuration "
                               f"({one_line(exc)})") from None

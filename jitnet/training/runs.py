@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from jitnet.io.atomic import TEMP_PREFIX, atomic_write_bytes
+from jitnet.training.config import DATA_KEY
 from jitnet.training.errors import TrainingError
 
 CONFIG_NAME = "config.json"
@@ -124,10 +125,6 @@ def reset_run_dir(run_dir):
 def write_json(path, obj):
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
-
-
-#: The key of ``config.json`` that describes the data, beside the options.
-DATA_KEY = "data_source"
 
 
 def write_config(run_dir, config, data_info=None):
