@@ -23,6 +23,11 @@ def _find(headers, key):
     return found[0] if found else None
 
 
+def _sample_shape(shape):
+    """One sample's shape, a grey channel of 1 dropped."""
+    return shape[1:3] if len(shape) == 4 else shape[1:]
+
+
 def _check_x(header, name, fail):
     shape, kind = header.shape, header.dtype.kind
     if kind not in "biuf":
@@ -91,8 +96,8 @@ def read_archive(path):
             _check_x(headers[x], x, fail)
             _check_y(headers[y], y, headers[x].shape[0], x, fail)
         if len(splits) == 2:
-            train_shape = headers[names["x_train"]].shape[1:]
-            test_shape = headers[names["x_test"]].shape[1:]
+            train_shape, test_shape = (_sample_shape(headers[names[f"x_{split}"]].shape)
+                                       for split in splits)
             if test_shape != train_shape:
                 fail(f"{names['x_test']} samples have shape {test_shape}, but "
                      f"{names['x_train']} samples {train_shape}")
