@@ -229,7 +229,8 @@ def _scores(net, image, info):
               help="Instead of image files, show this image of the --split set (0-based).")
 @_data_option
 @_split_option
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=None,
+              show_default="3, or the model's classes if fewer",
               help="How many of the likeliest classes to list for an image file.")
 @click.option("--save-preprocessed", type=click.Path(path_type=Path), default=None,
               show_default="none",
@@ -283,6 +284,7 @@ def predict(model, images, index, data, split, top, save_preprocessed, table, ou
     else:
         net, info = _load_model(model)
         digits = _digits_from_files(images, net, info)
+    top = min(3, net.n_outputs) if top is None else top
     if top > net.n_outputs:
         raise CliError(f"--top {top} is more than the model's {net.n_outputs} classes")
     saved = [None] * len(digits)
