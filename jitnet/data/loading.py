@@ -17,6 +17,7 @@ taken for raw pixels, whatever their range.
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -59,12 +60,15 @@ def data_kind(path):
                     "or a .csv, .tsv or .parquet table)")
 
 
-def _digest(files):
-    """{"bytes": total size, "sha256": of the files' bytes in order} of a file or files."""
+def _digest(files, stop=None):
+    """{"bytes": total size, "sha256": of the files' bytes in order} of a file or files; gives up
+    (returns None) once ``stop`` (a threading.Event) is set."""
     digest, size = hashlib.sha256(), 0
     for file in files:
         with open(file, "rb") as f:
             while block := f.read(1 << 22):
+                if stop is not None and stop.is_set():
+                    return None
                 digest.update(block)
                 size += len(block)
     return {"bytes": size, "sha256": digest.hexdigest()}
@@ -172,21 +176,15 @@ def read_source(path=None, *, label=None, test_data=None, image_shape=None, dtyp
     if label is not None and kind != "table":
         raise DataError(f"{display_path(path or _SHIPPED)}: a label column names a column of "
                         "a table; this data keeps its labels apart")
+    files, stop = _source(path, kind), threading.Event()
     with ThreadPoolExecutor(1) as pool:  # the digest reads the file while it is parsed
-        digest = pool.submit(_digest, _source(path, kind))
-        if kind == "idx":
-            train, test = load_mnist(path, None if class_names is None else len(class_names))
-            if image_shape is not None and tuple(image_shape) != train.image_shape:
-                raise DataError(f"{display_path(path or _SHIPPED)}: its images are "
-                                f"{train.image_shape[0]}x{train.image_shape[1]}, not "
-                                f"{image_shape[0]}x{image_shape[1]}")
-            info = {"label": None, "features": None}
-        elif kind == "npz":
-            (train, test), info = (_archive(path, image_shape, dtype, class_names),
-                                   {"label": None, "features": None})
-        else:
-            (train, info), test = _table(path, label, image_shape, dtype, class_names,
-                                         None if columns is None else tuple(columns)), None
+        digest = pool.submit(_digest, files, stop)
+        try:
+            train, test, info = _read(path, kind, label, image_shape, dtype, class_names,
+                                      columns)
+        except BaseException:
+            stop.set()  # a file that cannot be used: no need to finish reading it
+            raise
         info = {"format": kind, "path": None if path is None else str(Path(path).resolve()),
                 **digest.result(), **info, "class_names": _names(train),
                 "image_shape": None if train.image_shape is None else list(train.image_shape)}
@@ -196,6 +194,23 @@ def read_source(path=None, *, label=None, test_data=None, image_shape=None, dtyp
     if test is not None:
         test.name = "test"
     return Loaded(train, test, info)
+
+
+def _read(path, kind, label, image_shape, dtype, class_names, columns):
+    """(train, test or None, {"label", "features"}) of the source ``path`` of ``kind``."""
+    if kind == "idx":
+        train, test = load_mnist(path, None if class_names is None else len(class_names))
+        if image_shape is not None and tuple(image_shape) != train.image_shape:
+            raise DataError(f"{display_path(path or _SHIPPED)}: its images are "
+                            f"{train.image_shape[0]}x{train.image_shape[1]}, not "
+                            f"{image_shape[0]}x{image_shape[1]}")
+        return train, test, {"label": None, "features": None}
+    if kind == "npz":
+        train, test = _archive(path, image_shape, dtype, class_names)
+        return train, test, {"label": None, "features": None}
+    train, info = _table(path, label, image_shape, dtype, class_names,
+                         None if columns is None else tuple(columns))
+    return train, None, info
 
 
 def _names(dataset):
