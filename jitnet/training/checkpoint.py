@@ -40,7 +40,7 @@ from jitnet.training.config import (
     TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
     positive_number, shown,
 )
-from jitnet.training.data import network_sizes
+from jitnet.training.data import model_data_info, network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
 
 # The format and the description's key, as Network.load reads a checkpoint's network too.
@@ -299,19 +299,21 @@ def _check_consistency(state):
     if state.best_epoch is not None and state.best_epoch > state.epoch:
         raise TrainingError(f"best epoch {state.best_epoch} is after epoch {state.epoch}")
     scale = state.data.get("input_scale", state.config.input_scale)
+    names = state.data.get("class_names")
+    standardize = state.config.standardize
     for net in (state.net, state.best):
-        if net is not None and net.input_scale not in (None, scale):
+        if net is None:
+            continue
+        if net.input_scale not in (None, scale):
             raise TrainingError(f"its network's input scale {net.input_scale:g} is not its "
                                 f"configuration's ({'1/255' if scale is None else scale})")
-        if net is not None:
-            net.input_scale = scale
-        names = state.data.get("class_names")
-        if net is not None and net.class_names != (None if names is None else tuple(names)):
+        net.input_scale = scale
+        if net.class_names != (None if names is None else tuple(names)):
             raise TrainingError("its network's class names are not its data's")
-        if net is not None and (net.standardization is not None) != state.config.standardize:
-            raise TrainingError(f"its network {'lacks' if state.config.standardize else 'has'} "
-                                f"the standardization its configuration "
-                                f"{'asks for' if state.config.standardize else 'does not'}")
+        if (net.standardization is not None) != standardize:
+            raise TrainingError(f"its network {'lacks' if standardize else 'has'} the "
+                                f"standardization its configuration "
+                                f"{'asks for' if standardize else 'does not'}")
 
 
 def load_checkpoint(path):
@@ -374,7 +376,8 @@ def load_model(path):
     with arrays.archive:
         if META_KEY in arrays:
             state = _state_from_arrays(arrays, display_path(path))
-            info = {"input_scale": state.config.input_scale, "config": state.config.to_dict(),
-                    "epoch": state.epoch, "checkpoint": True}
+            info = {"input_scale": state.data.get("input_scale", state.config.input_scale),
+                    "config": state.config.to_dict(), "epoch": state.epoch, "checkpoint": True,
+                    **model_data_info(state.data)}
             return state.net, info
         return _read_model(arrays, arrays.where)

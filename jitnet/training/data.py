@@ -162,6 +162,17 @@ def prepare_data(config, train, test=None, source=None):
     return Splits(fit, val, test, info, standardization, scale)
 
 
+def model_data_info(info):
+    """What a model file says of its data (``{"data": ...}``, or {} for data without a source
+    description): the format, file, label column, feature columns, image shape and split that
+    ``evaluate`` and ``predict`` need to read data as the model was trained on it."""
+    source = info.get("source")
+    if source is None:
+        return {}
+    keep = ("format", "path", "label", "features", "image_shape")
+    return {"data": {**{key: source.get(key) for key in keep}, "split": info.get("split")}}
+
+
 def network_sizes(config, info):
     """Layer sizes ``[n_inputs, *hidden, n_classes]`` for ``config`` on data described by
     ``info`` (:attr:`Splits.info`)."""

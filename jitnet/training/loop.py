@@ -24,7 +24,7 @@ from jitnet.engine.network import Network, compile_kernels
 from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
-from jitnet.training.data import check_config, load_splits, network_sizes
+from jitnet.training.data import check_config, load_splits, model_data_info, network_sizes
 from jitnet.training.errors import RunDiverged, TrainingError, TrainingInterrupted, one_line
 from jitnet.training.report import Reporter, build_report, describe_run
 
@@ -325,11 +325,7 @@ class _Run:
         data = self.splits.info
         info = {"input_scale": data.get("input_scale", self.config.input_scale),
                 "config": self.config.to_dict(), "sizes": list(self.state.net.sizes),
-                "epoch": epoch}
-        if "source" in data:  # what predict and evaluate need to read this model's data
-            info["data"] = {key: data["source"].get(key) for key in
-                            ("format", "path", "label", "features", "image_shape")}
-            info["data"]["split"] = data.get("split")
+                "epoch": epoch, **model_data_info(data)}
         if error is not None:
             info[self.config.error_key] = error
         return info
