@@ -16,8 +16,8 @@ Validation first: jitnet's features must equal pandas' values exactly and its la
 the classes of pandas' label column; on a mismatch the script says so and exits with status 1
 before timing anything.
 
-    python bench/tables.py                       # 1,000,000 x 50: about a minute, 2 GB of memory
-    python bench/tables.py --rows 100000 --quick
+    python bench/tabular.py                       # 1,000,000 x 50: about a minute, 2 GB of memory
+    python bench/tabular.py --rows 100000 --quick
 """
 
 import argparse
