@@ -217,7 +217,8 @@ def test_the_source_is_described_with_its_size_and_digest(tmp_path):
         "table", "label", ["a"], ["x", "y"])
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(2, 6), at=st.integers(0, 10**6), byte=st.integers(0, 255),
        cut=st.booleans())
 def test_a_damaged_archive_is_the_documented_error_or_its_arrays(tmp_path, n, at, byte, cut):

@@ -177,7 +177,8 @@ def damaged_tables(draw):
     return bytes(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=damaged_tables())
 @example(data=b"f0,label\n1,a\n2,b,3\n")
 @example(data=b"f0,label\n1,a\n\xff,b\n")

@@ -14,14 +14,17 @@ A model file is one uncompressed ``.npz`` (written atomically) of plain arrays:
 
 A network without any of these is written as version 2, which every jitnet since the recipes
 reads; one with an input scale only as version 3, one with a standardization or class names as
-version 4, so that an older jitnet refuses it instead of feeding it wrongly scaled inputs. Version 1 (no ``loss``, ``init``, ``output_activation``) still loads with
-its meaning then: squared error, the tutorial's initial weights and the activation on every
-layer. A training run's model file also holds ``jitnet_train_info``, JSON bytes saying how it
-was trained; its ``input_scale``, when the arrays carry none, is the network's.
+version 4, so that an older jitnet refuses it instead of feeding it wrongly scaled inputs.
+Version 1 (no ``loss``, ``init``, ``output_activation``) still loads with its meaning then:
+squared error, the tutorial's initial weights and the activation on every layer. A training
+run's model file also holds ``jitnet_train_info``, JSON bytes saying how it was trained (and, for
+data other than IDX files, what the data was: ``data``); its ``input_scale``, when the arrays
+carry none, is the network's.
 
 A checkpoint (:mod:`jitnet.training.checkpoint`) holds its current network as such arrays under
 ``net/``, and a JSON description under ``meta`` whose ``config`` says whether the run trained on
-raw pixels (``raw_pixels``: input scale 1.0; otherwise None). :func:`load` reads just that; the
+raw pixels (``raw_pixels``: input scale 1.0; otherwise None) and whose ``data`` whether it
+trained on float features (``input_scale`` 1.0). :func:`load` reads just that; the
 strict check of the whole training state is the checkpoint reader's.
 
 Reading checks everything before it allocates: the archive's directory and every array's

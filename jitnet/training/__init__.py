@@ -32,8 +32,9 @@ refuses a file whose content changed.
 
 Modules: :mod:`~jitnet.training.config` (the options, recipes resolved),
 :mod:`~jitnet.training.checks` (checks of values read from files), :mod:`~jitnet.training.recipes`
-(the recipe book), :mod:`~jitnet.training.data` (the data's source and split, limits, hold-out, standardization,
-fingerprint, the checks that need the data), :mod:`~jitnet.training.runs` (the run folder, its files and its log),
+(the recipe book), :mod:`~jitnet.training.data` (the data's source and split, limits, hold-out,
+standardization, fingerprint, the checks that need the data), :mod:`~jitnet.training.runs` (the
+run folder, its files and its log),
 :mod:`~jitnet.training.runlog` (a run's history read back, for pictures),
 :mod:`~jitnet.training.checkpoint` (checkpoint and model files), :mod:`~jitnet.training.loop`
 (the epochs), :mod:`~jitnet.training.resume` (resume, or a restart of a run killed before its
