@@ -105,6 +105,7 @@ class Committee:
                 ("outputs", net.n_outputs, first.n_outputs),
                 ("output activation", net.output_activation, first.output_activation),
                 ("input scale", net.input_scale, first.input_scale),
+                ("class names", net.class_names, first.class_names),
             ):
                 if mine != theirs:
                     raise ValueError(
@@ -126,6 +127,10 @@ class Committee:
                     doc="The members' loss (it follows from the output activation).")
     input_scale = property(lambda self: self._members[0].input_scale,
                            doc="The members' input scale.")
+    class_names = property(lambda self: self._members[0].class_names,
+                           doc="The members' class names (None: the outputs' indices).")
+    # Each member standardises its own inputs (its training split's statistics) in predict.
+    standardization = None
     dtype = property(lambda self: self._dtype, doc="The dtype of the averaged outputs.")
     rule = RULE
 
