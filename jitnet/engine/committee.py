@@ -166,8 +166,9 @@ class Committee:
         scale = self.input_scale if self.input_scale is not None else 1 / 255
         return onnx_export.build_model(
             first.get_weights(), first.activation, self.output_activation, dtype=self._dtype,
-            input_scale=scale, path=path,
-            members=[(net.get_weights(), net.activation) for net in others],
+            input_scale=scale, path=path, standardization=first.standardization,
+            class_names=self.class_names,
+            members=[(net.get_weights(), net.activation, net.standardization) for net in others],
             metadata={"loss": self.loss, "committee": f"{len(self)} members, {self.rule}",
                       **(metadata or {})},
             scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))

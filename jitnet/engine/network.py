@@ -365,10 +365,14 @@ class Network:
 
     def to_onnx(self, path=None, scale=None, class_names=None, metadata=None):
         """The network as a checked ``onnx.ModelProto`` (:mod:`jitnet.io.onnx_export`), written
-        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255).
-        ``metadata``: more properties (``test_error``). Needs ``pip install "jitnet[onnx]"``."""
+        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255),
+        or standardised as :attr:`standardization` says; ``label`` holds the class names when the
+        network has them. ``metadata``: more properties (``test_error``). Needs ``pip install
+        "jitnet[onnx]"``."""
         return onnx_export.build_model(
             self.get_weights(), self._activation, self._output, dtype=self._dtype, path=path,
             input_scale=next((s for s in (scale, self._input_scale) if s is not None), 1 / 255),
-            class_names=class_names, metadata={"loss": self._loss, **(metadata or {})},
+            standardization=self._standardization,
+            class_names=self._class_names if class_names is None else class_names,
+            metadata={"loss": self._loss, **(metadata or {})},
             scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))
