@@ -18,6 +18,8 @@ _EXPORTS = {
     "make_schedule": "jitnet.engine.schedules",
     "Dataset": "jitnet.data.datasets",
     "load_mnist": "jitnet.data.datasets",
+    "load_data": "jitnet.data.loading",
+    "Standardization": "jitnet.engine.standardize",
     "read_idx": "jitnet.data.idx",
     "write_idx": "jitnet.data.idx",
     "DataError": "jitnet.io.errors",

@@ -450,12 +450,12 @@ def test_predict_shows_the_image_label_and_outputs(trained, mnist):
 
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
 def test_ctrl_c_in_evaluate_and_predict_exits_130(trained, monkeypatch, command):
-    from jitnet.cli import inspect as _cli_inspect
+    from jitnet.cli import datafiles
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli_inspect, "_load_data", ctrl_c)
+    monkeypatch.setattr(datafiles, "evaluation_set", ctrl_c)
     result = invoke(command[0], trained.model, *command[1:])
     assert result.exit_code == 130, result.output
     assert result.stderr.strip() == "interrupted" and result.stdout == ""

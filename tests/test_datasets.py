@@ -324,14 +324,14 @@ def test_constructor_converts_at_the_boundary():
 @pytest.mark.parametrize(
     "args, expected",
     [
-        ((np.zeros((2, 6)), [0, 1], (2, 3), 2), "uint8"),
+        ((np.zeros((2, 6), np.int64), [0, 1], (2, 3), 2), "uint8"),
         ((np.zeros((2, 5), np.uint8), [0, 1], (2, 3), 2), "shape (N, 6)"),
         ((np.zeros((2, 6), np.uint8), [0, 1, 1], (2, 3), 2), "3 labels for 2 images"),
         ((np.zeros((2, 6), np.uint8), [[0, 1]], (2, 3), 2), "1-D integer"),
         ((np.zeros((2, 6), np.uint8), [0.0, 1.0], (2, 3), 2), "1-D integer"),
         ((np.zeros((2, 6), np.uint8), [0, 3], (2, 3), 3), "label 3 at index 1"),
         ((np.zeros((2, 6), np.uint8), [0, -1], (2, 3), 3), "label -1 at index 1"),
-        ((np.zeros((2, 6), np.uint8), [0, 0], (2, 3), 1), "n_classes must be 2 to 256"),
+        ((np.zeros((2, 6), np.uint8), [0, 0], (2, 3), 1), "n_classes must be 2 to 65536"),
         ((np.zeros((2, 6), np.uint8), [0, 0], (6,), 2), "two ints"),
         ((np.zeros((2, 0), np.uint8), [0, 0], (0, 3), 2), "positive"),
     ],

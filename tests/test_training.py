@@ -99,8 +99,8 @@ def test_config_from_a_file_checks_every_field_once(changes, words):
 
 
 def test_changeable_options():
-    assert training.CHANGEABLE == ("epochs", "eval_every", "patience", "data", "checkpoint_every",
-                                   "output", "report")
+    assert training.CHANGEABLE == ("epochs", "eval_every", "patience", "data", "test_data",
+                                   "checkpoint_every", "output", "report")
 
 
 def test_prepare_data_limits_and_holds_out_the_last_samples(mnist):

@@ -40,21 +40,35 @@ def text_art(image, shape=None, ramp=TEXT_ART_RAMP):
     return "\n".join("".join(ramp[v] * 2 for v in row).rstrip() for row in levels)
 
 
-def index_block(name, image, shape, label, outputs):
-    """The --index output: the image, its true label, the prediction and all outputs."""
+def _name(k, names):
+    return str(k) if names is None else names[k]
+
+
+def index_block(name, image, shape, label, outputs, names=None):
+    """The --index output: the image (or, for features, its values), its true label, the
+    prediction and all outputs, classes by ``names`` when the model has them."""
     predicted = int(outputs.argmax())
-    lines = [f"{name} ({shape[0]}x{shape[1]})", text_art(image, shape),
-             f"true label  {label}",
-             f"predicted   {predicted}  ({'correct' if predicted == label else 'wrong'})",
-             "outputs"]
-    lines += [f"  {k}  {float(y):.4f}{'  <' if k == predicted else ''}"
+    if shape is None:
+        values = ", ".join(f"{float(v):g}" for v in image[:12]) + (", ..." if len(image) > 12
+                                                                    else "")
+        lines = [f"{name} ({len(image)} features)", f"features    {values}"]
+    else:
+        lines = [f"{name} ({shape[0]}x{shape[1]})", text_art(image, shape)]
+    lines += [f"true label  {_name(label, names)}",
+              f"predicted   {_name(predicted, names)}  "
+              f"({'correct' if predicted == label else 'wrong'})", "outputs"]
+    width = max(len(_name(k, names)) for k in range(len(outputs)))
+    lines += [f"  {_name(k, names):>{width}}  {float(y):.4f}{'  <' if k == predicted else ''}"
               for k, y in enumerate(outputs)]
     return "\n".join(lines)
 
 
-def file_block(name, image, outputs, scores, top):
+def file_block(name, image, outputs, scores, top, names=None):
     """An image file's output: the digit as the network sees it and the likeliest classes."""
-    lines = [f"{name}  (28x28 after preprocessing, as the network sees it)", text_art(image),
-             f"predicted   {int(outputs.argmax())}", f"top {len(top)} ({SCORES})"]
-    lines += [f"  {k}  {100 * scores[k]:5.1f}%   output {float(outputs[k]):.4f}" for k in top]
+    rows, cols = image.shape
+    lines = [f"{name}  ({rows}x{cols} after preprocessing, as the network sees it)",
+             text_art(image), f"predicted   {_name(int(outputs.argmax()), names)}",
+             f"top {len(top)} ({SCORES})"]
+    lines += [f"  {_name(k, names)}  {100 * scores[k]:5.1f}%   output {float(outputs[k]):.4f}"
+              for k in top]
     return "\n".join(lines)

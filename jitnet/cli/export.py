@@ -35,7 +35,8 @@ def _test_error(model):
 @click.option("--force", is_flag=True, default=False, show_default=True,
               help="Replace OUT if it exists.")
 def export(model, out, force):
-    """Write MODEL (a run folder, a model file or a checkpoint) to OUT as an ONNX graph.
+    """Write MODEL (a run folder, a model file, a checkpoint or a committee folder) to OUT as an
+    ONNX graph.
 
     The graph takes float pixels (N, 784) and gives the outputs ("probabilities" for softmax
     models, else "outputs") and "label" (int64); needs pip install "jitnet[onnx]".
@@ -52,7 +53,9 @@ def export(model, out, force):
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot write {display_path(out)}: {exc.strerror or exc}") from None
-    sizes = "-".join(map(str, net.sizes))
-    click.echo(f"wrote {display_path(out)}: {sizes} {net.activation}, "
-               f"{output_name(net.output_activation)} and label, {net.dtype.name}, "
-               f"opset {OPSET}, IR version {IR_VERSION}")
+    if hasattr(net, "members"):  # a committee folder: one graph averaging its members
+        what = f"committee of {len(net)} ({net.describe()}), outputs averaged"
+    else:
+        what = f"{'-'.join(map(str, net.sizes))} {net.activation}"
+    click.echo(f"wrote {display_path(out)}: {what}, {output_name(net.output_activation)} and "
+               f"label, {net.dtype.name}, opset {OPSET}, IR version {IR_VERSION}")

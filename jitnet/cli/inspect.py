@@ -17,8 +17,10 @@ from jitnet.cli.main import SHIPPED, CliError, check_new_file
 
 _model_argument = click.argument("model", type=click.Path(exists=True, path_type=Path))
 _data_option = click.option(
-    "--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-    show_default=SHIPPED, help="Directory holding a dataset in MNIST's four-file IDX layout.",
+    "--data", type=click.Path(exists=True, path_type=Path), default=None,
+    show_default=f"the run's own data for a model of an .npz or a table, else {SHIPPED}",
+    help="Labelled data: a folder in MNIST's IDX layout, an .npz or a table (evaluated whole "
+         "when it has no test set of its own).",
 )
 _split_option = click.option(
     "--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
@@ -53,23 +55,12 @@ def _load_model(model):
         raise CliError(str(exc)) from None
 
 
-def _load_data(data):
-    """``jitnet.load_mnist`` with data errors turned into one-line CLI errors."""
-    from jitnet.data.datasets import load_mnist
-    from jitnet.data.idx import DataError
-
-    try:
-        return load_mnist(None if data is None else str(data))
-    except DataError as exc:
-        raise CliError(str(exc)) from None
-
-
 def _load_model_and_split(model, data, split):
+    from jitnet.cli.datafiles import evaluation_set
     from jitnet.io.atomic import display_path
 
     net, info = _load_model(model)
-    train_set, test_set = _load_data(data)
-    dataset = test_set if split == "test" else train_set
+    dataset, where, part = evaluation_set(net, info, data, split)
     model = display_path(model)  # one line, whatever the file's name
     if dataset.images.shape[1] != net.n_inputs:
         raise CliError(
@@ -81,7 +72,7 @@ def _load_model_and_split(model, data, split):
             f"model {model} has {net.n_outputs} outputs but the data has "
             f"{dataset.n_classes} classes"
         )
-    return net, info, dataset
+    return net, info, dataset, (where, part)
 
 
 def _free_path(path):
@@ -149,7 +140,9 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
     for option, path in (("--out", out), ("--confusion-png", confusion_png)):
         if path is not None:
             check_new_file(option, path, force)
-    net, info, dataset = _load_model_and_split(model, data, split)
+    net, info, dataset, (where, part) = _load_model_and_split(model, data, split)
+    if mistakes is not None and dataset.image_shape is None:
+        raise CliError(f"--mistakes draws images; the samples of {where} are features")
     if mistakes is not None and out is None:
         out = _beside(model, f"mistakes-{split}.png")
     what = f"{model.name}: {describe(net)}, {split} set"
@@ -158,13 +151,14 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
                                  n_mistakes=mistakes or 0)
     n, wrong = len(dataset), int((predicted != dataset.labels).sum())
     shown = min(mistakes or 0, wrong)
-    where = SHIPPED if data is None else str(data)
+    names = None if net.class_names is None else list(net.class_names)
     if as_json:
         # None for NaN in JSON: a class never predicted has no precision
         precision, recall = ([float(v) if math.isfinite(v) else None for v in rates]
                              for rates in precision_recall(matrix))
         click.echo(json.dumps({
-            "model": str(model), **json_fields(net), "data": where, "split": split, "n_images": n,
+            "model": str(model), **json_fields(net), "data": where,
+            "split": split if "set" in part else "all", "n_images": n, "class_names": names,
             "wrong": wrong, "error_rate": wrong / n, "confusion_matrix": matrix.tolist(),
             "precision": precision, "recall": recall,
             "mistakes_png": None if out is None else str(out), "mistakes_shown": shown,
@@ -172,10 +166,10 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
         }, indent=2))
         return
     click.echo(f"model {model}: {describe(net)}")
-    click.echo(f"data  {where}, {split} set, {n:,} images")
+    click.echo(f"data  {where}, {part}, {n:,} {'images' if dataset.image_shape else 'samples'}")
     click.echo(f"error rate {100 * wrong / n:.2f}%  ({wrong:,} of {n:,} wrong)")
     click.echo()
-    click.echo(format_confusion(matrix, rates=True))
+    click.echo(format_confusion(matrix, rates=True, class_names=names))
     click.echo("recall: share of a true class found; prec(ision): share of a prediction right")
     if out is not None:
         click.echo(f"\nmistakes   {out}  (the {shown:,} most confident of {wrong:,})")
@@ -186,26 +180,26 @@ def evaluate(ctx, model, data, split, mistakes, out, confusion_png, force, as_js
 # -- predict ---------------------------------------------------------------------------------
 
 
-def _digits_from_files(images, net):
-    """``[(name, image)]`` from image files, each made MNIST-like by ``load_digit``."""
-    from jitnet.data.images import FIELD, ImageError, load_digit
+def _digits_from_files(images, net, info):
+    """``[(name, image)]`` from image files, each made MNIST-like by ``load_digit`` at the
+    model's image shape."""
+    from jitnet.cli.datafiles import model_image_shape
+    from jitnet.data.images import ImageError, load_digit
     from jitnet.plots.figures import MissingDependencyError
 
-    if net.n_inputs != FIELD * FIELD:
-        raise CliError(f"the model takes {net.n_inputs} inputs, but a digit read from an image "
-                       f"has {FIELD}x{FIELD} = {FIELD * FIELD} pixels")
+    shape = model_image_shape(net, info)
     digits = []
     for path in images:
         try:
-            digits.append((str(path), path.stem, load_digit(path)))
+            digits.append((str(path), path.stem, load_digit(path, shape)))
         except (ImageError, MissingDependencyError) as exc:
             raise CliError(str(exc)) from None
     return digits
 
 
-def _preprocessed_paths(target, stems, force):
+def _preprocessed_paths(target, stems, force, shape=(28, 28)):
     """Where ``--save-preprocessed`` writes each digit: ``target`` itself for one digit and a
-    ``.png`` name, else ``STEM-28x28.png`` files in the folder ``target``."""
+    ``.png`` name, else ``STEM-RxC.png`` (``STEM-28x28.png``) files in the folder ``target``."""
     if len(stems) == 1 and target.suffix and not target.is_dir():
         if target.suffix.lower() != ".png":
             raise CliError(f"--save-preprocessed {target}: digits are written as PNG; give a "
@@ -214,9 +208,10 @@ def _preprocessed_paths(target, stems, force):
     else:
         names = []
         for stem in stems:
-            name, k = f"{stem}-28x28.png", 2
+            size = f"{shape[0]}x{shape[1]}"
+            name, k = f"{stem}-{size}.png", 2
             while name in names:  # the same name from two folders
-                name, k = f"{stem}-{k}-28x28.png", k + 1
+                name, k = f"{stem}-{k}-{size}.png", k + 1
             names.append(name)
         paths = [target / name for name in names]
     for path in paths:
@@ -239,52 +234,78 @@ def _scores(net, image, info):
               help="Instead of image files, show this image of the --split set (0-based).")
 @_data_option
 @_split_option
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=None,
+              show_default="3, or the model's classes if fewer",
               help="How many of the likeliest classes to list for an image file.")
 @click.option("--save-preprocessed", type=click.Path(path_type=Path), default=None,
               show_default="none",
               help="Write each digit as the network sees it (a 28x28 PNG, white on black): to "
                    "this .png file for one digit, else as NAME-28x28.png in this folder.")
+@click.option("--table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, show_default="none",
+              help="Instead of images, predict every row of this .csv/.tsv/.parquet table "
+                   "(the model's feature columns; others, such as a label, are left aside).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="stdout", help="Where --table writes its predictions (CSV).")
 @_force_option
 @_json_option
-def predict(model, images, index, data, split, top, save_preprocessed, force, as_json):
-    """The digit MODEL (a run folder, a model file, a checkpoint or a committee folder) sees in
-    each IMAGE file, or in image --index of the data set.
+def predict(model, images, index, data, split, top, save_preprocessed, table, out, force,
+            as_json):
+    """The class MODEL (a run folder, a model file, a checkpoint or a committee folder) sees in
+    each IMAGE file, in image --index of the data set, or in each row of a --table.
 
-    An image file (PNG, JPEG, ... or a .npy array of 28x28 pixels) is made to look like an
-    MNIST digit first: grey, white ink on black, fitted into 20x20 pixels and centred by its
-    centre of mass in 28x28. Shown are the digit as text art and the likeliest classes with
-    their scores, the network's outputs divided by their sum (not calibrated probabilities).
+    An image file (PNG, JPEG, ... or a .npy array of the model's image shape) is made to look
+    like an MNIST digit first: grey, white ink on black, fitted into 20x20 pixels and centred
+    by its centre of mass in 28x28 (then resized to the model's image shape). Shown are the
+    digit as text art and the likeliest classes with their scores, the network's outputs
+    divided by their sum (not calibrated probabilities; a cross-entropy model's softmax).
     """
+    from jitnet.cli.datafiles import predict_table
     from jitnet.cli.digits import SCORES, file_block, index_block
     from jitnet.data.images import save_digit
     from jitnet.evaluation.metrics import top_k
 
+    if table is not None:
+        if images or index is not None:
+            raise CliError("give --table FILE, IMAGE files or --index N: one of them")
+        check_new_file("--out", out, force)
+        net, info = _load_model(model)
+        return predict_table(net, info, table, out, as_json, model)
+    if out is not None:
+        raise CliError("--out names where the predictions of --table FILE go; give --table")
     if bool(images) == (index is not None):
         raise CliError("give one or more IMAGE files, or --index N for an image of the data set"
                        if not images else "give IMAGE files or --index, not both")
     if index is not None:
-        net, info, dataset = _load_model_and_split(model, data, split)
+        net, info, dataset, _ = _load_model_and_split(model, data, split)
         if index >= len(dataset):
             raise CliError(
                 f"--index {index} is out of range: the {split} set has {len(dataset):,} images")
+        if dataset.image_shape is None and save_preprocessed is not None:
+            raise CliError("--save-preprocessed draws images; these samples are features")
+        sample = dataset.images[index]
         digits = [(f"{split} image {index}", f"{split}-{index}",
-                   dataset.images[index].reshape(dataset.image_shape))]
+                   sample if dataset.image_shape is None else sample.reshape(dataset.image_shape))]
     else:
         net, info = _load_model(model)
-        digits = _digits_from_files(images, net)
+        digits = _digits_from_files(images, net, info)
+    top = min(3, net.n_outputs) if top is None else top
     if top > net.n_outputs:
         raise CliError(f"--top {top} is more than the model's {net.n_outputs} classes")
     saved = [None] * len(digits)
     if save_preprocessed is not None:
-        saved = _preprocessed_paths(save_preprocessed, [stem for _, stem, _ in digits], force)
+        saved = _preprocessed_paths(save_preprocessed, [stem for _, stem, _ in digits], force,
+                                    digits[0][2].shape)
         for (_, _, image), path in zip(digits, saved):
             _draw(save_digit, image, path)
     results, blocks = [], []
+    names = [str(k) for k in range(net.n_outputs)] if net.class_names is None else \
+        list(net.class_names)
     for (name, _, image), path in zip(digits, saved):
         outputs, scores = _scores(net, image, info)
         classes = [int(k) for k in top_k(scores, top)[0]]
         result = {"image": name, "predicted": int(outputs.argmax()),
+                  "predicted_name": names[int(outputs.argmax())],
                   "top": [{"class": k, "score": float(scores[k]), "output": float(outputs[k])}
                           for k in classes],
                   "outputs": [float(y) for y in outputs],
@@ -293,15 +314,15 @@ def predict(model, images, index, data, split, top, save_preprocessed, force, as
             result.update(image=None, split=split, index=index,
                           label=int(dataset.labels[index]))
             blocks.append(index_block(name, image, dataset.image_shape, result["label"],
-                                       outputs))
+                                      outputs, net.class_names))
         else:
-            blocks.append(file_block(name, image, outputs, scores, classes))
+            blocks.append(file_block(name, image, outputs, scores, classes, net.class_names))
         if path is not None:
             blocks[-1] += f"\nsaved       {path}"
         results.append(result)
     if as_json:
-        click.echo(json.dumps({"model": str(model), "note": SCORES, "predictions": results},
-                              indent=2))
+        click.echo(json.dumps({"model": str(model), "note": SCORES, "class_names": names,
+                               "predictions": results}, indent=2))
     else:
         click.echo("\n\n".join(blocks))
 

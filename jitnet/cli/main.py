@@ -8,7 +8,8 @@ train      The tutorial's MNIST experiment in a run folder: checkpoints, resume,
 evaluate   Error rate, confusion matrix, precision and recall of a saved model; pictures of
            its mistakes and confusions (:mod:`jitnet.cli.inspect`, as the next three; the digits
            ``predict`` shows as text in :mod:`jitnet.cli.digits`).
-predict    The digit a model sees in image files of your own, or in one test image.
+predict    The class a model sees in image files of your own, in one test image, or in every
+           row of a table (``--table``; the data a model was trained on: cli.datafiles).
 plot       The learning curve of a run, redrawn.
 compare    The learning curves of several runs in one picture.
 gradcheck  Back-propagated gradients against central differences (tutorial Eq. 6).

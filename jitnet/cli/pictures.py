@@ -88,16 +88,22 @@ def draw_test_pictures(net, dataset, scale, config, confusion_path, mistakes_pat
                        n_mistakes=N_MISTAKES):
     """Confusion matrix and most confident mistakes of ``net`` on ``dataset``; either path may
     be None. Returns ``(matrix, predicted, confidence)``."""
+    import numpy as np
+
     from jitnet.plots import figures as plots
     from jitnet.evaluation.metrics import confusion_matrix
 
     predicted, confidence, _ = test_scores(net, dataset.images, scale, config)
     matrix = confusion_matrix(dataset.labels, predicted, net.n_outputs)
+    names = net.class_names
     if confusion_path is not None:
-        plots.confusion_matrix_plot(matrix, confusion_path, title=title)
-    if mistakes_path is not None:
+        plots.confusion_matrix_plot(matrix, confusion_path, title=title, class_names=names)
+    if mistakes_path is not None and dataset.image_shape is not None:
         images = dataset.images.reshape(len(dataset), *dataset.image_shape)
-        plots.mistakes_gallery(images, dataset.labels, predicted, confidence, mistakes_path,
+        true, guess = dataset.labels, predicted
+        if names is not None:  # captions by name: "true setosa -> pred virginica"
+            true, guess = np.array(names)[true], np.array(names)[guess]
+        plots.mistakes_gallery(images, true, guess, confidence, mistakes_path,
                                n=n_mistakes, title=title)
     return matrix, predicted, confidence
 
@@ -169,6 +175,12 @@ class RunPictures:
         which = (f"best model (epoch {state.best_epoch})" if state.best is not None
                  else f"model after epoch {state.epoch}")
         title = f"{self.title(state)}; {which}, test set"
-        self._draw(draw_test_pictures, net, test, state.config.input_scale,
+        # A network that knows how to take its inputs (features, standardized) is given no
+        # scale; MNIST's networks take the run's (raw pixels or 1/255).
+        own = net.input_scale is not None or net.standardization is not None
+        self._draw(draw_test_pictures, net, test, None if own else state.config.input_scale,
                    state.config.to_dict(), self.run_dir / CONFUSION_NAME,
                    self.run_dir / MISTAKES_NAME, title)
+        if test.image_shape is None and self.enabled:
+            self.message(f"note: no {MISTAKES_NAME}: the samples are not images (declare "
+                         "their shape with --image-shape ROWSxCOLS if they are)")

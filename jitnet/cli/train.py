@@ -88,6 +88,21 @@ class InitName(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class ImageShape(click.ParamType):
+    """ROWSxCOLS: the shape of one image, e.g. 28x28."""
+
+    name = "ROWSxCOLS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().replace("×", "x").split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            self.fail(f"{value!r} is not ROWSxCOLS of positive integers (e.g. 28x28)", param,
+                      ctx)
+        return tuple(int(p) for p in parts)
+
+
 def _remove_if_empty(folder):
     try:
         folder.rmdir()
@@ -100,7 +115,7 @@ def _config_value(name, value):
     (--data, --output, --report) absolute, so that a run resumed elsewhere finds them."""
     if value is None:
         return None
-    if name == "data":
+    if name in ("data", "test_data"):
         return str(Path(value).resolve())
     if name in ("output", "report"):
         return os.path.abspath(value)
@@ -129,7 +144,8 @@ def _config_value(name, value):
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True,
               help="Visit the training samples in a fresh random order every epoch "
                    "(the tutorial used file order).")
-@click.option("--validation", type=click.IntRange(min=0), default=10000, show_default=True,
+@click.option("--validation", type=click.IntRange(min=0), default=None,
+              show_default="10000 for IDX data, a sixth of the training set for other data",
               help="Hold out the last N training samples for the stopping rule; 0 stops on the "
                    "test error, as the tutorial did.")
 @click.option("--raw-pixels", is_flag=True, default=False, show_default=True,
@@ -140,9 +156,27 @@ def _config_value(name, value):
                    "and tests.")
 @click.option("--test-limit", type=click.IntRange(min=1), default=None, show_default="all",
               help="Use only the first N test samples, for quick runs and tests.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, show_default=SHIPPED,
-              help="Directory holding a dataset in MNIST's four-file IDX layout.")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
+              show_default=SHIPPED,
+              help="The data: a folder in MNIST's four-file IDX layout, a Keras-style .npz "
+                   "(x_train, y_train[, x_test, y_test]) or a .csv/.tsv/.parquet table.")
+@click.option("--label", default=None,
+              show_default="a column named label, target, class or y, else the last",
+              help="A table's label column: its name, or its index from 0.")
+@click.option("--test-data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, show_default="none",
+              help="A separate test file of the same kind, for data without a test set.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, show_default="0.2 for data without a test set",
+              help="Hold out this share of each class as the test set (stratified, drawn from "
+                   "--seed), for data without a test set.")
+@click.option("--standardize", is_flag=True, default=False, show_default=True,
+              help="Standardise every feature by the training samples' mean and standard "
+                   "deviation; the model keeps them and takes raw inputs.")
+@click.option("--image-shape", type=ImageShape(), default=None,
+              show_default="from the data (IDX files, (N, rows, cols) arrays)",
+              help="Declare the samples to be ROWSxCOLS images (distortions, pictures of "
+                   "mistakes).")
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default=None, show_default="none",
               help="Start from a published experiment's options (jitnet/training/recipes.py); "
                    "options given here override it.")
@@ -209,7 +243,8 @@ def _config_value(name, value):
               show_default=True,
               help="Continue the run in this run folder (or checkpoint file); only --epochs "
                    "(not below the epochs it completed), --eval-every, --patience, --data, "
-                   "--checkpoint-every, --output and --report may differ from the saved run.")
+                   "--test-data, --checkpoint-every, --output and --report may differ from the "
+                   "saved run (the data files must be unchanged).")
 @click.option("--force", is_flag=True, default=False, show_default=True,
               help="Let --output and --report replace existing files.")
 @click.option("--quiet", is_flag=True, default=False, show_default=True,
@@ -232,10 +267,15 @@ def train(ctx, **options):
     jitnet/training/recipes.py); options given with it win.
     --activation, --loss, --init, --schedule, --momentum and --distort change the method one
     choice at a time.
+
+    --data also takes your own data: a Keras-style .npz or a .csv/.tsv/.parquet table (pip
+    install "jitnet[tables]") with one label column (--label) of any kind: the class names go
+    into the model. Without a test set of its own, --test-fraction of each class is held out
+    (or --test-data names a test file); --standardize for features of any range.
     """
     from jitnet import training
     from jitnet.cli.console import ConsoleReporter
-    from jitnet.data.idx import DataError
+    from jitnet.io.errors import DataError, MissingDependencyError
     from jitnet.training.data import check_config
 
     run = {name: options.pop(name) for name in RUN_OPTIONS}
@@ -280,7 +320,7 @@ def train(ctx, **options):
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             ctx.exit(128 + (signals[0] if signals else signal.SIGINT))
-        except (training.TrainingError, DataError) as exc:
+        except (training.TrainingError, DataError, MissingDependencyError) as exc:
             raise CliError(str(exc)) from None
         except BrokenPipeError:
             raise  # the reader of stdout went away: the group ends quietly
@@ -309,7 +349,9 @@ def _print_summary(result):
     else:
         best = f"best epoch {state.best_epoch}  val error {100 * state.best_error:.2f}%"
     n_test = state.data["n_test"]
-    click.echo(f"{best}  test error {100 * result.test_error:.2f}% on {n_test:,} images")
+    images = (state.data.get("source") or {}).get("image_shape", True)
+    click.echo(f"{best}  test error {100 * result.test_error:.2f}% on {n_test:,} "
+               f"{'images' if images else 'samples'}")
     report = result.report
     if report["seconds_per_epoch"] is not None:
         click.echo(

@@ -1,8 +1,9 @@
-"""Labelled image sets: the `Dataset` container, and `load_mnist` for files in MNIST's layout.
+"""Labelled samples: the `Dataset` container, and `load_mnist` for files in MNIST's layout.
 
-Shapes: ``images: (N, rows*cols)`` uint8, each image flattened row-major as the tutorial flattens
-28x28 into 784; ``labels: (N,)`` uint8; ``inputs(): (N, rows*cols)`` float in [0, 1];
-``targets(): (N, n_classes)``.
+Shapes: ``images: (N, n_in)`` -- uint8 pixels of ``rows*cols`` images flattened row-major, as
+the tutorial flattens 28x28 into 784, or float features (a table's columns, float images);
+``labels: (N,)`` class indices (uint8, uint16 beyond 256 classes); ``inputs(): (N, n_in)``
+float (pixels in [0, 1]); ``targets(): (N, n_classes)``.
 """
 
 import operator
@@ -13,6 +14,7 @@ import numpy as np
 from jitnet.engine.components import TARGET_OFF, TARGET_ON, one_hot_targets  # noqa: F401 (re-exported)
 from jitnet.io.atomic import display_path
 from jitnet.data.idx import DataError, read_idx
+from jitnet.data.labels import MAX_CLASSES, code_dtype
 
 __all__ = ["Dataset", "load_mnist", "one_hot_targets", "TARGET_ON", "TARGET_OFF"]
 
@@ -25,64 +27,77 @@ _PARTS = (  # (split, what, file name stem, IDX kind)
     ("test", "images", "t10k-images", "idx3"),
     ("test", "labels", "t10k-labels", "idx1"),
 )
+_FEATURE_TYPES = (np.uint8, np.float32, np.float64)
 
 
 class Dataset:
-    """Images with one class label each.
+    """Samples with one class label each: images, or the rows of a table.
 
     Parameters
     ----------
-    images : array_like of uint8, shape (N, rows*cols) or (N, rows, cols)
-        Pixels 0-255. Stored as a C-contiguous (N, rows*cols) array; a view of the input when it
-        already is one.
+    images : array_like, shape (N, n_in), or (N, rows, cols) for images
+        uint8 pixels 0-255, or float32/float64 features (finite). Stored as a C-contiguous
+        (N, n_in) array; a view of the input when it already is one.
     labels : array_like of int, shape (N,)
-        Class of each image, in ``0 .. n_classes-1``. Stored as uint8.
-    image_shape : tuple of int
-        ``(rows, cols)`` of one image.
+        Class of each sample, in ``0 .. n_classes-1``. Stored as uint8 (uint16 beyond 256
+        classes).
+    image_shape : tuple of int, or None
+        ``(rows, cols)`` of one image, ``rows * cols = n_in``; None for samples that are not
+        images (a table's rows): no distortions or pictures of them.
     n_classes : int
-        Number of classes, 2 to 256.
+        Number of classes, 2 to 65,536.
     name : str, optional
         Shown by ``repr`` and in error messages, e.g. ``"train"``.
+    class_names : sequence of str, optional
+        What each class index means (``("setosa", "versicolor", "virginica")``); None: the
+        indices themselves, as for MNIST's digits.
 
     Attributes
     ----------
-    images : numpy.ndarray of uint8, shape (N, rows*cols)
-    labels : numpy.ndarray of uint8, shape (N,)
-    image_shape : tuple of int, (rows, cols)
+    images : numpy.ndarray, shape (N, n_in)
+    labels : numpy.ndarray of uint8 or uint16, shape (N,)
+    image_shape : tuple of int, (rows, cols), or None
     n_classes : int
     name : str
+    class_names : tuple of str, or None
 
     Raises
     ------
     DataError
-        Shapes, dtypes or label values do not fit together.
+        Shapes, dtypes, values or labels do not fit together.
     """
 
-    __slots__ = ("images", "labels", "image_shape", "n_classes", "name")
+    __slots__ = ("images", "labels", "image_shape", "n_classes", "name", "class_names")
 
-    def __init__(self, images, labels, image_shape, n_classes, name=""):
+    def __init__(self, images, labels, image_shape, n_classes, name="", class_names=None):
         name = str(name)
         where = f"Dataset {name!r}"
-        try:
-            rows, cols = (operator.index(size) for size in image_shape)
-        except (TypeError, ValueError):
-            raise DataError(
-                f"{where}: image_shape must be two ints (rows, cols), got {image_shape!r}"
-            ) from None
-        if rows < 1 or cols < 1:
-            raise DataError(f"{where}: image_shape must be positive, got ({rows}, {cols})")
+        if image_shape is not None:
+            try:
+                rows, cols = (operator.index(size) for size in image_shape)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: image_shape must be two ints (rows, cols) or None, "
+                                f"got {image_shape!r}") from None
+            if rows < 1 or cols < 1:
+                raise DataError(f"{where}: image_shape must be positive, got ({rows}, {cols})")
+            image_shape = (rows, cols)
         n_classes = _check_n_classes(n_classes)
 
         images = np.asarray(images)
-        if images.dtype != np.uint8:
-            raise DataError(f"{where}: images must be uint8 pixels 0-255, got dtype {images.dtype}")
-        if images.ndim == 3 and images.shape[1:] == (rows, cols):
+        if images.dtype not in _FEATURE_TYPES:
+            raise DataError(f"{where}: images must be uint8 pixels 0-255 or float32/float64 "
+                            f"features, got dtype {images.dtype}")
+        if image_shape is not None and images.ndim == 3 and images.shape[1:] == image_shape:
             images = images.reshape(len(images), rows * cols)
-        if images.ndim != 2 or images.shape[1] != rows * cols:
+        if image_shape is None and (images.ndim != 2 or images.shape[1] == 0):
+            raise DataError(f"{where}: samples must have shape (N, n_in), got {images.shape}")
+        if image_shape is not None and (images.ndim != 2 or images.shape[1] != rows * cols):
             raise DataError(
                 f"{where}: images must have shape (N, {rows * cols}) or (N, {rows}, {cols}) for "
                 f"image_shape ({rows}, {cols}), got {images.shape}"
             )
+        if images.dtype.kind == "f" and not np.isfinite(images).all():
+            raise DataError(f"{where}: features must be finite (no NaN or inf)")
         labels = np.asarray(labels)
         if labels.ndim != 1 or labels.dtype.kind not in "ui":
             raise DataError(
@@ -92,15 +107,21 @@ class Dataset:
         if len(labels) != len(images):
             raise DataError(f"{where}: {len(labels)} labels for {len(images)} images")
         _check_labels(labels, n_classes, where)
+        if class_names is not None:
+            class_names = tuple(str(c) for c in class_names)
+            if len(class_names) != n_classes or len(set(class_names)) != n_classes:
+                raise DataError(f"{where}: class_names must be {n_classes} distinct names, got "
+                                f"{len(set(class_names))} distinct of {len(class_names)}")
 
         self.images = np.ascontiguousarray(images)
-        self.labels = np.ascontiguousarray(labels, dtype=np.uint8)
-        self.image_shape = (rows, cols)
+        self.labels = np.ascontiguousarray(labels, dtype=code_dtype(n_classes))
+        self.image_shape = image_shape
         self.n_classes = n_classes
         self.name = name
+        self.class_names = class_names
 
     @classmethod
-    def _trusted(cls, images, labels, image_shape, n_classes, name):
+    def _trusted(cls, images, labels, image_shape, n_classes, name, class_names=None):
         """Build from parts already known to be valid (views of a valid Dataset)."""
         dataset = cls.__new__(cls)
         dataset.images = images
@@ -108,6 +129,7 @@ class Dataset:
         dataset.image_shape = image_shape
         dataset.n_classes = n_classes
         dataset.name = name
+        dataset.class_names = class_names
         return dataset
 
     def __len__(self):
@@ -136,12 +158,17 @@ class Dataset:
             name = f"{self.name}[{start}:{stop}]"
         else:
             name = f"{self.name}[{start}:{stop}:{step}]"
+        return self._part(index, name)
+
+    def _part(self, index, name):
+        """The samples ``index`` (a slice or an index array) as a Dataset named ``name``."""
         return Dataset._trusted(
             np.ascontiguousarray(self.images[index]),
             np.ascontiguousarray(self.labels[index]),
             self.image_shape,
             self.n_classes,
             name,
+            self.class_names,
         )
 
     def split(self, n_last):
@@ -173,7 +200,8 @@ class Dataset:
         return self[:cut], self[cut:]
 
     def inputs(self, dtype=np.float64):
-        """The pixels scaled to [0, 1], as the network's input layer takes them.
+        """The pixels scaled to [0, 1] (float features as they are), as the network's input
+        layer takes them.
 
         Parameters
         ----------
@@ -182,10 +210,13 @@ class Dataset:
 
         Returns
         -------
-        numpy.ndarray, shape (N, rows*cols)
-            ``images / 255`` in ``dtype``, a new C-contiguous array.
+        numpy.ndarray, shape (N, n_in)
+            ``images / 255`` (uint8) or ``images`` (float) in ``dtype``, a new C-contiguous
+            array.
         """
         dtype = _float_dtype(dtype, "inputs")
+        if self.images.dtype != np.uint8:
+            return np.array(self.images, dtype=dtype)
         out = np.empty(self.images.shape, dtype=dtype)
         np.divide(self.images, dtype.type(255), out=out, dtype=dtype)
         return out
@@ -328,10 +359,10 @@ def _float_dtype(dtype, method):
 
 
 def _check_n_classes(n_classes):
-    """Return ``n_classes`` as an int, or raise DataError when it is outside 2..256."""
+    """Return ``n_classes`` as an int, or raise DataError when it is outside 2..MAX_CLASSES."""
     n_classes = operator.index(n_classes)
-    if not 2 <= n_classes <= 256:
-        raise DataError(f"n_classes must be 2 to 256 (labels are uint8), got {n_classes}")
+    if not 2 <= n_classes <= MAX_CLASSES:
+        raise DataError(f"n_classes must be 2 to {MAX_CLASSES}, got {n_classes}")
     return n_classes
 
 

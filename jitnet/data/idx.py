@@ -191,8 +191,9 @@ def _parse(stream, name, max_bytes):
     stream.check_capacity(4 + 4 * ndim, expected, shape, dtype)
     storage = math.prod(max(size, 1) for size in shape) * dtype.itemsize
     if storage > min(max_bytes, sys.maxsize):  # numpy cannot build shapes beyond sys.maxsize
-        raise DataError(f"{name}: IDX header declares shape {shape} of {dtype}, {storage} "
-                        f"bytes, over the {max_bytes}-byte limit (read_idx's max_bytes)")
+        what = f"{storage} bytes" if expected else "no data (a 0 dimension) beside absurd ones"
+        raise DataError(f"{name}: IDX header declares shape {shape} of {dtype}, {what}, over "
+                        f"the {max_bytes}-byte limit (read_idx's max_bytes)")
 
     data = np.empty(math.prod(shape), dtype=dtype)
     found = stream.readinto(memoryview(data.view(np.uint8)))

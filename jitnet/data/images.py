@@ -45,8 +45,9 @@ def _pillow():
     return Image
 
 
-def load_digit(path):
-    """Read one handwritten digit from an image file as an MNIST-style (28, 28) uint8 image.
+def load_digit(path, shape=None):
+    """Read one handwritten digit from an image file as an MNIST-style (28, 28) uint8 image
+    (or of ``shape``).
 
     Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...), as MNIST's images were made:
 
@@ -63,9 +64,14 @@ def load_digit(path):
     A ``.npy`` file holding a (28, 28) or (784,) array of 0-255 (or 0-1 floats) is taken as
     already prepared and returned as uint8.
 
+    For another ``shape`` (a model trained on images of that size), the 28x28 digit is then
+    resized to it (LANCZOS), and a ``.npy`` file must hold an array of that shape.
+
     Parameters
     ----------
     path : str or os.PathLike
+    shape : (int, int), optional
+        (rows, cols) of the result; default (28, 28).
 
     Returns
     -------
@@ -81,13 +87,20 @@ def load_digit(path):
         Pillow is not installed (only for formats other than ``.npy``).
     """
     name = os.fspath(path)
+    shape = (FIELD, FIELD) if shape is None else tuple(shape)
     if str(name).lower().endswith(".npy"):
-        return _load_npy(name)
-    grey = _read_grey(name)
-    return _mnist_style(grey, name)
+        return _load_npy(name, shape)
+    digit = _mnist_style(_read_grey(name), name)
+    if shape == (FIELD, FIELD):
+        return digit
+    from PIL import Image
+
+    resized = Image.fromarray(digit.astype(np.float32)).resize(
+        (shape[1], shape[0]), Image.Resampling.LANCZOS)
+    return np.rint(np.clip(np.asarray(resized, dtype=np.float64), 0, 255)).astype(np.uint8)
 
 
-def _load_npy(name):
+def _load_npy(name, shape=(FIELD, FIELD)):
     from jitnet.io.atomic import open_regular
     from jitnet.io.npy import read_npy_header
 
@@ -97,24 +110,24 @@ def _load_npy(name):
     file, _ = open_regular(name, ImageError)  # never a FIFO or device: reading could block
     with file:  # the header first, parsed without evaluating it: np.load allocates any shape
         header, _ = read_npy_header(file, refuse)
-        if header.shape not in ((FIELD, FIELD), (FIELD * FIELD,)):
-            raise ImageError(f"{name}: a .npy digit must have shape (28, 28) or (784,), got "
-                             f"{header.shape}")
+        if header.shape not in (shape, (shape[0] * shape[1],)):
+            raise ImageError(f"{name}: a .npy digit must have shape {shape} or "
+                             f"({shape[0] * shape[1]},), got {header.shape}")
         file.seek(0)
         try:
             array = np.load(file, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
             refuse(_reason(exc))
-    if not isinstance(array, np.ndarray) or array.shape not in ((FIELD, FIELD), (FIELD * FIELD,)):
-        shape = getattr(array, "shape", None)
-        raise ImageError(f"{name}: a .npy digit must have shape (28, 28) or (784,), got {shape}")
+    if not isinstance(array, np.ndarray) or array.shape not in (shape, (shape[0] * shape[1],)):
+        raise ImageError(f"{name}: a .npy digit must have shape {shape} or "
+                         f"({shape[0] * shape[1]},), got {getattr(array, 'shape', None)}")
     if array.dtype.kind not in "uif" or not np.all(np.isfinite(array)):
         raise ImageError(f"{name}: a .npy digit must hold finite numbers, got {array.dtype}")
     if array.dtype.kind == "f" and array.max(initial=0) <= 1:
         array = array * 255.0
     if array.min(initial=0) < 0 or array.max(initial=0) > 255:
         raise ImageError(f"{name}: .npy pixel values must lie in 0-255 (or 0-1 for floats)")
-    return np.rint(array).astype(np.uint8).reshape(FIELD, FIELD)
+    return np.rint(array).astype(np.uint8).reshape(shape)
 
 
 def _reason(exc):

@@ -105,6 +105,7 @@ class Committee:
                 ("outputs", net.n_outputs, first.n_outputs),
                 ("output activation", net.output_activation, first.output_activation),
                 ("input scale", net.input_scale, first.input_scale),
+                ("class names", net.class_names, first.class_names),
             ):
                 if mine != theirs:
                     raise ValueError(
@@ -126,6 +127,10 @@ class Committee:
                     doc="The members' loss (it follows from the output activation).")
     input_scale = property(lambda self: self._members[0].input_scale,
                            doc="The members' input scale.")
+    class_names = property(lambda self: self._members[0].class_names,
+                           doc="The members' class names (None: the outputs' indices).")
+    # Each member standardises its own inputs (its training split's statistics) in predict.
+    standardization = None
     dtype = property(lambda self: self._dtype, doc="The dtype of the averaged outputs.")
     rule = RULE
 
@@ -149,6 +154,24 @@ class Committee:
 
     def __repr__(self):
         return f"Committee({len(self)} members: {self.describe()}; outputs {self.rule})"
+
+    def to_onnx(self, path=None, metadata=None):
+        """The committee as one checked ONNX graph: every member on the same input, their outputs
+        averaged (``Sum``, then ``Mul`` by 1/K) and ``label`` the largest average, in
+        :attr:`dtype` (see :meth:`jitnet.Network.to_onnx`). Needs ``pip install "jitnet[onnx]"``."""
+        from jitnet.engine import codes
+        from jitnet.io import onnx_export
+
+        first, *others = self._members
+        scale = self.input_scale if self.input_scale is not None else 1 / 255
+        return onnx_export.build_model(
+            first.get_weights(), first.activation, self.output_activation, dtype=self._dtype,
+            input_scale=scale, path=path, standardization=first.standardization,
+            class_names=self.class_names,
+            members=[(net.get_weights(), net.activation, net.standardization) for net in others],
+            metadata={"loss": self.loss, "committee": f"{len(self)} members, {self.rule}",
+                      **(metadata or {})},
+            scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))
 
     # -- inference --------------------------------------------------------------------------
 

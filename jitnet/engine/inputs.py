@@ -17,14 +17,47 @@ from jitnet.engine.components import check_distributions, label_targets
 from jitnet.engine.distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet.engine.distortion import DistortionPlan
 from jitnet.engine.layout import _aligned_zeros
+from jitnet.engine.standardize import check_standardization
 
 
 def samples(net, X, scale, name="X"):
     """(X as the kernels take it, its scale, whether X was one sample); ``scale`` None means
-    the network's :attr:`~jitnet.Network.input_scale`."""
+    the network's :attr:`~jitnet.Network.input_scale`. A network with a standardization
+    standardises X (a new array in its dtype, scale 1) and takes no ``scale``."""
     X, single = check_inputs(X, net.n_inputs, name)
+    if net.standardization is not None:
+        if scale is not None:
+            raise ValueError(f"scale does not apply to a network that standardizes its inputs "
+                             f"(it takes raw inputs), got scale={scale!r}")
+        X = net.standardization.apply(X, net.dtype)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} standardized leaves {net.dtype.name}'s range")
+        return X, 1.0, single
     X, scale = input_scale(X, net.input_scale if scale is None else scale, net.dtype, name)
     return X, scale, single
+
+
+def standardization(net, value):
+    """None, or a :class:`~jitnet.engine.standardize.Standardization` of the network's inputs
+    (float64 copies of finite means and standard deviations >= 0)."""
+    return check_standardization(value, net.n_inputs)
+
+
+def class_names(net, names):
+    """None, or a tuple of one distinct, non-empty text per output (at most 256 characters)."""
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__len__"):
+        raise ValueError(f"class_names must be a sequence of {net.n_outputs} texts, got "
+                         f"{type(names).__name__}")
+    names = tuple(names)
+    if len(names) != net.n_outputs or not all(isinstance(n, str) and 0 < len(n) <= 256
+                                              for n in names):
+        raise ValueError(f"class_names must be {net.n_outputs} texts of 1 to 256 characters, "
+                         f"one per output")
+    if len(set(names)) != len(names):
+        raise ValueError("class_names must be distinct")
+    return names
 
 
 def optional_scale(net, scale):
@@ -84,6 +117,9 @@ def draws(net, plan, draws, n_visits):
         if draws is not None:
             raise ValueError("draws need a distortion (the plan they were drawn from)")
         return None
+    if net.standardization is not None:
+        raise ValueError("a network that standardizes its inputs cannot train on distorted "
+                         "samples (distortions move raw pixels)")
     if not isinstance(plan, DistortionPlan):
         raise ValueError(f"distortion must be a jitnet.DistortionPlan, got "
                          f"{type(plan).__name__}")

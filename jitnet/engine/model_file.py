@@ -2,23 +2,29 @@
 
 A model file is one uncompressed ``.npz`` (written atomically) of plain arrays:
 
-* ``format`` ("jitnet-model"), ``format_version`` (2 or 3), ``dtype`` ("float64" or "float32"),
+* ``format`` ("jitnet-model"), ``format_version`` (2, 3 or 4), ``dtype`` ("float64" or "float32"),
   ``activation``, ``loss``, ``init``, ``output_activation``: 0-d texts and integers;
 * ``sizes``: the layer sizes (L + 1,), inputs first;
 * ``W{l}`` (n_out, n_in) and ``b{l}`` (n_out,) for each layer ``l``, in ``dtype``;
 * ``input_scale`` (version 3): the factor the network's inputs are multiplied by when a call
-  passes no ``scale`` (:attr:`jitnet.Network.input_scale`; 1.0 for a raw-pixel model).
+  passes no ``scale`` (:attr:`jitnet.Network.input_scale`; 1.0 for a raw-pixel model);
+* ``input_mean``, ``input_std`` (version 4, both or neither): (n_in,) float64, the
+  :attr:`jitnet.Network.standardization` applied to raw inputs;
+* ``class_names`` (version 4): (n_out,) texts, :attr:`jitnet.Network.class_names`.
 
-A network without an input scale is written as version 2, which every jitnet since the recipes
-reads; one with a scale as version 3, so that an older jitnet refuses it instead of feeding it
-wrongly scaled inputs. Version 1 (no ``loss``, ``init``, ``output_activation``) still loads with
-its meaning then: squared error, the tutorial's initial weights and the activation on every
-layer. A training run's model file also holds ``jitnet_train_info``, JSON bytes saying how it
-was trained; its ``input_scale``, when the arrays carry none, is the network's.
+A network without any of these is written as version 2, which every jitnet since the recipes
+reads; one with an input scale only as version 3, one with a standardization or class names as
+version 4, so that an older jitnet refuses it instead of feeding it wrongly scaled inputs.
+Version 1 (no ``loss``, ``init``, ``output_activation``) still loads with its meaning then:
+squared error, the tutorial's initial weights and the activation on every layer. A training
+run's model file also holds ``jitnet_train_info``, JSON bytes saying how it was trained (and, for
+data other than IDX files, what the data was: ``data``); its ``input_scale``, when the arrays
+carry none, is the network's.
 
 A checkpoint (:mod:`jitnet.training.checkpoint`) holds its current network as such arrays under
 ``net/``, and a JSON description under ``meta`` whose ``config`` says whether the run trained on
-raw pixels (``raw_pixels``: input scale 1.0; otherwise None). :func:`load` reads just that; the
+raw pixels (``raw_pixels``: input scale 1.0; otherwise None) and whose ``data`` whether it
+trained on float features (``input_scale`` 1.0). :func:`load` reads just that; the
 strict check of the whole training state is the checkpoint reader's.
 
 Reading checks everything before it allocates: the archive's directory and every array's
@@ -32,17 +38,17 @@ the file; only then is it built and its parameters read, one layer at a time. An
 import json
 import numbers
 import os
-from collections.abc import Mapping
 
 import numpy as np
 
 from jitnet.engine.checks import check_positive
 from jitnet.io.atomic import atomic_save_npz
+from jitnet.io.npzarrays import ArchiveArrays
 from jitnet.io.npzfile import NpzArchive
 
 FORMAT = "jitnet-model"
-FORMAT_VERSION = 3  # 3 adds input_scale (written only when set: see above)
-VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4  # 3 adds input_scale, 4 the standardization and class names (see above)
+VERSIONS = (1, 2, 3, 4)
 TRAIN_INFO_KEY = "jitnet_train_info"
 CHECKPOINT_KEY = "meta"  # a checkpoint's JSON description
 CHECKPOINT_FORMAT = "jitnet-checkpoint"
@@ -64,10 +70,11 @@ class ModelFileError(ValueError):
 
 def model_arrays(net):
     """The model file's content for ``net``: a dict of arrays, copies of the parameters."""
-    scale = net.input_scale
+    scale, standard, names = net.input_scale, net.standardization, net.class_names
+    version = 4 if standard is not None or names is not None else 2 if scale is None else 3
     arrays = {
         "format": np.array(FORMAT),
-        "format_version": np.array(2 if scale is None else 3),
+        "format_version": np.array(version),
         "sizes": np.asarray(net.sizes, np.int64),
         "activation": np.array(net.activation),
         "loss": np.array(net.loss),
@@ -77,6 +84,10 @@ def model_arrays(net):
     }
     if scale is not None:
         arrays["input_scale"] = np.array(scale, np.float64)
+    if standard is not None:
+        arrays["input_mean"], arrays["input_std"] = standard.mean.copy(), standard.std.copy()
+    if names is not None:
+        arrays["class_names"] = np.array(names, dtype=str)
     for l, (W, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
         arrays[f"b{l}"] = b.copy()
@@ -119,11 +130,13 @@ def _checkpoint_network(cls, arrays):
     if meta.get("version") != CHECKPOINT_VERSION:
         fail(f"checkpoint format version {_short(meta.get('version'))}; this jitnet reads "
              f"version {CHECKPOINT_VERSION}")
-    config = meta.get("config")
+    config, data = meta.get("config"), meta.get("data")
     raw_pixels = config.get("raw_pixels", False) if isinstance(config, dict) else None
     if not isinstance(raw_pixels, bool):
         fail("its configuration does not say how inputs are scaled (raw_pixels)")
     scale = 1.0 if raw_pixels else None
+    if isinstance(data, dict) and data.get("input_scale") == 1.0:
+        scale = 1.0  # float features, used as they are
     net = read_model(cls, arrays.prefixed(CHECKPOINT_NET), f"{arrays.where} (network)")[0]
     if net.input_scale not in (None, scale):
         fail(f"its network's input scale {net.input_scale:g} is not its configuration's "
@@ -190,6 +203,7 @@ def read_model(cls, arrays, source):
     scale = _stored_scale(arrays, dtype, fail) if version >= 3 else None
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         _check_layer(arrays, l, n_in, n_out, fail)
+    extras = _inputs_and_classes(arrays, sizes, fail) if version >= 4 else {}
     info = _train_info(arrays, dtype, fail)
     try:
         net = cls._unfilled(sizes, recipe["activation"], dtype, recipe["loss"], recipe["init"])
@@ -210,6 +224,11 @@ def read_model(cls, arrays, source):
     if scale is not None and info_scale is not None and scale != float(info_scale):
         fail(f"input scale {scale!r}, but its training description says {info_scale!r}")
     net.input_scale = scale if scale is not None else info_scale
+    try:
+        for name, value in extras.items():
+            setattr(net, name, value)
+    except ValueError as error:
+        fail(f"invalid model configuration ({error})")
     return net, info
 
 
@@ -297,6 +316,30 @@ def _stored_scale(arrays, dtype, fail):
         fail(f"invalid model configuration ({error})")
 
 
+def _inputs_and_classes(arrays, sizes, fail):
+    """The version 4 entries, each checked from its header before it is read:
+    {"standardization": (mean, std), "class_names": tuple} for those present."""
+    extras = {}
+    present = [key for key in ("input_mean", "input_std") if key in arrays]
+    if len(present) == 1:
+        fail(f"not a complete jitnet model ({present[0]!r} without its partner)")
+    if present:
+        for key in present:
+            shape, dtype = _describe(arrays, key, fail)
+            if shape != (sizes[0],) or dtype.kind not in "fiu":
+                fail(f"invalid model configuration ({key!r} is a {dtype} array of shape "
+                     f"{shape}, not {sizes[0]} numbers)")
+        extras["standardization"] = (np.asarray(arrays["input_mean"]),
+                                     np.asarray(arrays["input_std"]))
+    if "class_names" in arrays:
+        shape, dtype = _describe(arrays, "class_names", fail)
+        if shape != (sizes[-1],) or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_TEXT:
+            fail(f"invalid model configuration ('class_names' is a {dtype} array of shape "
+                 f"{shape}, not {sizes[-1]} texts)")
+        extras["class_names"] = tuple(str(name) for name in np.asarray(arrays["class_names"]))
+    return extras
+
+
 def _check_layer(arrays, l, n_in, n_out, fail):
     """Layer ``l``'s W and b are declared as real numbers of the shapes the sizes give."""
     for key, shape in ((f"W{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
@@ -337,47 +380,3 @@ def _train_info(arrays, dtype, fail):
 def _short(value):
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-# -- lazy access to an archive ----------------------------------------------------------------
-
-
-class ArchiveArrays(Mapping):
-    """The arrays of an open :class:`jitnet.io.npzfile.NpzArchive` as a read-only mapping.
-
-    Looking a name up reads that array (each time: nothing is kept); ``in``, ``len``, iteration
-    and :meth:`describe` use only the headers, which the archive has already checked. Used
-    while the archive is open.
-    """
-
-    def __init__(self, archive, prefix=""):
-        self.archive, self.prefix = archive, prefix
-
-    def __getitem__(self, name):
-        return self.archive.read(self.prefix + name)
-
-    def __contains__(self, name):
-        return isinstance(name, str) and self.prefix + name in self.archive.headers
-
-    def __iter__(self):
-        n = len(self.prefix)
-        return (name[n:] for name in self.archive.headers if name.startswith(self.prefix))
-
-    def __len__(self):
-        return sum(1 for _ in self)
-
-    def describe(self, name):
-        """(shape, dtype) of an array as its header declares it; KeyError if there is none."""
-        header = self.archive.headers[self.prefix + name]
-        return header.shape, header.dtype
-
-    def prefixed(self, prefix):
-        """The arrays whose names start with ``prefix``, under the rest of their names."""
-        return ArchiveArrays(self.archive, self.prefix + prefix)
-
-    @property
-    def where(self):
-        """The file, as messages name it."""
-        return self.archive.where
-
-

@@ -56,11 +56,13 @@ class Network:
     velocity : ndarray, (P,), or None
         Momentum's velocity, laid out like ``params``; None until an epoch trains with
         momentum (an epoch without momentum drops it). Assign a saved one to resume.
-    input_scale : float or None
-        The factor inputs are multiplied by when a call passes no ``scale``: None (default)
-        means 1/255 for uint8 images and 1 for float inputs; a model trained on raw 0-255
-        pixels has 1.0. Saved in model files, so that a loaded model scales its inputs as it
-        was trained.
+    input_scale, standardization, class_names
+        How raw inputs become the network's and what its outputs mean; saved in model files,
+        so that a loaded model takes inputs as it was trained. ``input_scale``: the factor
+        inputs are multiplied by when a call passes no ``scale`` (None: 1/255 for uint8 images,
+        1 for floats; 1.0 for a model trained on raw 0-255 pixels). ``standardization``: None,
+        or a :class:`jitnet.Standardization` every call applies to raw inputs first (``scale``
+        then does not apply). ``class_names``: None, or the class name of each output.
 
     Notes
     -----
@@ -93,7 +95,7 @@ class Network:
         self._output = output_activation(activation, loss)
         self._dtype = check_dtype(dtype)
         self._velocity = None
-        self._input_scale = None
+        self._input_scale = self._standardization = self._class_names = None
         self._sizes = tuple(sizes)
         self._params, self._weights, self._biases, self._layout = layout.build(sizes, self._dtype)
 
@@ -122,27 +124,25 @@ class Network:
     n_inputs = property(lambda self: self._sizes[0], doc="Units of the input layer.")
     n_outputs = property(lambda self: self._sizes[-1], doc="Units of the output layer.")
 
-    @property
-    def n_params(self):
-        return sum(W.size + b.size for W, b in zip(self._weights, self._biases))
+    n_params = property(lambda self: sum(W.size + b.size for W, b in zip(self._weights,
+                                                                          self._biases)))
 
-    @property
-    def input_scale(self):
-        """The default ``scale`` of every call (None: 1/255 for uint8, 1 for floats)."""
-        return self._input_scale
-
-    @input_scale.setter
-    def input_scale(self, scale):
-        self._input_scale = inputs.optional_scale(self, scale)
-
-    @property
-    def velocity(self):
-        """Momentum's velocity (P,), laid out like ``params``, or None."""
-        return self._velocity
-
-    @velocity.setter
-    def velocity(self, velocity):
-        self._velocity = inputs.velocity(self, velocity)
+    input_scale = property(
+        lambda self: self._input_scale,
+        lambda self, scale: setattr(self, "_input_scale", inputs.optional_scale(self, scale)),
+        doc="The default ``scale`` of every call (None: 1/255 for uint8, 1 for floats).")
+    standardization = property(
+        lambda self: self._standardization,
+        lambda self, st: setattr(self, "_standardization", inputs.standardization(self, st)),
+        doc="None, or the (mean, std) of each input that every call standardises inputs by.")
+    class_names = property(
+        lambda self: self._class_names,
+        lambda self, names: setattr(self, "_class_names", inputs.class_names(self, names)),
+        doc="None, or the name of each output's class (n_out distinct texts).")
+    velocity = property(
+        lambda self: self._velocity,
+        lambda self, velocity: setattr(self, "_velocity", inputs.velocity(self, velocity)),
+        doc="Momentum's velocity (P,), laid out like ``params``, or None.")
 
     def __repr__(self):
         recipe = "" if self._loss == "squared" else f", loss={self._loss!r}"
@@ -175,6 +175,7 @@ class Network:
         other._params[...] = self._params
         other.velocity = self._velocity
         other._input_scale = self._input_scale
+        other._standardization, other._class_names = self._standardization, self._class_names
         return other
 
     def __deepcopy__(self, memo):
@@ -339,13 +340,13 @@ class Network:
 
     @classmethod
     def from_arrays(cls, arrays, source="<arrays>"):
-        """Rebuild a network from :meth:`to_arrays` output (model format 3, 2 or 1); a bad
+        """Rebuild a network from :meth:`to_arrays` output (model format 4, 3, 2 or 1); a bad
         entry raises ModelFileError naming ``source``."""
         return model_file.network_from_arrays(cls, arrays, source)
 
     def save(self, path):
         """Write the model to one ``.npz`` file, atomically (old file intact if interrupted),
-        with its :attr:`input_scale`."""
+        with its input scale, standardization and class names."""
         model_file.save(self, path)
 
     @classmethod
@@ -354,7 +355,8 @@ class Network:
         a checkpoint (its current network, the state after its last completed epoch, as
         ``jitnet evaluate`` uses it) or a run folder (its ``model.npz``, the best network).
 
-        The network comes with the :attr:`input_scale` it was trained with. Anything that
+        The network comes with the input scale, standardization and class names it was trained
+        with. Anything that
         cannot be read (missing, truncated, damaged, foreign, claiming more than it holds)
         raises ModelFileError, one line naming the file; nothing is allocated before the
         file's declared sizes have been checked against its bytes.
@@ -363,10 +365,14 @@ class Network:
 
     def to_onnx(self, path=None, scale=None, class_names=None, metadata=None):
         """The network as a checked ``onnx.ModelProto`` (:mod:`jitnet.io.onnx_export`), written
-        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255).
-        ``metadata``: more properties (``test_error``). Needs ``pip install "jitnet[onnx]"``."""
+        to ``path`` when given; inputs times ``scale`` (default :attr:`input_scale`, None: 1/255),
+        or standardised as :attr:`standardization` says; ``label`` holds the class names when the
+        network has them. ``metadata``: more properties (``test_error``). Needs ``pip install
+        "jitnet[onnx]"``."""
         return onnx_export.build_model(
             self.get_weights(), self._activation, self._output, dtype=self._dtype, path=path,
             input_scale=next((s for s in (scale, self._input_scale) if s is not None), 1 / 255),
-            class_names=class_names, metadata={"loss": self._loss, **(metadata or {})},
+            standardization=self._standardization,
+            class_names=self._class_names if class_names is None else class_names,
+            metadata={"loss": self._loss, **(metadata or {})},
             scaled_tanh=(codes.SCALED_TANH_AMPLITUDE, codes.SCALED_TANH_SLOPE))

@@ -95,7 +95,7 @@ def _percent(value):
     return "-" if np.isnan(value) else f"{100 * value:.1f}%"
 
 
-def format_confusion(matrix, rates=False):
+def format_confusion(matrix, rates=False, class_names=None):
     """A confusion matrix as aligned text.
 
     Parameters
@@ -104,6 +104,8 @@ def format_confusion(matrix, rates=False):
     rates : bool
         Also show each class's recall at the end of its row and each class's precision in a last
         line (``-`` where undefined).
+    class_names : sequence of str, optional
+        Row and column headings (columns cut to 12 characters); default the class indices.
 
     Returns
     -------
@@ -113,17 +115,23 @@ def format_confusion(matrix, rates=False):
     """
     matrix = _matrix(matrix)
     n = matrix.shape[0]
-    width = max(len(f"{int(matrix.max()):,}"), len(str(n - 1)), 3)
+    names = [str(k) for k in range(n)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} class names for {n} classes")
+    heads = [name[:12] for name in names]
+    width = max(len(f"{int(matrix.max()):,}"), *map(len, heads), 3)
     if rates:
         width = max(width, 6)  # "100.0%"
-    header = "      " + " ".join(f"{j:>{width}}" for j in range(n))
+    left = max(4, *map(len, names))
+    header = " " * (left + 2) + " ".join(f"{h:>{width}}" for h in heads)
     lines = ["true \\ predicted", header + ("   recall" if rates else "")]
     precision, recall = precision_recall(matrix) if rates else (None, None)
     for i in range(n):
-        row = f"{i:>4}  " + " ".join(f"{int(v):>{width},}" for v in matrix[i])
+        row = f"{names[i]:>{left}}  " + " ".join(f"{int(v):>{width},}" for v in matrix[i])
         lines.append(row + (f"  {_percent(recall[i]):>7}" if rates else ""))
     if rates:
-        lines.append("prec  " + " ".join(f"{_percent(p):>{width}}" for p in precision))
+        lines.append(f"{'prec':<{left}}  " + " ".join(f"{_percent(p):>{width}}"
+                                                       for p in precision))
     return "\n".join(lines)
 
 

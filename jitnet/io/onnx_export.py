@@ -115,9 +115,9 @@ def _check_layers(layers, hidden, output, dtype, input_scale, class_names, scale
 
 def emit_network(container, layers, hidden, output, input_name, output_name, label_name, *,
                  dtype, input_scale=1.0, class_names=None, scaled_tanh=None,
-                 unique=lambda name: name):
+                 standardization=None, unique=lambda name: name):
     """Add the network's nodes and initializers to ``container`` (see the module docstring):
-    ``input_name`` (N, n_0) -> ``output_name`` (N, n_L) and ``label_name`` (N,).
+    ``input_name`` (N, n_0) -> ``output_name`` (N, n_L) and ``label_name`` (N,; None: no label).
 
     Parameters
     ----------
@@ -133,6 +133,9 @@ def emit_network(container, layers, hidden, output, input_name, output_name, lab
         ``label`` holds these names (strings) instead of the output's index (int64).
     scaled_tanh : (float, float), optional
         The scaled tanh's amplitude A and slope S (needed when an activation is ``scaled_tanh``).
+    standardization : (ndarray (n_0,), ndarray (n_0,)), optional
+        Mean and standard deviation of each input: the inputs become ``(x - mean) * inv``
+        (``Sub``, ``Mul``; ``inv`` = 1/std, 0 for a constant feature) instead of being scaled.
     unique : callable
         Turns a wanted name into one free in the container's graph.
     """
@@ -165,7 +168,17 @@ def emit_network(container, layers, hidden, output, input_name, output_name, lab
         return node("Mul", [t, constant("scaled_tanh_amplitude", amplitude)], wanted)
 
     a = input_name
-    if input_scale != 1.0:
+    if standardization is not None:
+        mean, std = (np.asarray(v, np.float64) for v in standardization)
+        if mean.shape != (layers[0][0].shape[1],) or std.shape != mean.shape:
+            raise ValueError(f"standardization must hold {layers[0][0].shape[1]} means and "
+                             f"standard deviations")
+        inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+        for key, values, op in (("input_mean", mean, "Sub"), ("input_inverse_std", inverse, "Mul")):
+            name = unique(key)
+            container.add_initializer(name, elem, [mean.shape[0]], values.astype(dtype))
+            a = node(op, [a, name], "standardized_input" if op == "Mul" else "centred_input")
+    elif input_scale != 1.0:
         a = node("Mul", [a, constant("input_scale", input_scale)], "scaled_input")
     for l, (W, b) in enumerate(layers, start=1):
         w_name, b_name = unique(f"W{l}"), unique(f"b{l}")
@@ -174,9 +187,17 @@ def emit_network(container, layers, hidden, output, input_name, output_name, lab
         z = node("Gemm", [a, w_name, b_name], f"z{l}", transB=1)
         last = l == len(layers)
         a = activate(z, output if last else hidden, output_name if last else f"a{l}")
+    _emit_label(container, a, label_name, class_names, node, unique)
+
+
+def _emit_label(container, a, label_name, class_names, node, unique):
+    """``label_name``: the index of the largest of ``a`` (int64), or its class name."""
+    if label_name is None:
+        return
     if class_names is None:
         node("ArgMax", [a], label_name, axis=1, keepdims=0)
         return
+    onnx = _onnx()
     names = unique("class_names")
     container.add_initializer(names, onnx.TensorProto.STRING, [len(class_names)],
                               [str(name) for name in class_names])
@@ -191,7 +212,7 @@ def output_name(output):
 
 
 def build_model(layers, hidden, output, *, dtype, input_scale=1.0, class_names=None,
-                scaled_tanh=None, metadata=None, path=None):
+                scaled_tanh=None, metadata=None, path=None, members=None, standardization=None):
     """A checked ``onnx.ModelProto`` of the network (parameters as :func:`emit_network`),
     written to ``path`` atomically when given.
 
@@ -199,6 +220,11 @@ def build_model(layers, hidden, output, *, dtype, input_scale=1.0, class_names=N
     ``metadata`` (str -> str, None values left out) joins the model's own properties:
     ``jitnet_version``, ``sizes`` (JSON list), ``activation``, ``output_activation``, ``dtype``,
     ``input_scale`` (and ``class_names``, a JSON list, when given).
+
+    ``standardization``: see :func:`emit_network`. ``members`` (a committee): more
+    ``(layers, hidden, standardization)`` triples with the same inputs, outputs and output
+    activation (the first network's standardization is ``standardization``); the graph runs every network on the input and averages their outputs
+    (``Sum`` then ``Mul`` by 1/K), and ``label`` is the largest average.
 
     Raises
     ------
@@ -213,8 +239,14 @@ def build_model(layers, hidden, output, *, dtype, input_scale=1.0, class_names=N
     helper = onnx.helper
     collector = _Collector(onnx)
     values = output_name(output)
-    emit_network(collector, layers, hidden, output, "input", values, "label", dtype=dtype,
-                 input_scale=input_scale, class_names=class_names, scaled_tanh=scaled_tanh)
+    if not members:
+        emit_network(collector, layers, hidden, output, "input", values, "label", dtype=dtype,
+                     input_scale=input_scale, class_names=class_names, scaled_tanh=scaled_tanh,
+                     standardization=standardization)
+    else:
+        _emit_committee(collector, [(layers, hidden, standardization), *members], output,
+                        values, dtype=dtype, input_scale=input_scale, class_names=class_names,
+                        scaled_tanh=scaled_tanh)
     elem = _tensor_type(onnx, dtype)
     sizes = [int(np.shape(layers[0][0])[1])] + [int(np.shape(W)[0]) for W, _ in layers]
     label_type = onnx.TensorProto.INT64 if class_names is None else onnx.TensorProto.STRING
@@ -239,3 +271,37 @@ def build_model(layers, hidden, output, *, dtype, input_scale=1.0, class_names=N
     if path is not None:  # an existing file stays intact if the write fails
         atomic_write_bytes(path, model.SerializeToString())
     return model
+
+
+def _emit_committee(container, networks, output, values, *, dtype, input_scale, class_names,
+                    scaled_tanh):
+    """Every network of a committee on ``input``, their outputs averaged into ``values``."""
+    taken = set()
+
+    def unique(name):
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
+    outputs = []
+    for k, (layers, hidden, standardization) in enumerate(networks, start=1):
+        prefix = f"member{k}_"  # every name of member k, its output prefix + values
+        emit_network(container, layers, hidden, output, "input", values, None, dtype=dtype,
+                     input_scale=input_scale, scaled_tanh=scaled_tanh,
+                     standardization=standardization,
+                     unique=lambda name, p=prefix: unique(p + name))
+        outputs.append(prefix + values)
+    total = unique("member_sum")
+    container.add_node("Sum", outputs, [total], name=unique("member_sum_Sum"))
+    share = unique("member_share")
+    container.add_initializer(share, _tensor_type(_onnx(), dtype), [],
+                              np.array([1.0 / len(networks)], dtype))
+    container.add_node("Mul", [total, share], [values], name=unique("mean_Mul"))
+
+    def node(op_type, inputs, wanted, **attrs):
+        result = unique(wanted)
+        container.add_node(op_type, inputs, [result], name=unique(f"{wanted}_{op_type}"), **attrs)
+        return result
+
+    _emit_label(container, values, "label", class_names, node, unique)

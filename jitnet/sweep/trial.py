@@ -202,11 +202,13 @@ def read_result(trial_dir, key):
 
 
 @functools.lru_cache(maxsize=2)
-def _load_data(data):
-    """The training and test sets, loaded once per worker process (trials share them read-only)."""
-    from jitnet.data.datasets import load_mnist
+def _load_data(data, label=None, test_data=None, image_shape=None, dtype="float64"):
+    """The training and test sets with their description (:func:`jitnet.data.loading.read_source`),
+    loaded once per worker process (trials share them read-only)."""
+    from jitnet.data.loading import read_source
 
-    return load_mnist(data)
+    return read_source(data, label=label, test_data=test_data, image_shape=image_shape,
+                       dtype=dtype)
 
 
 def blank_result(trial, trial_dir, status, error=None):
@@ -293,7 +295,8 @@ def run_trial(trial, trial_dir):
     config = _config(trial)
     result = blank_result(trial, folder, "failed")
     try:
-        outcome = _train(config, folder, _load_data(config.data), result)
+        outcome = _train(config, folder, _load_data(config.data, config.label, config.test_data,
+                                                    config.image_shape, config.dtype), result)
     except (ValueError, ArithmeticError) as exc:  # TrainingError, DataError, a numerical failure
         result["error"] = _one_line(exc) or type(exc).__name__
     else:

@@ -24,10 +24,17 @@ A recipe (:mod:`~jitnet.training.recipes`) fills the options not given:
 meaningless) give the same configuration as ``train --recipe NAME`` with those options, and it
 holds the resolved values, so ``config.json`` says what was trained.
 
+The data is any source :func:`jitnet.load_data` reads (MNIST's IDX files, a Keras-style ``.npz``,
+a table): ``TrainConfig(data="wine.csv", label="cultivar", standardize=True)``. Data without a
+test set of its own is split (``test_fraction`` of each class, drawn from ``seed``); the run's
+``config.json`` and checkpoints describe the data's file (path, size, sha256), and a resume
+refuses a file whose content changed.
+
 Modules: :mod:`~jitnet.training.config` (the options, recipes resolved),
 :mod:`~jitnet.training.checks` (checks of values read from files), :mod:`~jitnet.training.recipes`
-(the recipe book), :mod:`~jitnet.training.data` (limits, hold-out, fingerprint, the checks that
-need the data), :mod:`~jitnet.training.runs` (the run folder, its files and its log),
+(the recipe book), :mod:`~jitnet.training.data` (the data's source and split, limits, hold-out,
+standardization, fingerprint, the checks that need the data), :mod:`~jitnet.training.runs` (the
+run folder, its files and its log),
 :mod:`~jitnet.training.runlog` (a run's history read back, for pictures),
 :mod:`~jitnet.training.checkpoint` (checkpoint and model files), :mod:`~jitnet.training.loop`
 (the epochs), :mod:`~jitnet.training.resume` (resume, or a restart of a run killed before its

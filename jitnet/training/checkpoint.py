@@ -37,9 +37,10 @@ from jitnet.io.atomic import atomic_save_npz, display_path
 from jitnet.engine.network import ModelFileError, Network
 from jitnet.io.npzfile import NpzArchive
 from jitnet.training.config import (
-    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int, shown,
+    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
+    positive_number, shown,
 )
-from jitnet.training.data import network_sizes
+from jitnet.training.data import model_data_info, network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
 
 # The format and the description's key, as Network.load reads a checkpoint's network too.
@@ -150,7 +151,21 @@ def _data_info(value):
     fingerprint = value.get("fingerprint")
     if not isinstance(fingerprint, str):
         raise ValueError("a data description with a fingerprint")
-    return {**info, "fingerprint": fingerprint}
+    info["fingerprint"] = fingerprint
+    names = value.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != info["n_classes"] or not all(
+                isinstance(name, str) and name for name in names) or len(set(names)) < len(names):
+            raise ValueError(f"a data description with {info['n_classes']} distinct class names")
+        info["class_names"] = names
+    if "input_scale" in value:
+        info["input_scale"] = checked("data.input_scale", value["input_scale"], positive_number)
+    for key in ("source", "split"):  # descriptions, compared and shown, never computed with
+        if value.get(key) is not None:
+            if not isinstance(value[key], dict):
+                raise ValueError(f"a data description whose {key} is a JSON object")
+            info[key] = value[key]
+    return info
 
 
 def _records(value):
@@ -283,13 +298,22 @@ def _check_consistency(state):
         raise TrainingError("its best network, best epoch and best error do not go together")
     if state.best_epoch is not None and state.best_epoch > state.epoch:
         raise TrainingError(f"best epoch {state.best_epoch} is after epoch {state.epoch}")
-    scale = state.config.input_scale
+    scale = state.data.get("input_scale", state.config.input_scale)
+    names = state.data.get("class_names")
+    standardize = state.config.standardize
     for net in (state.net, state.best):
-        if net is not None and net.input_scale not in (None, scale):
+        if net is None:
+            continue
+        if net.input_scale not in (None, scale):
             raise TrainingError(f"its network's input scale {net.input_scale:g} is not its "
                                 f"configuration's ({'1/255' if scale is None else scale})")
-        if net is not None:
-            net.input_scale = scale
+        net.input_scale = scale
+        if net.class_names != (None if names is None else tuple(names)):
+            raise TrainingError("its network's class names are not its data's")
+        if (net.standardization is not None) != standardize:
+            raise TrainingError(f"its network {'lacks' if standardize else 'has'} the "
+                                f"standardization its configuration "
+                                f"{'asks for' if standardize else 'does not'}")
 
 
 def load_checkpoint(path):
@@ -352,7 +376,8 @@ def load_model(path):
     with arrays.archive:
         if META_KEY in arrays:
             state = _state_from_arrays(arrays, display_path(path))
-            info = {"input_scale": state.config.input_scale, "config": state.config.to_dict(),
-                    "epoch": state.epoch, "checkpoint": True}
+            info = {"input_scale": state.data.get("input_scale", state.config.input_scale),
+                    "config": state.config.to_dict(), "epoch": state.epoch, "checkpoint": True,
+                    **model_data_info(state.data)}
             return state.net, info
         return _read_model(arrays, arrays.where)

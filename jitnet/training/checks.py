@@ -106,6 +106,35 @@ def optional_path(value):
     return value
 
 
+def optional_text(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ValueError("a name (text without NUL characters)")
+    return value
+
+
+def optional_open_fraction(value):
+    if value is None:
+        return None
+    value = number(value, 0.0, 1.0, what="a fraction in (0, 1)")
+    if value in (0.0, 1.0):
+        raise ValueError("a fraction in (0, 1)")
+    return value
+
+
+def optional_count(value):
+    return None if value is None else _integer(value, 0)
+
+
+def optional_image_shape(value):
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError("[rows, cols] of positive integers")
+    return tuple(positive_int(n) for n in value)
+
+
 def shown(value):
     """``value`` as at most 40 characters of JSON, for error messages."""
     try:

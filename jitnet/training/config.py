@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from jitnet.engine.components import ACTIVATIONS, INITS, LOSSES, check_init
 from jitnet.training.checks import (  # noqa: F401 (fraction: the checkpoint's, from here)
     checked, count, dtype_name, epoch_count, flag, fraction, interval, layer_sizes, number,
-    one_of, optional_path, optional_positive_int, positive_int, positive_number, shown,
+    one_of, optional_count, optional_image_shape, optional_open_fraction, optional_path,
+    optional_positive_int, optional_text, positive_int, positive_number, shown,
 )
 from jitnet.training.errors import TrainingError
 from jitnet.training.recipes import RECIPES
@@ -45,6 +46,9 @@ def recipe_name(value):
 # -- the configuration -----------------------------------------------------------------------
 
 SCHEDULES = ("constant", "exponential", "step")
+#: The key of a run's ``config.json`` that describes its data, beside the options
+#: (:func:`jitnet.training.runs.write_config`); :meth:`TrainConfig.from_dict` passes over it.
+DATA_KEY = "data_source"
 DISTORTIONS = ("none", "elastic", "affine", "both")
 
 
@@ -99,14 +103,30 @@ class TrainConfig:
         Seed of the initial weights and of the shuffling.
     shuffle : bool
         Draw a fresh permutation every epoch (False: file order, as the tutorial).
-    validation : int
-        Number of training samples held out at the end for the stopping rule; 0 = use the test set.
+    validation : int or None
+        Number of training samples held out at the end for the stopping rule; 0 = use the test
+        set; None = the tutorial's 10000 for IDX data, a sixth of the training set otherwise.
     raw_pixels : bool
         Feed raw 0-255 pixels (the tutorial) instead of pixels scaled to [0, 1].
     train_limit, test_limit : int or None
         Use only the first N training / test samples.
     data : str or None
-        Directory of a dataset in MNIST's file layout; None = the shipped MNIST.
+        The data (:func:`jitnet.load_data`): a folder in MNIST's IDX layout, a Keras-style
+        ``.npz``, or a ``.csv``/``.tsv``/``.parquet`` table; None = the shipped MNIST.
+    label : str or None
+        A table's label column, by name or index; None = ``label``, ``target``, ``class`` or
+        ``y``, else the last column.
+    test_data : str or None
+        A separate test file, for data without a test set of its own.
+    test_fraction : float or None
+        For data without a test set and no ``test_data``: the share of each class held out as
+        the test set (stratified, drawn from ``seed``); None = 0.2.
+    standardize : bool
+        Standardise every input feature by the training samples' mean and standard deviation
+        (kept in the model, which then takes raw inputs).
+    image_shape : tuple of int or None
+        ``(rows, cols)``: declares the samples to be images (taken from the data when it has a
+        shape: IDX files, ``(N, rows, cols)`` arrays).
     checkpoint_every : int
         Save a checkpoint every this many epochs; 0 = only at the end and on an interrupt.
     output : str or None
@@ -157,11 +177,16 @@ class TrainConfig:
     dtype: str = _option("float64", dtype_name)
     seed: int = _option(0, count)
     shuffle: bool = _option(True, flag)
-    validation: int = _option(10000, count)
+    validation: int = _option(None, optional_count)
     raw_pixels: bool = _option(False, flag)
     train_limit: int = _option(None, optional_positive_int)
     test_limit: int = _option(None, optional_positive_int)
     data: str = _option(None, optional_path, changeable=True)
+    label: str = _option(None, optional_text)
+    test_data: str = _option(None, optional_path, changeable=True)
+    test_fraction: float = _option(None, optional_open_fraction)
+    standardize: bool = _option(False, flag)
+    image_shape: tuple = _option(None, optional_image_shape)
     checkpoint_every: int = _option(10, count, changeable=True)
     output: str = _option(None, optional_path, changeable=True)
     report: str = _option(None, optional_path, changeable=True)
@@ -272,7 +297,7 @@ class TrainConfig:
     def stopping_set(self):
         """What the stopping rule measures: ``"val"`` (held-out training samples) or ``"test"``
         (``validation=0``, as the tutorial did)."""
-        return "val" if self.validation else "test"
+        return "test" if self.validation == 0 else "val"
 
     @property
     def error_key(self):
@@ -284,12 +309,15 @@ class TrainConfig:
         """JSON-ready dictionary of all fields."""
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        if self.image_shape is not None:
+            d["image_shape"] = list(self.image_shape)
         return d
 
     @classmethod
     def from_dict(cls, d):
-        """A configuration read from a file: every field checked once; absent ones take their
-        default (files written before the field existed), never a recipe's.
+        """A configuration read from a file (a checkpoint's, a run's ``config.json``): every field
+        checked once; absent ones take their default (files written before the field existed),
+        never a recipe's; the data's description (:data:`DATA_KEY`) is passed over.
 
         Raises
         ------
@@ -298,6 +326,7 @@ class TrainConfig:
         """
         if not isinstance(d, dict):
             raise TrainingError(f"a configuration must be a JSON object, got {shown(d)}")
+        d = {name: value for name, value in d.items() if name != DATA_KEY}  # config.json's
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(fields))
         if unknown:

@@ -1,5 +1,6 @@
-"""The data of a run: limits, the validation hold-out, a fingerprint that ties a checkpoint to
-the data it was trained on, and the checks of a configuration that need the data."""
+"""The data of a run: its source, the test split, limits, the validation hold-out, the
+standardization, a fingerprint that ties a checkpoint to the data it was trained on, and the
+checks of a configuration that need the data."""
 
 import zlib
 from dataclasses import dataclass
@@ -7,6 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from jitnet.training.errors import CheckpointError, TrainingError
+
+#: The share of each class held out as the test set of data without one (``--test-fraction``).
+TEST_FRACTION = 0.2
+#: The tutorial's validation hold-out, the default for IDX data; other data holds out a sixth.
+TUTORIAL_VALIDATION = 10000
 
 
 @dataclass
@@ -22,13 +28,22 @@ class Splits:
     test : Dataset
         Samples the final test error is measured on.
     info : dict
-        Sizes, shapes and a fingerprint of the data, stored in checkpoints.
+        Sizes, shapes and a fingerprint of the data, stored in checkpoints; ``class_names``,
+        the ``source`` (:func:`jitnet.data.loading.read_source`'s description), the ``split``
+        of a file without a test set, and ``input_scale`` (1.0) for float features.
+    standardization : jitnet.Standardization or None
+        Of the training samples, with ``standardize``.
+    scale : float or None
+        The ``scale`` of every engine call on this data: None for uint8 pixels (1/255) and for
+        a standardizing network (which takes no scale), 1.0 for raw pixels and float features.
     """
 
     train: object
     val: object
     test: object
     info: dict
+    standardization: object = None
+    scale: float = None
 
 
 def _crc(crc, array):
@@ -45,20 +60,40 @@ def data_fingerprint(*datasets):
 
 
 def load_splits(config):
-    """:func:`prepare_data` on ``jitnet.load_mnist(config.data)``."""
-    from jitnet.data.datasets import load_mnist
+    """:func:`prepare_data` on the data ``config`` names (:func:`jitnet.data.loading.read_source`);
+    DataError (one line naming the file) when it cannot be used."""
+    from jitnet.data.loading import read_source
 
-    return prepare_data(config, *load_mnist(config.data))
+    loaded = read_source(config.data, label=config.label, test_data=config.test_data,
+                         image_shape=config.image_shape, dtype=np.dtype(config.dtype))
+    return prepare_data(config, loaded.train, loaded.test, source=loaded.info)
 
 
-def prepare_data(config, train, test):
-    """Apply the limits and the validation hold-out of ``config`` to the loaded data.
+def _split(config, train, source):
+    """A test set carved out of ``train`` (data without one), as ``--test-fraction`` says."""
+    from jitnet.data.loading import split_off_test
+    from jitnet.io.errors import DataError
+
+    fraction = TEST_FRACTION if config.test_fraction is None else config.test_fraction
+    try:
+        fit, test = split_off_test(train, fraction, config.seed, config.data)
+    except DataError as exc:
+        raise TrainingError(f"--test-fraction {fraction:g}: {exc}") from None
+    return fit, test, {"test_fraction": fraction, "seed": config.seed}
+
+
+def prepare_data(config, train, test=None, source=None):
+    """Apply the test split, the limits, the validation hold-out and the standardization of
+    ``config`` to the loaded data.
 
     Parameters
     ----------
     config : TrainConfig
     train, test : Dataset
-        As returned by :func:`jitnet.load_mnist`.
+        As returned by :func:`jitnet.load_mnist` or :func:`jitnet.load_data`; ``test`` None
+        when the data has no test set: ``config.test_fraction`` of each class is held out.
+    source : dict, optional
+        The description of the data's files (:func:`jitnet.data.loading.read_source`).
 
     Returns
     -------
@@ -67,18 +102,29 @@ def prepare_data(config, train, test):
     Raises
     ------
     TrainingError
-        When the hold-out leaves no training samples or the data is empty or inconsistent.
+        When the hold-out leaves no training samples, the data is empty or inconsistent, or
+        an option does not fit it (``test_fraction`` for data with a test set).
     """
+    split = None
+    if test is None:
+        train, test, split = _split(config, train, source)
+    elif config.test_fraction is not None:
+        raise TrainingError(f"--test-fraction {config.test_fraction:g}: the data has a test set "
+                            f"of its own; --test-fraction splits data without one")
     if config.train_limit is not None:
         train = train[: config.train_limit]
     if config.test_limit is not None:
         test = test[: config.test_limit]
     if len(test) == 0:
         raise TrainingError("the test set is empty")
-    if config.validation >= len(train):
+    validation = config.validation
+    if validation is None:
+        idx = source is None or source.get("format") == "idx"
+        validation = TUTORIAL_VALIDATION if idx else round(len(train) / 6)
+    if validation >= len(train):
         limit = f" (--train-limit {config.train_limit})" if config.train_limit else ""
         raise TrainingError(
-            f"--validation {config.validation} holds out every sample of the training set of "
+            f"--validation {validation} holds out every sample of the training set of "
             f"{len(train):,}{limit}; give a smaller --validation (0 stops on the test error)"
         )
     if train.images.shape[1] != test.images.shape[1]:
@@ -86,8 +132,8 @@ def prepare_data(config, train, test):
             f"training images have {train.images.shape[1]} pixels but test images "
             f"have {test.images.shape[1]}"
         )
-    if config.validation:
-        fit, val = train.split(config.validation)
+    if validation:
+        fit, val = train.split(validation)
         fingerprint = data_fingerprint(fit, val, test)
     else:
         fit, val = train, test
@@ -96,11 +142,35 @@ def prepare_data(config, train, test):
         "n_inputs": int(fit.images.shape[1]),
         "n_classes": int(max(fit.n_classes, test.n_classes)),
         "n_train": len(fit),
-        "n_val": len(val) if config.validation else 0,
+        "n_val": len(val) if validation else 0,
         "n_test": len(test),
         "fingerprint": fingerprint,
     }
-    return Splits(fit, val, test, info)
+    standardization, scale = None, config.input_scale
+    if config.standardize:
+        from jitnet.engine.standardize import Standardization
+
+        standardization, scale = Standardization.fit(fit.images), None
+    elif fit.images.dtype != np.uint8:
+        info["input_scale"] = scale = 1.0  # float features are used as they are, never pixels
+    if fit.class_names is not None:
+        info["class_names"] = list(fit.class_names)
+    if split is not None:
+        info["split"] = split
+    if source is not None:
+        info["source"] = source
+    return Splits(fit, val, test, info, standardization, scale)
+
+
+def model_data_info(info):
+    """What a model file says of its data (``{"data": ...}``, or {} for data without a source
+    description): the format, file, label column, feature columns, image shape and split that
+    ``evaluate`` and ``predict`` need to read data as the model was trained on it."""
+    source = info.get("source")
+    if source is None:
+        return {}
+    keep = ("format", "path", "label", "features", "image_shape")
+    return {"data": {**{key: source.get(key) for key in keep}, "split": info.get("split")}}
 
 
 def network_sizes(config, info):
@@ -130,11 +200,32 @@ def check_resume_data(saved_info, splits, checkpoint_path):
                 f"checkpoint {checkpoint_path} was trained on data with {saved_info[key]} "
                 f"{what}; this data has {new[key]}"
             )
+    saved_source, new_source = saved_info.get("source") or {}, new.get("source") or {}
+    for saved, now, file in ((saved_source, new_source, "data"),
+                             (saved_source.get("test_source") or {},
+                              new_source.get("test_source") or {}, "test data")):
+        if saved.get("sha256") and now.get("sha256") and saved["sha256"] != now["sha256"]:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path} was trained on {file} {saved.get('path')} of "
+                f"{saved.get('bytes')} bytes (sha256 {saved['sha256'][:12]}...); "
+                f"{now.get('path')} now has {now.get('bytes')} bytes (sha256 "
+                f"{now['sha256'][:12]}...): the file has changed"
+            )
     if saved_info["fingerprint"] != new["fingerprint"]:
         raise CheckpointError(
             f"checkpoint {checkpoint_path} was trained on different data "
             f"(fingerprint {saved_info['fingerprint']}, this data {new['fingerprint']})"
         )
+    if saved_info.get("class_names") != new.get("class_names"):
+        raise CheckpointError(f"checkpoint {checkpoint_path} was trained on other classes "
+                              f"({_names(saved_info)}; this data: {_names(new)})")
+
+
+def _names(info):
+    names = info.get("class_names")
+    if not names:
+        return "class indices"
+    return ", ".join(map(str, names[:6])) + (", ..." if len(names) > 6 else "")
 
 
 def check_config(config, splits):
@@ -161,8 +252,19 @@ def check_config(config, splits):
             check_threads(config.threads, network_sizes(config, splits.info))
         except ValueError as exc:
             raise TrainingError(f"--threads: {exc}") from None
+    pixels = splits.train.images.dtype == np.uint8
+    if config.raw_pixels and (config.standardize or not pixels):
+        raise TrainingError("--raw-pixels feeds 0-255 pixels unscaled; " + (
+            "--standardize replaces any scaling" if config.standardize else
+            "this data is features, which are always used as they are"))
     distortion = config.distortion
-    rows, cols = splits.train.image_shape
+    if distortion is not None and splits.train.image_shape is None:
+        raise TrainingError(f"--distort {config.distort} needs images; declare the samples' "
+                            "shape with --image-shape ROWSxCOLS if they are images")
+    if distortion is not None and config.standardize:
+        raise TrainingError(f"--distort {config.distort} cannot be combined with --standardize "
+                            "(distortions move the images' own pixels)")
+    rows, cols = splits.train.image_shape or (0, 0)
     if distortion is not None and distortion.elastic_sigma > max(rows, cols):
         raise TrainingError(f"--elastic-sigma {config.elastic_sigma:g} is wider than the "
                             f"{rows}x{cols} images (at most {max(rows, cols)})")

@@ -25,7 +25,7 @@ from jitnet.engine.network import Network
 from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
-from jitnet.training.data import check_config, load_splits, network_sizes
+from jitnet.training.data import check_config, load_splits, model_data_info, network_sizes
 from jitnet.training.errors import RunDiverged, TrainingError, TrainingInterrupted, one_line
 from jitnet.training.report import Reporter, build_report, describe_run
 
@@ -144,18 +144,24 @@ def new_network(config, splits):
     any file is written."""
     sizes = network_sizes(config, splits.info)
     try:
-        return Network(sizes, activation=config.activation, dtype=config.dtype,
-                       seed=config.seed, loss=config.loss, init=config.init)
+        net = Network(sizes, activation=config.activation, dtype=config.dtype,
+                      seed=config.seed, loss=config.loss, init=config.init)
     except (MemoryError, ValueError, OverflowError) as exc:  # sizes beyond memory or numpy
         raise TrainingError(f"cannot build a {'-'.join(map(str, sizes))} network: "
                             f"{one_line(exc) or 'not enough memory'}") from None
+    # How the data's raw samples become inputs, and what the outputs mean, travel with every
+    # copy of the network: its checkpoints and model files take raw samples as the data has them.
+    net.input_scale = splits.info.get("input_scale")
+    net.standardization = splits.standardization
+    net.class_names = splits.info.get("class_names")
+    return net
 
 
 def start_run(config, run_dir, splits, net, reporter=None):
     """:func:`run_training` from epoch 0 with ``net`` in ``run_dir``, whose files it writes
     anew (checked and claimed by the caller)."""
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=_SHUFFLE_SPAWN_KEY))
-    runs.write_config(run_dir, config)
+    runs.write_config(run_dir, config, splits.info)
     state = TrainState(config=config, data=dict(splits.info), epoch=0,
                        rng_state=rng.bit_generator.state, net=net.copy())
     return _Run(state, splits, run_dir, reporter).train(net, rng)
@@ -233,7 +239,9 @@ class _Run:
                 + (", raw pixels" if config.raw_pixels else "") + f"; run folder {self.run_dir}"
             )
             self.plan = distortion_plan(config, splits.train.image_shape)
-            self.compile_seconds = _compile(config.dtype, splits.train.images.dtype,
+            x_dtype = splits.train.images.dtype if splits.standardization is None else \
+                np.dtype(config.dtype)  # standardized inputs are in the network's type
+            self.compile_seconds = _compile(config.dtype, x_dtype,
                                             self.reporter, self.plan is not None,
                                             config.threads)
             self.reporter.message(f"kernels ready in {self.compile_seconds:.2f} s")
@@ -257,7 +265,7 @@ class _Run:
         start = time.perf_counter()
         try:
             loss = float(net.train_epoch(train.images, targets, rate=rate, order=order,
-                                         scale=config.input_scale, progress=progress,
+                                         scale=self.splits.scale, progress=progress,
                                          momentum=config.momentum, distortion=self.plan,
                                          draws=draws, threads=config.threads))
         except ValueError as exc:  # the engine's own divergence error is a ValueError
@@ -287,7 +295,7 @@ class _Run:
         evaluations above the best."""
         val = self.splits.val
         start = time.perf_counter()
-        error = float(net.evaluate(val.images, val.labels, scale=self.config.input_scale))
+        error = float(net.evaluate(val.images, val.labels, scale=self.splits.scale))
         record[self.config.error_key] = error
         record["eval_seconds"] = time.perf_counter() - start
         record["improved"], bad_evals = stopping_update(
@@ -315,8 +323,10 @@ class _Run:
         )
 
     def model_info(self, epoch, error):
-        info = {"input_scale": self.config.input_scale, "config": self.config.to_dict(),
-                "sizes": list(self.state.net.sizes), "epoch": epoch}
+        data = self.splits.info
+        info = {"input_scale": data.get("input_scale", self.config.input_scale),
+                "config": self.config.to_dict(), "sizes": list(self.state.net.sizes),
+                "epoch": epoch, **model_data_info(data)}
         if error is not None:
             info[self.config.error_key] = error
         return info
@@ -372,6 +382,6 @@ class _Run:
         elif self.best_written != self.state.best_epoch:
             self.save_best()
         test = self.splits.test
-        test_error = float(best.evaluate(test.images, test.labels, scale=config.input_scale))
+        test_error = float(best.evaluate(test.images, test.labels, scale=self.splits.scale))
         report = self.write_report("finished", test_error)
         return TrainResult(self.state, test_error, self.compile_seconds, self.run_dir, report)

@@ -45,6 +45,11 @@ def describe_run(config, net):
         parts.append(f"distorted: {config.distortion}")
     if config.recipe:
         parts.append(f"recipe {config.recipe}")
+    if config.standardize:
+        parts.append("standardized inputs")
+    if net.class_names is not None:
+        shown = ", ".join(net.class_names[:4]) + (", ..." if len(net.class_names) > 4 else "")
+        parts.append(f"classes {shown}")
     return ", ".join(parts)
 
 

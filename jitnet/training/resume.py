@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from jitnet.training import runs
 from jitnet.training.checkpoint import generator_from_state, load_checkpoint
 from jitnet.training.config import CHANGEABLE, TrainConfig, option_name
@@ -110,8 +112,11 @@ def resume_training(path, changes=None, *, data=None, reporter=None):
     splits = _splits(config, data, f"checkpoint {checkpoint_path}")
     check_resume_data(saved.data, splits, checkpoint_path)
     check_config(config, splits)  # e.g. --threads on a machine with fewer cores
+    if not _same_standardization(saved.net.standardization, splits.standardization):
+        raise CheckpointError(f"checkpoint {checkpoint_path}: its network's standardization is "
+                              "not the training data's")
     removed = runs.remove_stale_temporaries(run_dir)
-    runs.write_config(run_dir, config)
+    runs.write_config(run_dir, config, splits.info)
     runs.rewrite_log(run_dir, saved.records)
     state = dataclasses.replace(saved, config=config, stop_reason=None)
     run = _Run(state, splits, run_dir, reporter)
@@ -120,6 +125,12 @@ def resume_training(path, changes=None, *, data=None, reporter=None):
                              f"{run_dir}")
     run.reporter.message(f"resuming after epoch {saved.epoch} of {config.epochs}")
     return run.train(state.net.copy(), generator_from_state(saved.rng_state))
+
+
+def _same_standardization(saved, now):
+    if saved is None or now is None:
+        return saved is None and now is None
+    return all(np.array_equal(a, b) for a, b in zip(saved, now))
 
 
 def _restart(run_dir, changes, data, reporter):

@@ -2,7 +2,9 @@
 
 A run folder holds
 
-* ``config.json``: the run's :class:`TrainConfig` (rewritten when a resume changes it);
+* ``config.json``: the run's :class:`TrainConfig` (rewritten when a resume changes it) and a
+  description of its data (``data_source``: the file's path, size and sha256, the label
+  column, the class names, the split);
 * ``log.jsonl``: one JSON line per completed epoch (epoch, loss, rate, seconds,
   samples_per_second, elapsed_seconds, and ``val_error`` or ``test_error`` after evaluations);
 * ``checkpoint.npz``: the state after the last saved epoch (:mod:`jitnet.training.checkpoint`);
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 from jitnet.io.atomic import TEMP_PREFIX, atomic_write_bytes
+from jitnet.training.config import DATA_KEY
 from jitnet.training.errors import TrainingError
 
 CONFIG_NAME = "config.json"
@@ -124,9 +127,23 @@ def write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
 
 
-def write_config(run_dir, config):
-    """``config.json`` of the run."""
-    write_json(Path(run_dir) / CONFIG_NAME, config.to_dict())
+def write_config(run_dir, config, data_info=None):
+    """``config.json`` of the run: its options and, under :data:`DATA_KEY`, what the data was
+    (format, path, size and sha256 of the file, label column, class names, image shape, a
+    separate test file, the test split, the sizes of the sets), from ``data_info``
+    (:attr:`jitnet.training.Splits.info`)."""
+    content = config.to_dict()
+    if data_info is not None:
+        source = data_info.get("source") or {}
+        content[DATA_KEY] = {
+            **{key: source.get(key) for key in ("format", "path", "bytes", "sha256", "label",
+                                                "image_shape", "test_source")},
+            "n_features": data_info["n_inputs"],
+            "class_names": data_info.get("class_names"),
+            "split": data_info.get("split"),
+            **{key: data_info[key] for key in ("n_train", "n_val", "n_test")},
+        }
+    write_json(Path(run_dir) / CONFIG_NAME, content)
 
 
 def append_log(run_dir, record):
