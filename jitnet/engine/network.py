@@ -22,10 +22,10 @@ from jitnet.engine.components import (
     output_activation,
 )
 from jitnet.engine.model_file import FORMAT, FORMAT_VERSION, ModelFileError  # noqa: F401 (re-exported)
+from jitnet.engine.buffers import aligned_zeros as _aligned_zeros
 from jitnet.engine.training import (  # noqa: F401 (TrainingDiverged is re-exported)
     TrainingDiverged,
     TrainingMethods,
-    _aligned_zeros,
 )
 
 DTYPES = ("float64", "float32")

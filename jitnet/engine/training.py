@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from jitnet.engine import epochs, kernels, parallel
+from jitnet.engine.buffers import aligned_zeros
 from jitnet.engine.checks import (
     check_count,
     check_fraction,
@@ -29,13 +30,6 @@ from jitnet.engine.schedules import make_schedule
 MOMENTUM_TABLE = 1 << 22  # most samples at zero input that momentum's catch-up tables cover
 class TrainingDiverged(ValueError):
     """The loss or the parameters stopped being finite during an epoch (the rate is too large)."""
-
-def _aligned_zeros(n, dtype, alignment=64):
-    """A zeroed (n,) array whose first element sits on an ``alignment``-byte boundary."""
-    dtype = np.dtype(dtype)
-    raw = np.zeros(n * dtype.itemsize + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
-    return raw[start : start + n * dtype.itemsize].view(dtype)
 
 
 class TrainingMethods:
@@ -164,7 +158,7 @@ class TrainingMethods:
                 raise ValueError(f"draws name fields outside the plan's bank of {n_fields}")
         work, index = plan.scratch()
         return kernels.Distorter(rows, cols, draws, plan.bank, work, index,
-                                 _aligned_zeros(self.n_inputs, self._dtype))
+                                 aligned_zeros(self.n_inputs, self._dtype))
 
     def _image_shape(self, image_shape):
         """(rows, cols) of the images to distort: as given, or square when n_in is a square."""
@@ -185,7 +179,7 @@ class TrainingMethods:
             return kernels.Momentum(dtype.type(0.0), empty, np.zeros(0, np.int64),
                                     np.zeros(1, np.int64), empty, empty)
         if self._velocity is None:
-            self._velocity = _aligned_zeros(self._params.size, dtype)
+            self._velocity = aligned_zeros(self._params.size, dtype)
         # A row can wait at most n_samples samples; past the gap where mu^d underflows to 0
         # the tables would stop changing (see the kernels' momentum section). Tables longer
         # than MOMENTUM_TABLE are cut there: mu^d is then below 1e-18 for mu <= 0.99999.
