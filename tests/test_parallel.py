@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from jitnet import Distortion
-from jitnet.engine import sync as _sync
-from jitnet.engine import kernels
 from jitnet.engine import parallel
 from jitnet.engine.network import Network
 
@@ -234,20 +232,6 @@ def finishes(fn, seconds=60):
     return outcome
 
 
-def test_a_rank_that_never_arrives_is_given_up():
-    """The barrier's bound: alone in a team of two, a rank stops after max_yields yields."""
-    net = Network([10, 7, 3], seed=0)
-    X, labels = sparse_data([10, 7, 3], n=5)
-    T = net._targets(labels, 5)
-    team = parallel.Team(net.params, net._layout, net._scratch, 2, max_yields=1000)
-    outcome = finishes(lambda: parallel._train_rank(
-        net.params, team.firsts[0], team.uppers[0], net._layout, team.upper_layout,
-        team.scratches[0], team.ranks[0], X, T, np.arange(5), 1 / 255, 0.3,
-        kernels.SIGMOID, kernels.SIGMOID))
-    assert np.isnan(outcome["value"])
-    assert team.sync[_sync.COUNT] == 1 and team.sync[_sync.ABORT] == 1
-
-
 def test_a_failing_rank_releases_the_others(many_cores, monkeypatch):
     real = parallel._train_rank
 
@@ -270,18 +254,6 @@ def test_a_thread_that_cannot_start_is_reported(many_cores, no_threads):
     outcome = finishes(lambda: net.train_epoch(X, labels, threads=3))
     assert "can't start" in str(outcome.get("error")) and len(no_threads) == 1
     assert np.array_equal(before, net.params)
-
-
-def test_barrier_counts_every_arrival():
-    sync = parallel._aligned(16, np.int64)
-    workers = [threading.Thread(target=_sync._barrier_loop, args=(sync, 3, 2000))
-               for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    assert _sync._barrier_loop(sync, 3, 2000)
-    for worker in workers:
-        worker.join()
-    assert sync[_sync.COUNT] == 6000 and sync[_sync.ABORT] == 0
 
 
 # -- the command line: train --threads ------------------------------------------------------------

@@ -75,12 +75,6 @@ def _layer(buffer, layout, l):
 
 
 @jit_inline
-def _units(layout, l, lo, hi):
-    """The units of layer l a step works on: [lo, hi) of layer 1 (a rank's block), all others."""
-    return (lo, hi) if l == 1 else (0, layout.sizes[l])
-
-
-@jit_inline
 def _row(array, block, i):
     """Row i of the block in ``array`` (the block's weights or their velocity): Wt[0][i, lo:hi]."""
     start = block.w_off + i * block.stride
@@ -108,5 +102,6 @@ def _alone(params):
 @jit_inline
 def _still(params):
     """Momentum off (mu = 0: plain SGD), for the steps that never use it."""
-    return Momentum(0.0, params[:0], np.zeros(0, np.int64), np.zeros(1, np.int64), params[:0],
+    zero = np.zeros(1, params.dtype)[0]  # mu in the network's dtype, as in an epoch's Momentum
+    return Momentum(zero, params[:0], np.zeros(0, np.int64), np.zeros(1, np.int64), params[:0],
                     params[:0])

@@ -3,7 +3,7 @@ whole epoch or a batch of rows, one compiled call each (layout legend in
 :mod:`jitnet.engine.buffers`).
 """
 
-from jitnet.engine.buffers import _alone, _layer, _row, _whole
+from jitnet.engine.buffers import _alone, _layer, _row, _still, _whole
 from jitnet.engine.distort_kernels import _distort_sample
 from jitnet.engine.jit import jit
 from jitnet.engine.kernels import _forward, _gather_input, _lag, _step
@@ -87,9 +87,10 @@ def _forward_rows(params, layout, scratch, X, scale, hidden, output, y_out, clas
     get_result) into class_out[s], and its outputs into y_out[s] when y_out has rows."""
     L = layout.sizes.shape[0] - 1
     keep_outputs = y_out.shape[0] > 0
+    block, still = _whole(params, layout), _still(params)
     for s in range(X.shape[0]):
         nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
-        _forward(params, layout, scratch, nnz, hidden, output)
+        _forward(params, layout, scratch, nnz, hidden, output, block, still)
         y = _layer(scratch.act, layout, L)
         if keep_outputs:
             y_out[s, :] = y

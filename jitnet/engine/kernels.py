@@ -10,7 +10,7 @@ weight of a constant input 1 (:func:`_first_layer`, :func:`_later_layers`); Eq. 
 term ``delta = f'(z)(t - y)`` (``t - y`` for a softmax output with cross-entropy;
 :func:`_output_delta`); Eq. 4 hidden error term ``delta = f'(z) * sum_k w_kj delta_k``
 (:func:`_hidden_delta`); Eq. 5 update ``w += eta * delta * x`` (with momentum: ``v = mu v + eta
-delta x; w += v``; :func:`_update_row`, :func:`_update_bias`). All error terms of a sample are
+delta x; w += v``; :func:`_update_row`). All error terms of a sample are
 computed from the weights before that sample's update, as in the tutorial; ``delta`` is
 ``-dE/dz``. :func:`_step` is one sample's SGD step, made of them.
 
@@ -40,7 +40,6 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
     _bias,
     _layer,
     _row,
-    _units,
     _whole,
     _still,
     row_stride,
@@ -79,7 +78,8 @@ def _gather_input(x, scale, nz_idx, nz_val):
 
 @jit_inline
 def _lag(momentum, i):
-    """(gain, decay) of first-layer row i's samples at zero input since its last update."""
+    """(gain, decay) of first-layer row i's samples at zero input since its last update
+    (momentum only: without it the tables are empty)."""
     d = min(momentum.clock[0] - 1 - momentum.last[i], momentum.decay.shape[0] - 1)
     return momentum.gain[d], momentum.decay[d]
 
@@ -88,42 +88,44 @@ def _lag(momentum, i):
 
 
 @jit_inline
-def _add_row(z, block, momentum, i, x):
-    """z += x * Wt[0][i, lo:hi]; with momentum the row is read as its up-to-date weights
-    w + gain v."""
-    w = _row(block.w, block, i)
-    if momentum.mu > 0.0:
-        gain, _ = _lag(momentum, i)
-        if gain != 0.0:
-            v = _row(momentum.velocity, block, i)
-            for j in range(z.shape[0]):
-                z[j] += x * (w[j] + gain * v[j])
-            return
+def _add_row(z, w, v, x, gain):
+    """z += x * w for a row w of Wt[0]; a row that lags (gain != 0, momentum) is read as its
+    up-to-date weights w + gain v."""
+    # One loop with the test inside: LLVM takes it out of the loop, and a helper with two
+    # loops side by side kept Numba from pruning its reference counts (4x slower momentum).
     for j in range(z.shape[0]):
-        z[j] += x * w[j]
+        if gain != 0.0:
+            z[j] += x * (w[j] + gain * v[j])
+        else:
+            z[j] += x * w[j]
 
 
 @jit_inline
 def _first_layer(block, layout, scratch, nnz, f, momentum):
     """Eq. 1/2 for the first layer's units [lo, hi): z = b + the sum over the non-zero inputs i
     of x_i * Wt[0][i, lo:hi], then a = f(z). Without momentum four rows per pass over z, so
-    that z is loaded and stored a quarter as often; with momentum one by one (:func:`_add_row`)."""
+    that z is loaded and stored a quarter as often; with momentum one by one, as it lagged."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
+    w, velocity = block.w, momentum.velocity
     z = _layer(scratch.act, layout, 1)[block.lo : block.hi]
-    z[:] = _bias(block.w, block)
+    z[:] = _bias(w, block)
     p = 0
     if momentum.mu == 0.0:
         while p + 4 <= nnz:
-            r0 = _row(block.w, block, nz_idx[p])
-            r1 = _row(block.w, block, nz_idx[p + 1])
-            r2 = _row(block.w, block, nz_idx[p + 2])
-            r3 = _row(block.w, block, nz_idx[p + 3])
+            r0 = _row(w, block, nz_idx[p])
+            r1 = _row(w, block, nz_idx[p + 1])
+            r2 = _row(w, block, nz_idx[p + 2])
+            r3 = _row(w, block, nz_idx[p + 3])
             x0, x1, x2, x3 = nz_val[p], nz_val[p + 1], nz_val[p + 2], nz_val[p + 3]
             for j in range(z.shape[0]):
                 z[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
             p += 4
+    gain = momentum.mu  # 0 without momentum, in the network's dtype
     while p < nnz:
-        _add_row(z, block, momentum, nz_idx[p], nz_val[p])
+        i = nz_idx[p]
+        if momentum.mu > 0.0:
+            gain, _ = _lag(momentum, i)
+        _add_row(z, _row(w, block, i), _row(velocity, block, i), nz_val[p], gain)
         p += 1
     _activate(z, scratch.bits, scratch.log_y, f)
 
@@ -227,9 +229,10 @@ def _deltas(params, layout, scratch, t, lo, hi, hidden, output):
     L = layout.sizes.shape[0] - 1
     y = _layer(scratch.act, layout, L)
     loss = _output_delta(y, t, _layer(scratch.delta, layout, L), scratch.log_y, output)
-    for l in range(L - 1, 0, -1):
-        start, stop = _units(layout, l, lo, hi)
-        _hidden_delta(params, layout, scratch, l, start, stop, hidden)
+    for l in range(L - 1, 1, -1):
+        _hidden_delta(params, layout, scratch, l, 0, layout.sizes[l], hidden)
+    if L > 1:
+        _hidden_delta(params, layout, scratch, 1, lo, hi, hidden)
     return loss
 
 
@@ -237,92 +240,78 @@ def _deltas(params, layout, scratch, t, lo, hi, hidden, output):
 
 
 @jit_inline
-def _update_row(w, v, u, g, momentum):
-    """Eq. 5 on a row of weights w: (n,) with velocity v: w += g u, or with momentum
-    v = mu v + g u; w += v (g = eta delta_j for a row of W[l], eta x_i for a row of Wt[0])."""
-    mu = momentum.mu
-    if mu > 0.0:
-        for k in range(w.shape[0]):
-            v[k] = mu * v[k] + g * u[k]
-            w[k] += v[k]
-    else:
-        for k in range(w.shape[0]):
+def _update_row(w, v, u, g, mu, gain, decay):
+    """Eq. 5 on a row of weights w: (n,) with velocity v: w += g u, or with momentum (mu > 0)
+    v = mu v + g u; w += v (g = eta delta_j for a row of W[l] and u = a[l], g = eta x_i for a
+    row of Wt[0] and u = delta[1]). A first-layer row that lagged (gain, decay) catches up in
+    the same pass: w = (w + gain v) + (mu decay v + g u); (0, 1) for a row that did not."""
+    for k in range(w.shape[0]):  # one loop, the test inside: see _add_row
+        if mu > 0.0:
+            v_now = mu * (decay * v[k]) + g * u[k]
+            w[k] = (w[k] + gain * v[k]) + v_now
+            v[k] = v_now
+        else:
             w[k] += g * u[k]
 
 
 @jit_inline
-def _update_lagging_row(w, v, u, g, mu, gain, decay):
-    """:func:`_update_row` with momentum for a first-layer row that lags (gain, decay): it
-    catches up its missed samples in the same pass, w = (w + gain v) + (mu decay v + g u)."""
-    for k in range(w.shape[0]):
-        v_now = mu * (decay * v[k]) + g * u[k]
-        w[k] = (w[k] + gain * v[k]) + v_now
-        v[k] = v_now
-
-
-@jit_inline
-def _update_bias(b, v, k, g, momentum):
-    """Eq. 5 for the bias b[k], the weight of a constant input 1: b += g, or with momentum
-    v = mu v + g; b += v (g = eta delta)."""
-    if momentum.mu > 0.0:
-        v[k] = momentum.mu * v[k] + g
-        b[k] += v[k]
-    else:
-        b[k] += g
-
-
-@jit_inline
-def _update_input_row(block, momentum, i, d, g):
-    """Eq. 5 on row i of the block, Wt[0][i, lo:hi] += g d with g = eta x_i; with momentum the
-    row also catches up the samples it lagged."""
-    w = _row(block.w, block, i)
-    v = _row(momentum.velocity, block, i)
-    if momentum.mu > 0.0:
-        gain, decay = _lag(momentum, i)
-        _update_lagging_row(w, v, d, g, momentum.mu, gain, decay)
-        momentum.last[i] = momentum.clock[0]
-    else:
-        _update_row(w, v, d, g, momentum)
-
-
-@jit_inline
 def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
-    """Eq. 5 for the first layer's units [lo, hi): only the rows of the non-zero inputs change.
-    Without momentum two rows per pass over delta, so that it is loaded half as often."""
+    """Eq. 5 for the first layer's units [lo, hi): only the rows of the non-zero inputs
+    change, and the biases (the weights of a constant input 1). Without momentum two rows per
+    pass over delta, so that it is loaded half as often."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
+    w, velocity, mu = block.w, momentum.velocity, momentum.mu
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
     p = 0
-    if momentum.mu == 0.0:
+    if mu == 0.0:
         while p + 2 <= nnz:
-            r0 = _row(block.w, block, nz_idx[p])
-            r1 = _row(block.w, block, nz_idx[p + 1])
+            r0 = _row(w, block, nz_idx[p])
+            r1 = _row(w, block, nz_idx[p + 1])
             g0 = eta * nz_val[p]
             g1 = eta * nz_val[p + 1]
             for j in range(d.shape[0]):
                 r0[j] += g0 * d[j]
                 r1[j] += g1 * d[j]
             p += 2
+    gain, decay = mu, mu  # unused without momentum
     while p < nnz:
-        _update_input_row(block, momentum, nz_idx[p], d, eta * nz_val[p])
+        i = nz_idx[p]
+        if mu > 0.0:
+            gain, decay = _lag(momentum, i)
+            momentum.last[i] = momentum.clock[0]
+        _update_row(_row(w, block, i), _row(velocity, block, i), d, eta * nz_val[p], mu, gain,
+                    decay)
         p += 1
-    _update_row(_bias(block.w, block), _bias(momentum.velocity, block), d, eta, momentum)
+    if mu > 0.0:
+        gain, decay = momentum.gain[0], momentum.decay[0]  # (0, 1): up to date
+    _update_row(_bias(w, block), _bias(velocity, block), d, eta, mu, gain, decay)
 
 
 @jit_inline
 def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
-    """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only)."""
-    sizes, velocity = layout.sizes, momentum.velocity
+    """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only); a bias is
+    the weight of a constant input 1: b += g, or with momentum v = mu v + g; b += v."""
+    sizes, velocity, mu = layout.sizes, momentum.velocity, momentum.mu
+    gain, decay = mu, mu  # unused without momentum
+    if mu > 0.0:
+        gain, decay = momentum.gain[0], momentum.decay[0]  # (0, 1): up to date
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
-        start, stop = _units(layout, l, lo, hi)
+        start = lo if l == 1 else 0  # a rank's block of layer 1, every unit above
+        stop = hi if l == 1 else n_in
         a_prev = _layer(scratch.act, layout, l)[start:stop]
         d = _layer(scratch.delta, layout, l + 1)
         for j in range(sizes[l + 1]):
             g = eta * d[j]
             w0 = layout.w_off[l] + j * n_in
             _update_row(params[w0 + start : w0 + stop], velocity[w0 + start : w0 + stop],
-                        a_prev, g, momentum)
-            _update_bias(params, velocity, layout.b_off[l] + j, g, momentum)
+                        a_prev, g, mu, gain, decay)
+            k = layout.b_off[l] + j
+            if mu > 0.0:
+                velocity[k] = mu * velocity[k] + g
+                params[k] += velocity[k]
+            else:
+                params[k] += g
 
 
 # -- the step --------------------------------------------------------------------------------------
@@ -366,12 +355,12 @@ def _abandoned(loss, rank):
 
 
 @jit_inline
-def _forward(params, layout, scratch, nnz, hidden, output):
+def _forward(params, layout, scratch, nnz, hidden, output, block, still):
     """Eq. 1/2 for every layer of one sample whose nnz non-zero inputs are gathered in
-    ``scratch.nz_idx``/``nz_val`` (by :func:`_gather_input`)."""
+    ``scratch.nz_idx``/``nz_val`` (by :func:`_gather_input`); block = ``_whole(params,
+    layout)``, still = ``_still(params)``, made once per call."""
     L = layout.sizes.shape[0] - 1
-    _first_layer(_whole(params, layout), layout, scratch, nnz, output if L == 1 else hidden,
-                 _still(params))
+    _first_layer(block, layout, scratch, nnz, output if L == 1 else hidden, still)
     _later_layers(params, layout, scratch, 1, hidden, output)
 
 
@@ -379,5 +368,6 @@ def _forward(params, layout, scratch, nnz, hidden, output):
 def _backprop(params, layout, scratch, x, t, scale, hidden, output):
     """Forward pass and all error terms of one sample x: (n_0,), no update; returns E."""
     nnz = _gather_input(x, scale, scratch.nz_idx, scratch.nz_val)
-    _forward(params, layout, scratch, nnz, hidden, output)
+    _forward(params, layout, scratch, nnz, hidden, output, _whole(params, layout),
+             _still(params))
     return _deltas(params, layout, scratch, t, 0, layout.sizes[1], hidden, output)
