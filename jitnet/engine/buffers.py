@@ -26,7 +26,7 @@ Layout legend (``L`` layers of weights, ``sizes = [n_0, n_1, ..., n_L]``)::
 The offsets travel together as a :class:`Layout`, the per-sample buffers as a :class:`Scratch`
 (a few KB: every public call allocates its own, so inference on one network is safe from
 several threads at once), momentum's state as a :class:`Momentum`, the first layer's block as a
-:class:`Block` and a rank's place in a team as a :class:`Rank` (a team of one on one thread).
+:class:`Block` and a rank's place in a team as a :class:`Rank` (None on one thread).
 """
 
 from collections import namedtuple
@@ -91,12 +91,6 @@ def _bias(array, block):
 def _whole(params, layout):
     """The whole first layer, in params."""
     return Block(params, layout.w_off[0], layout.stride0, layout.b_off[0], 0, layout.sizes[1])
-
-
-@jit_inline
-def _alone(params):
-    """The Rank of a team of one: no partial sums, no barrier."""
-    return Rank(0, 1, np.zeros((2, 1, 1), params.dtype), np.zeros(1, np.int64), 0)
 
 
 @jit_inline

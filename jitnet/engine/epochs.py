@@ -3,10 +3,9 @@ whole epoch or a batch of rows, one compiled call each (layout legend in
 :mod:`jitnet.engine.buffers`).
 """
 
-from jitnet.engine.buffers import _alone, _layer, _row, _still, _whole
-from jitnet.engine.distort_kernels import _distort_sample
+from jitnet.engine.buffers import _layer, _row, _still, _whole
 from jitnet.engine.jit import jit
-from jitnet.engine.kernels import _forward, _gather_input, _lag, _step
+from jitnet.engine.kernels import _forward, _gather_input, _lag, _train_samples
 
 
 @jit
@@ -37,13 +36,8 @@ def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, outpu
     call :func:`_finish_momentum_epoch` after the epoch's last chunk. Serial and deterministic:
     the same inputs give bitwise the same weights.
     """
-    block, alone = _whole(params, layout), _alone(params)
-    total = 0.0
-    for s in order:
-        nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
-        total += _step(params, layout, block, alone, scratch, nnz, T[s], eta, hidden, output,
-                       momentum, 0)
-    return total
+    return _train_samples(params, layout, _whole(params, layout), None, scratch, X, T, order,
+                          scale, eta, hidden, output, momentum, None)
 
 
 @jit
@@ -53,22 +47,13 @@ def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hid
 
     The k-th sample visited, X[order[k]], is distorted with ``distorter.draws[k]`` into the one
     buffer ``distorter.x`` (times ``scale``; :func:`jitnet.engine.distort_kernels._distort_sample`),
-    and the SGD step runs on that buffer with scale 1. The data set is never copied and nothing
+    and the SGD step runs on that buffer with scale 1 (:func:`jitnet.engine.kernels._train_samples`). The data set is never copied and nothing
     is allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
     the values :func:`_gather_input` would compute, so the weights equal :func:`_train_epoch`'s
     bitwise. Serial and deterministic.
     """
-    block, alone = _whole(params, layout), _alone(params)
-    total = 0.0
-    x = distorter.x
-    for k in range(order.shape[0]):
-        s = order[k]
-        _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
-                        distorter.bank, distorter.work, distorter.index, x)
-        nnz = _gather_input(x, 1.0, scratch.nz_idx, scratch.nz_val)
-        total += _step(params, layout, block, alone, scratch, nnz, T[s], eta, hidden, output,
-                       momentum, 0)
-    return total
+    return _train_samples(params, layout, _whole(params, layout), None, scratch, X, T, order,
+                          scale, eta, hidden, output, momentum, distorter)
 
 
 @jit

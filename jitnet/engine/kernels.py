@@ -10,9 +10,9 @@ weight of a constant input 1 (:func:`_first_layer`, :func:`_later_layers`); Eq. 
 term ``delta = f'(z)(t - y)`` (``t - y`` for a softmax output with cross-entropy;
 :func:`_output_delta`); Eq. 4 hidden error term ``delta = f'(z) * sum_k w_kj delta_k``
 (:func:`_hidden_delta`); Eq. 5 update ``w += eta * delta * x`` (with momentum: ``v = mu v + eta
-delta x; w += v``; :func:`_update_row`). All error terms of a sample are
+delta x; w += v``; :func:`_update_first_layer`, :func:`_update_later_layers`). All error terms of a sample are
 computed from the weights before that sample's update, as in the tutorial; ``delta`` is
-``-dE/dz``. :func:`_step` is one sample's SGD step, made of them.
+``-dE/dz``. :func:`_train_samples` runs the SGD step, made of them, sample after sample.
 
 The unit non-linearity ``f`` is an integer activation code (``SIGMOID``, ``TANH``,
 ``SCALED_TANH``, ``RELU``; ``SOFTMAX`` for the output only): ``hidden`` for layers 1..L-1 and
@@ -37,15 +37,14 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
     Momentum,
     Rank,
     Scratch,
-    _bias,
     _layer,
-    _row,
     _whole,
     _still,
     row_stride,
 )
 from jitnet.engine.jit import jit, jit_inline, jit_ordered
-from jitnet.engine.sync import ABORT, _barrier
+from jitnet.engine.distort_kernels import _distort_sample
+from jitnet.engine.sync import _barrier
 
 
 @jit
@@ -88,44 +87,42 @@ def _lag(momentum, i):
 
 
 @jit_inline
-def _add_row(z, w, v, x, gain):
-    """z += x * w for a row w of Wt[0]; a row that lags (gain != 0, momentum) is read as its
-    up-to-date weights w + gain v."""
-    # One loop with the test inside: LLVM takes it out of the loop, and a helper with two
-    # loops side by side kept Numba from pruning its reference counts (4x slower momentum).
-    for j in range(z.shape[0]):
-        if gain != 0.0:
-            z[j] += x * (w[j] + gain * v[j])
-        else:
-            z[j] += x * w[j]
-
-
-@jit_inline
 def _first_layer(block, layout, scratch, nnz, f, momentum):
     """Eq. 1/2 for the first layer's units [lo, hi): z = b + the sum over the non-zero inputs i
     of x_i * Wt[0][i, lo:hi], then a = f(z). Without momentum four rows per pass over z, so
-    that z is loaded and stored a quarter as often; with momentum one by one, as it lagged."""
+    that z is loaded and stored a quarter as often; with momentum one by one, each row that
+    lags read as its up-to-date weights w + gain v."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
-    w, velocity = block.w, momentum.velocity
+    w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
+    velocity, mu = momentum.velocity, momentum.mu
     z = _layer(scratch.act, layout, 1)[block.lo : block.hi]
-    z[:] = _bias(w, block)
+    z[:] = w[block.b_off : block.b_off + n]
     p = 0
-    if momentum.mu == 0.0:
+    if mu == 0.0:
         while p + 4 <= nnz:
-            r0 = _row(w, block, nz_idx[p])
-            r1 = _row(w, block, nz_idx[p + 1])
-            r2 = _row(w, block, nz_idx[p + 2])
-            r3 = _row(w, block, nz_idx[p + 3])
+            s0 = w_off + nz_idx[p] * stride
+            s1 = w_off + nz_idx[p + 1] * stride
+            s2 = w_off + nz_idx[p + 2] * stride
+            s3 = w_off + nz_idx[p + 3] * stride
+            r0, r1, r2, r3 = w[s0 : s0 + n], w[s1 : s1 + n], w[s2 : s2 + n], w[s3 : s3 + n]
             x0, x1, x2, x3 = nz_val[p], nz_val[p + 1], nz_val[p + 2], nz_val[p + 3]
-            for j in range(z.shape[0]):
+            for j in range(n):
                 z[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
             p += 4
-    gain = momentum.mu  # 0 without momentum, in the network's dtype
     while p < nnz:
-        i = nz_idx[p]
-        if momentum.mu > 0.0:
+        i, x = nz_idx[p], nz_val[p]
+        start = w_off + i * stride
+        r = w[start : start + n]
+        gain = mu  # 0 without momentum, in the network's dtype
+        if mu > 0.0:
             gain, _ = _lag(momentum, i)
-        _add_row(z, _row(w, block, i), _row(velocity, block, i), nz_val[p], gain)
+        if gain != 0.0:
+            v = velocity[start : start + n]
+            for j in range(n):
+                z[j] += x * (r[j] + gain * v[j])
+        else:
+            for j in range(n):
+                z[j] += x * r[j]
         p += 1
     _activate(z, scratch.bits, scratch.log_y, f)
 
@@ -239,119 +236,149 @@ def _deltas(params, layout, scratch, t, lo, hi, hidden, output):
 # -- Eq. 5: update ----------------------------------------------------------------------------------
 
 
-@jit_inline
-def _update_row(w, v, u, g, mu, gain, decay):
-    """Eq. 5 on a row of weights w: (n,) with velocity v: w += g u, or with momentum (mu > 0)
-    v = mu v + g u; w += v (g = eta delta_j for a row of W[l] and u = a[l], g = eta x_i for a
-    row of Wt[0] and u = delta[1]). A first-layer row that lagged (gain, decay) catches up in
-    the same pass: w = (w + gain v) + (mu decay v + g u); (0, 1) for a row that did not."""
-    for k in range(w.shape[0]):  # one loop, the test inside: see _add_row
-        if mu > 0.0:
-            v_now = mu * (decay * v[k]) + g * u[k]
-            w[k] = (w[k] + gain * v[k]) + v_now
-            v[k] = v_now
-        else:
-            w[k] += g * u[k]
+# The per-row forms of Eq. 5 are written out in the two walks below, not called as helpers: an
+# inlined helper taking array slices costs Numba reference counting per call (measured: 1.5%
+# of a plain epoch for the dozen rows per sample outside the first layer's pairs).
 
 
 @jit_inline
 def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
-    """Eq. 5 for the first layer's units [lo, hi): only the rows of the non-zero inputs
-    change, and the biases (the weights of a constant input 1). Without momentum two rows per
-    pass over delta, so that it is loaded half as often."""
+    """Eq. 5 for the first layer's units [lo, hi): Wt[0][i, lo:hi] += eta x_i delta[lo:hi] for
+    the rows of the non-zero inputs only (two rows per pass over delta without momentum, so
+    that it is loaded half as often), then b[0][lo:hi] += eta delta[lo:hi]. With momentum
+    v = mu v + eta x delta; w += v, and a row that lagged catches up in the same pass:
+    w = (w + gain v) + (mu decay v + eta x delta)."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
-    w, velocity, mu = block.w, momentum.velocity, momentum.mu
+    w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
+    velocity, mu = momentum.velocity, momentum.mu
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
     p = 0
     if mu == 0.0:
         while p + 2 <= nnz:
-            r0 = _row(w, block, nz_idx[p])
-            r1 = _row(w, block, nz_idx[p + 1])
-            g0 = eta * nz_val[p]
-            g1 = eta * nz_val[p + 1]
-            for j in range(d.shape[0]):
+            s0 = w_off + nz_idx[p] * stride
+            s1 = w_off + nz_idx[p + 1] * stride
+            r0, r1 = w[s0 : s0 + n], w[s1 : s1 + n]
+            g0, g1 = eta * nz_val[p], eta * nz_val[p + 1]
+            for j in range(n):
                 r0[j] += g0 * d[j]
                 r1[j] += g1 * d[j]
             p += 2
-    gain, decay = mu, mu  # unused without momentum
     while p < nnz:
         i = nz_idx[p]
+        g = eta * nz_val[p]
+        start = w_off + i * stride
+        r = w[start : start + n]
         if mu > 0.0:
             gain, decay = _lag(momentum, i)
+            v = velocity[start : start + n]
+            for j in range(n):
+                v_now = mu * (decay * v[j]) + g * d[j]
+                r[j] = (r[j] + gain * v[j]) + v_now
+                v[j] = v_now
             momentum.last[i] = momentum.clock[0]
-        _update_row(_row(w, block, i), _row(velocity, block, i), d, eta * nz_val[p], mu, gain,
-                    decay)
+        else:
+            for j in range(n):
+                r[j] += g * d[j]
         p += 1
+    b = w[block.b_off : block.b_off + n]
     if mu > 0.0:
-        gain, decay = momentum.gain[0], momentum.decay[0]  # (0, 1): up to date
-    _update_row(_bias(w, block), _bias(velocity, block), d, eta, mu, gain, decay)
+        vb = velocity[block.b_off : block.b_off + n]
+        for j in range(n):
+            vb[j] = mu * vb[j] + eta * d[j]
+            b[j] += vb[j]
+    else:
+        for j in range(n):
+            b[j] += eta * d[j]
 
 
 @jit_inline
 def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
-    """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only); a bias is
-    the weight of a constant input 1: b += g, or with momentum v = mu v + g; b += v."""
+    """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only): row j of
+    W[l] += g a[l] and b[l][j] += g with g = eta delta[l+1][j]; with momentum
+    v = mu v + g a[l]; w += v (and so for the bias, the weight of a constant input 1)."""
     sizes, velocity, mu = layout.sizes, momentum.velocity, momentum.mu
-    gain, decay = mu, mu  # unused without momentum
-    if mu > 0.0:
-        gain, decay = momentum.gain[0], momentum.decay[0]  # (0, 1): up to date
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
-        start = lo if l == 1 else 0  # a rank's block of layer 1, every unit above
+        start = lo if l == 1 else 0  # a rank's block of layer 1; every unit above it
         stop = hi if l == 1 else n_in
         a_prev = _layer(scratch.act, layout, l)[start:stop]
         d = _layer(scratch.delta, layout, l + 1)
         for j in range(sizes[l + 1]):
             g = eta * d[j]
             w0 = layout.w_off[l] + j * n_in
-            _update_row(params[w0 + start : w0 + stop], velocity[w0 + start : w0 + stop],
-                        a_prev, g, mu, gain, decay)
+            row = params[w0 + start : w0 + stop]
             k = layout.b_off[l] + j
             if mu > 0.0:
+                v = velocity[w0 + start : w0 + stop]
+                for i in range(row.shape[0]):
+                    v[i] = mu * v[i] + g * a_prev[i]
+                    row[i] += v[i]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
             else:
+                for i in range(row.shape[0]):
+                    row[i] += g * a_prev[i]
                 params[k] += g
 
 
-# -- the step --------------------------------------------------------------------------------------
+@jit_inline
+def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
+    """A rank's way on from its block of layer 1 to the output: its share of layer 2's sums, the barrier of sample p, then layer 2 from every rank's share
+    and Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
+    sums = rank.partial[p % 2]
+    _partial_sums(params, layout, scratch, block.lo, block.hi, sums[rank.rank])
+    if not _barrier(rank.sync, rank.rank, rank.size, p + 1, rank.timeout_ns):
+        return False
+    L = layout.sizes.shape[0] - 1
+    _sum_partials(params, layout, scratch, sums, output if L == 2 else hidden)
+    _later_layers(params, layout, scratch, 2, hidden, output)
+    return True
+
+
+# -- the step, sample after sample ------------------------------------------------------------------
 
 
 @jit_inline
-def _step(params, layout, block, rank, scratch, nnz, t, eta, hidden, output, momentum, p):
-    """One sample's SGD step on its gathered non-zero inputs: forward, error terms, update
-    (with momentum when momentum.mu > 0); returns its loss, measured before the update.
+def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta, hidden, output,
+                   momentum, distorter):
+    """The per-sample SGD step, for the samples in ``order`` one after the other: forward,
+    error terms, update (with momentum when momentum.mu > 0), each error term from the weights
+    before the sample's update; returns the summed loss, each measured before its update.
 
-    ``block`` is the part of the first layer this step trains, ``params``/``layout`` the rest
-    (of W[1] the block's columns). Alone (rank.size == 1) the block is the whole layer. In a team
-    (:mod:`jitnet.engine.parallel`) each rank computes its block's share of layer 2
-    (:func:`_partial_sums`), and after the barrier of sample p (the rank's p-th in this call,
-    from 0) all layers above from every share; it returns NaN with ``rank.sync[ABORT]`` raised
-    when it gave up waiting there.
+    ``block`` is the part of the first layer trained here, ``params``/``layout`` the rest (of
+    W[1] the block's columns). Alone (``rank`` None) the block is the whole layer. In a team
+    (:mod:`jitnet.engine.parallel`) each rank computes its block's share of layer 2 and, after
+    the barrier of the sample, all layers above from every share (:func:`_team_forward`); it
+    returns NaN, ``rank.sync[ABORT]`` raised, when it gave up waiting there. With a
+    ``distorter`` (else None) the k-th sample visited is distorted with ``distorter.draws[k]``
+    into ``distorter.x`` (times ``scale``) and the step runs on that buffer.
+
+    One loop for every epoch, the step written out in it: Numba compiles only the branches of
+    the arguments given (None or not), and an inlined per-sample function would pay reference
+    counts on every array of its tuples at each sample (measured: 4% of a plain epoch).
     """
     L = layout.sizes.shape[0] - 1
-    _first_layer(block, layout, scratch, nnz, output if L == 1 else hidden, momentum)
-    if rank.size == 1:
-        _later_layers(params, layout, scratch, 1, hidden, output)
-    else:
-        sums = rank.partial[p % 2]
-        _partial_sums(params, layout, scratch, block.lo, block.hi, sums[rank.rank])
-        if not _barrier(rank.sync, rank.rank, rank.size, p + 1, rank.timeout_ns):
+    first = output if L == 1 else hidden
+    total = 0.0
+    for k in range(order.shape[0]):
+        s = order[k]
+        if distorter is None:
+            nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
+        else:
+            _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
+                            distorter.bank, distorter.work, distorter.index, distorter.x)
+            nnz = _gather_input(distorter.x, 1.0, scratch.nz_idx, scratch.nz_val)
+        _first_layer(block, layout, scratch, nnz, first, momentum)
+        if rank is None:
+            _later_layers(params, layout, scratch, 1, hidden, output)
+        elif not _team_forward(params, layout, block, rank, scratch, k, hidden, output):
             return np.nan
-        _sum_partials(params, layout, scratch, sums, output if L == 2 else hidden)
-        _later_layers(params, layout, scratch, 2, hidden, output)
-    loss = _deltas(params, layout, scratch, t, block.lo, block.hi, hidden, output)
-    _update_first_layer(block, layout, scratch, nnz, eta, momentum)
-    _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum)
-    if momentum.mu > 0.0:
-        momentum.clock[0] += 1
-    return loss
-
-
-@jit_inline
-def _abandoned(loss, rank):
-    """Whether a step's NaN loss means its rank gave up waiting at the barrier."""
-    return np.isnan(loss) and rank.sync[ABORT] != 0
+        total += _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
+        _update_first_layer(block, layout, scratch, nnz, eta, momentum)
+        _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum)
+        if momentum.mu > 0.0:
+            momentum.clock[0] += 1
+    return total
 
 
 @jit_inline

@@ -26,8 +26,8 @@ Reproducible: the same inputs and thread count give bitwise the same weights on 
 two threads write one weight, and every sum has a fixed order). Against the serial kernel only
 the order of the sums into the second layer differs (float64: ~1e-15 per sample).
 
-Every rank runs the same per-sample step as the serial epoch (:func:`jitnet.engine.kernels._step`)
-over its block, with its :class:`~jitnet.engine.kernels.Rank` in the team: the only arithmetic
+Every rank runs the same per-sample step as the serial epoch
+(:func:`jitnet.engine.kernels._train_samples`) over its block, with its :class:`~jitnet.engine.kernels.Rank` in the team: the only arithmetic
 of its own is the split of layer 2's sums (:func:`~jitnet.engine.kernels._partial_sums`, then
 :func:`~jitnet.engine.kernels._sum_partials` after the barrier).
 
@@ -65,7 +65,7 @@ import numpy as np
 from jitnet.engine.buffers import Block, Layout, Rank, _bias, _row, _still, aligned_zeros
 from jitnet.engine.buffers import row_stride
 from jitnet.engine.jit import jit
-from jitnet.engine.kernels import _abandoned, _gather_input, _step
+from jitnet.engine.kernels import _train_samples
 from jitnet.engine.sync import ABORT, DEFAULT_TIMEOUT, LATE, sync_size
 
 
@@ -98,17 +98,8 @@ def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T,
     Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
     barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
-    still = _still(upper)
-    total = 0.0
-    for p in range(order.shape[0]):
-        s = order[p]
-        nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
-        loss = _step(upper, upper_layout, block, rank, scratch, nnz, T[s], eta, hidden, output,
-                     still, p)
-        if _abandoned(loss, rank):
-            total = np.nan
-            break
-        total += loss
+    total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
+                           hidden, output, _still(upper), None)
     _copy_block(params, layout, block, True)
     return total
 
