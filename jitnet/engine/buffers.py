@@ -91,11 +91,3 @@ def _bias(array, block):
 def _whole(params, layout):
     """The whole first layer, in params."""
     return Block(params, layout.w_off[0], layout.stride0, layout.b_off[0], 0, layout.sizes[1])
-
-
-@jit_inline
-def _still(params):
-    """Momentum off (mu = 0: plain SGD), for the steps that never use it."""
-    zero = np.zeros(1, params.dtype)[0]  # mu in the network's dtype, as in an epoch's Momentum
-    return Momentum(zero, params[:0], np.zeros(0, np.int64), np.zeros(1, np.int64), params[:0],
-                    params[:0])

@@ -3,7 +3,7 @@ whole epoch or a batch of rows, one compiled call each (layout legend in
 :mod:`jitnet.engine.buffers`).
 """
 
-from jitnet.engine.buffers import _layer, _row, _still, _whole
+from jitnet.engine.buffers import _layer, _row, _whole
 from jitnet.engine.jit import jit
 from jitnet.engine.kernels import _forward, _gather_input, _lag, _train_samples
 
@@ -33,11 +33,16 @@ def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, outpu
     """One SGD update per sample, samples in ``order``; returns the summed loss (before updates).
 
     X: (N, n_0) uint8 or float, T: (N, n_L), order: (M,) sample indices. With momentum.mu > 0
-    call :func:`_finish_momentum_epoch` after the epoch's last chunk. Serial and deterministic:
-    the same inputs give bitwise the same weights.
+    call :func:`_finish_momentum_epoch` after the epoch's last chunk; momentum.mu = 0 runs the
+    plain step, compiled without momentum. Serial and deterministic: the same inputs give
+    bitwise the same weights.
     """
-    return _train_samples(params, layout, _whole(params, layout), None, scratch, X, T, order,
-                          scale, eta, hidden, output, momentum, None)
+    block = _whole(params, layout)
+    if momentum.mu > 0.0:
+        return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta,
+                              hidden, output, momentum, None)
+    return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta, hidden,
+                          output, None, None)
 
 
 @jit
@@ -52,8 +57,12 @@ def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hid
     the values :func:`_gather_input` would compute, so the weights equal :func:`_train_epoch`'s
     bitwise. Serial and deterministic.
     """
-    return _train_samples(params, layout, _whole(params, layout), None, scratch, X, T, order,
-                          scale, eta, hidden, output, momentum, distorter)
+    block = _whole(params, layout)
+    if momentum.mu > 0.0:
+        return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta,
+                              hidden, output, momentum, distorter)
+    return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta, hidden,
+                          output, None, distorter)
 
 
 @jit
@@ -72,10 +81,10 @@ def _forward_rows(params, layout, scratch, X, scale, hidden, output, y_out, clas
     get_result) into class_out[s], and its outputs into y_out[s] when y_out has rows."""
     L = layout.sizes.shape[0] - 1
     keep_outputs = y_out.shape[0] > 0
-    block, still = _whole(params, layout), _still(params)
+    block = _whole(params, layout)
     for s in range(X.shape[0]):
         nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
-        _forward(params, layout, scratch, nnz, hidden, output, block, still)
+        _forward(params, layout, scratch, nnz, hidden, output, block)
         y = _layer(scratch.act, layout, L)
         if keep_outputs:
             y_out[s, :] = y

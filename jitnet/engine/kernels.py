@@ -39,7 +39,6 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
     Scratch,
     _layer,
     _whole,
-    _still,
     row_stride,
 )
 from jitnet.engine.jit import jit, jit_inline, jit_ordered
@@ -77,8 +76,7 @@ def _gather_input(x, scale, nz_idx, nz_val):
 
 @jit_inline
 def _lag(momentum, i):
-    """(gain, decay) of first-layer row i's samples at zero input since its last update
-    (momentum only: without it the tables are empty)."""
+    """(gain, decay) of first-layer row i's samples at zero input since its last update."""
     d = min(momentum.clock[0] - 1 - momentum.last[i], momentum.decay.shape[0] - 1)
     return momentum.gain[d], momentum.decay[d]
 
@@ -89,16 +87,15 @@ def _lag(momentum, i):
 @jit_inline
 def _first_layer(block, layout, scratch, nnz, f, momentum):
     """Eq. 1/2 for the first layer's units [lo, hi): z = b + the sum over the non-zero inputs i
-    of x_i * Wt[0][i, lo:hi], then a = f(z). Without momentum four rows per pass over z, so
-    that z is loaded and stored a quarter as often; with momentum one by one, each row that
-    lags read as its up-to-date weights w + gain v."""
+    of x_i * Wt[0][i, lo:hi], then a = f(z). Without momentum (None) four rows per pass over
+    z, so that z is loaded and stored a quarter as often; with momentum one by one, each row
+    that lags read as its up-to-date weights w + gain v."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
-    velocity, mu = momentum.velocity, momentum.mu
     z = _layer(scratch.act, layout, 1)[block.lo : block.hi]
     z[:] = w[block.b_off : block.b_off + n]
     p = 0
-    if mu == 0.0:
+    if momentum is None:
         while p + 4 <= nnz:
             s0 = w_off + nz_idx[p] * stride
             s1 = w_off + nz_idx[p + 1] * stride
@@ -113,11 +110,9 @@ def _first_layer(block, layout, scratch, nnz, f, momentum):
         i, x = nz_idx[p], nz_val[p]
         start = w_off + i * stride
         r = w[start : start + n]
-        gain = mu  # 0 without momentum, in the network's dtype
-        if mu > 0.0:
-            gain, _ = _lag(momentum, i)
-        if gain != 0.0:
-            v = velocity[start : start + n]
+        if momentum is not None and _lag(momentum, i)[0] != 0.0:
+            gain = _lag(momentum, i)[0]
+            v = momentum.velocity[start : start + n]
             for j in range(n):
                 z[j] += x * (r[j] + gain * v[j])
         else:
@@ -250,10 +245,9 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
     w = (w + gain v) + (mu decay v + eta x delta)."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
-    velocity, mu = momentum.velocity, momentum.mu
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
     p = 0
-    if mu == 0.0:
+    if momentum is None:
         while p + 2 <= nnz:
             s0 = w_off + nz_idx[p] * stride
             s1 = w_off + nz_idx[p + 1] * stride
@@ -268,27 +262,29 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
         g = eta * nz_val[p]
         start = w_off + i * stride
         r = w[start : start + n]
-        if mu > 0.0:
+        if momentum is None:
+            for j in range(n):
+                r[j] += g * d[j]
+        else:
+            mu = momentum.mu
             gain, decay = _lag(momentum, i)
-            v = velocity[start : start + n]
+            v = momentum.velocity[start : start + n]
             for j in range(n):
                 v_now = mu * (decay * v[j]) + g * d[j]
                 r[j] = (r[j] + gain * v[j]) + v_now
                 v[j] = v_now
             momentum.last[i] = momentum.clock[0]
-        else:
-            for j in range(n):
-                r[j] += g * d[j]
         p += 1
     b = w[block.b_off : block.b_off + n]
-    if mu > 0.0:
-        vb = velocity[block.b_off : block.b_off + n]
+    if momentum is None:
+        for j in range(n):
+            b[j] += eta * d[j]
+    else:
+        mu = momentum.mu
+        vb = momentum.velocity[block.b_off : block.b_off + n]
         for j in range(n):
             vb[j] = mu * vb[j] + eta * d[j]
             b[j] += vb[j]
-    else:
-        for j in range(n):
-            b[j] += eta * d[j]
 
 
 @jit_inline
@@ -296,7 +292,7 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
     """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only): row j of
     W[l] += g a[l] and b[l][j] += g with g = eta delta[l+1][j]; with momentum
     v = mu v + g a[l]; w += v (and so for the bias, the weight of a constant input 1)."""
-    sizes, velocity, mu = layout.sizes, momentum.velocity, momentum.mu
+    sizes = layout.sizes
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
         start = lo if l == 1 else 0  # a rank's block of layer 1; every unit above it
@@ -308,17 +304,18 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
             w0 = layout.w_off[l] + j * n_in
             row = params[w0 + start : w0 + stop]
             k = layout.b_off[l] + j
-            if mu > 0.0:
+            if momentum is None:
+                for i in range(row.shape[0]):
+                    row[i] += g * a_prev[i]
+                params[k] += g
+            else:
+                mu, velocity = momentum.mu, momentum.velocity
                 v = velocity[w0 + start : w0 + stop]
                 for i in range(row.shape[0]):
                     v[i] = mu * v[i] + g * a_prev[i]
                     row[i] += v[i]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
-            else:
-                for i in range(row.shape[0]):
-                    row[i] += g * a_prev[i]
-                params[k] += g
 
 
 @jit_inline
@@ -342,7 +339,7 @@ def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
 def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta, hidden, output,
                    momentum, distorter):
     """The per-sample SGD step, for the samples in ``order`` one after the other: forward,
-    error terms, update (with momentum when momentum.mu > 0), each error term from the weights
+    error terms, update (with momentum unless ``momentum`` is None), each error term from the weights
     before the sample's update; returns the summed loss, each measured before its update.
 
     ``block`` is the part of the first layer trained here, ``params``/``layout`` the rest (of
@@ -354,8 +351,9 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     into ``distorter.x`` (times ``scale``) and the step runs on that buffer.
 
     One loop for every epoch, the step written out in it: Numba compiles only the branches of
-    the arguments given (None or not), and an inlined per-sample function would pay reference
-    counts on every array of its tuples at each sample (measured: 4% of a plain epoch).
+    the arguments given (None or not: ``rank``, ``momentum``, ``distorter``), and an inlined
+    per-sample function would pay reference counts on every array of its tuples at each sample
+    (measured: 4% of a plain epoch).
     """
     L = layout.sizes.shape[0] - 1
     first = output if L == 1 else hidden
@@ -376,18 +374,18 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
         total += _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
         _update_first_layer(block, layout, scratch, nnz, eta, momentum)
         _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum)
-        if momentum.mu > 0.0:
+        if momentum is not None:
             momentum.clock[0] += 1
     return total
 
 
 @jit_inline
-def _forward(params, layout, scratch, nnz, hidden, output, block, still):
+def _forward(params, layout, scratch, nnz, hidden, output, block):
     """Eq. 1/2 for every layer of one sample whose nnz non-zero inputs are gathered in
     ``scratch.nz_idx``/``nz_val`` (by :func:`_gather_input`); block = ``_whole(params,
-    layout)``, still = ``_still(params)``, made once per call."""
+    layout)``."""
     L = layout.sizes.shape[0] - 1
-    _first_layer(block, layout, scratch, nnz, output if L == 1 else hidden, still)
+    _first_layer(block, layout, scratch, nnz, output if L == 1 else hidden, None)
     _later_layers(params, layout, scratch, 1, hidden, output)
 
 
@@ -395,6 +393,5 @@ def _forward(params, layout, scratch, nnz, hidden, output, block, still):
 def _backprop(params, layout, scratch, x, t, scale, hidden, output):
     """Forward pass and all error terms of one sample x: (n_0,), no update; returns E."""
     nnz = _gather_input(x, scale, scratch.nz_idx, scratch.nz_val)
-    _forward(params, layout, scratch, nnz, hidden, output, _whole(params, layout),
-             _still(params))
+    _forward(params, layout, scratch, nnz, hidden, output, _whole(params, layout))
     return _deltas(params, layout, scratch, t, 0, layout.sizes[1], hidden, output)

@@ -62,7 +62,7 @@ import threading
 
 import numpy as np
 
-from jitnet.engine.buffers import Block, Layout, Rank, _bias, _row, _still, aligned_zeros
+from jitnet.engine.buffers import Block, Layout, Rank, _bias, _row, aligned_zeros
 from jitnet.engine.buffers import row_stride
 from jitnet.engine.jit import jit
 from jitnet.engine.kernels import _train_samples
@@ -99,7 +99,7 @@ def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T,
     barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
     total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
-                           hidden, output, _still(upper), None)
+                           hidden, output, None, None)
     _copy_block(params, layout, block, True)
     return total
 
