@@ -51,9 +51,9 @@ def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hid
     """:func:`_train_epoch` on freshly distorted samples; returns the summed loss.
 
     The k-th sample visited, X[order[k]], is distorted with ``distorter.draws[k]`` into the one
-    buffer ``distorter.x`` (times ``scale``; :func:`jitnet.engine.distort_kernels._distort_sample`),
-    and the SGD step runs on that buffer with scale 1 (:func:`jitnet.engine.kernels._train_samples`). The data set is never copied and nothing
-    is allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
+    buffer ``distorter.x`` (times ``scale``; ``distort_kernels._distort_sample``), and the SGD
+    step runs on that buffer with scale 1 (:func:`jitnet.engine.kernels._train_samples`). The
+    data set is never copied and nothing is allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
     the values :func:`_gather_input` would compute, so the weights equal :func:`_train_epoch`'s
     bitwise. Serial and deterministic.
     """

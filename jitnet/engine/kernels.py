@@ -10,9 +10,10 @@ weight of a constant input 1 (:func:`_first_layer`, :func:`_later_layers`); Eq. 
 term ``delta = f'(z)(t - y)`` (``t - y`` for a softmax output with cross-entropy;
 :func:`_output_delta`); Eq. 4 hidden error term ``delta = f'(z) * sum_k w_kj delta_k``
 (:func:`_hidden_delta`); Eq. 5 update ``w += eta * delta * x`` (with momentum: ``v = mu v + eta
-delta x; w += v``; :func:`_update_first_layer`, :func:`_update_later_layers`). All error terms of a sample are
-computed from the weights before that sample's update, as in the tutorial; ``delta`` is
-``-dE/dz``. :func:`_train_samples` runs the SGD step, made of them, sample after sample.
+delta x; w += v``; :func:`_update_first_layer`, :func:`_update_later_layers`). All error terms
+of a sample are computed from the weights before that sample's update, as in the tutorial;
+``delta`` is ``-dE/dz``. :func:`_train_samples` runs the SGD step made of them, sample after
+sample.
 
 The unit non-linearity ``f`` is an integer activation code (``SIGMOID``, ``TANH``,
 ``SCALED_TANH``, ``RELU``; ``SOFTMAX`` for the output only): ``hidden`` for layers 1..L-1 and
@@ -81,7 +82,7 @@ def _lag(momentum, i):
     return momentum.gain[d], momentum.decay[d]
 
 
-# -- Eq. 1/2: forward -------------------------------------------------------------------------------
+# -- Eq. 1/2: forward ------------------------------------------------------------------------------
 
 
 @jit_inline
@@ -167,7 +168,7 @@ def _sum_partials(params, layout, scratch, sums, f):
     _activate(z, scratch.bits, scratch.log_y, f)
 
 
-# -- Eq. 3/4: error terms ---------------------------------------------------------------------------
+# -- Eq. 3/4: error terms --------------------------------------------------------------------------
 
 
 @jit
@@ -228,7 +229,7 @@ def _deltas(params, layout, scratch, t, lo, hi, hidden, output):
     return loss
 
 
-# -- Eq. 5: update ----------------------------------------------------------------------------------
+# -- Eq. 5: update ---------------------------------------------------------------------------------
 
 
 # The per-row forms of Eq. 5 are written out in the two walks below, not called as helpers: an
@@ -320,8 +321,9 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
 
 @jit_inline
 def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
-    """A rank's way on from its block of layer 1 to the output: its share of layer 2's sums, the barrier of sample p, then layer 2 from every rank's share
-    and Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
+    """A rank's way on from its block of layer 1 to the output: its share of layer 2's sums
+    (:func:`_partial_sums`), the barrier of sample p, then layer 2 from every rank's share and
+    Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
     sums = rank.partial[p % 2]
     _partial_sums(params, layout, scratch, block.lo, block.hi, sums[rank.rank])
     if not _barrier(rank.sync, rank.rank, rank.size, p + 1, rank.timeout_ns):
@@ -332,15 +334,16 @@ def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
     return True
 
 
-# -- the step, sample after sample ------------------------------------------------------------------
+# -- the step, sample after sample -----------------------------------------------------------------
 
 
 @jit_inline
 def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta, hidden, output,
                    momentum, distorter):
     """The per-sample SGD step, for the samples in ``order`` one after the other: forward,
-    error terms, update (with momentum unless ``momentum`` is None), each error term from the weights
-    before the sample's update; returns the summed loss, each measured before its update.
+    error terms, update (with momentum unless ``momentum`` is None), each error term from the
+    weights before the sample's update; returns the summed loss, each measured before its
+    update.
 
     ``block`` is the part of the first layer trained here, ``params``/``layout`` the rest (of
     W[1] the block's columns). Alone (``rank`` None) the block is the whole layer. In a team

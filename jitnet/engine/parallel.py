@@ -1,13 +1,13 @@
 """Every core on one model: deterministic model-parallel per-sample SGD (``threads > 1``).
 
-The serial epoch (:func:`jitnet.engine.epochs._train_epoch`) is bound by streaming the first layer's
-rows of the non-zero inputs through the cache, read and written once per sample. Here ``N``
+The serial epoch (:func:`jitnet.engine.epochs._train_epoch`) is bound by streaming the first
+layer's rows of the non-zero inputs through the cache, read and written once per sample. Here ``N``
 threads share that work on one network, sample by sample, with exactly the serial algorithm
 (every error term from the weights before the sample's update, one update per sample):
 
 - rank ``r`` owns a contiguous block ``[lo, hi)`` of the first hidden layer's units (whole
   64-byte lines where the layer is wide enough): its columns of ``Wt[0]`` and its biases
-  ``b[0][lo:hi]``, which it trains in its own ``first`` slab (copied from params when the
+  ``b[0][lo:hi]``, which it trains in its own slab (copied from params when the
   :class:`Team` is made, written back at the end of every call), and its columns
   ``W[1][:, lo:hi]``. No other rank touches them, so each core's cache holds only its share;
 - everything above (``b[1]``, and ``W[l]``, ``b[l]`` for ``l >= 2``) is small and replicated:
@@ -26,13 +26,13 @@ Reproducible: the same inputs and thread count give bitwise the same weights on 
 two threads write one weight, and every sum has a fixed order). Against the serial kernel only
 the order of the sums into the second layer differs (float64: ~1e-15 per sample).
 
-Every rank runs the same per-sample step as the serial epoch
-(:func:`jitnet.engine.kernels._train_samples`) over its block, with its :class:`~jitnet.engine.kernels.Rank` in the team: the only arithmetic
-of its own is the split of layer 2's sums (:func:`~jitnet.engine.kernels._partial_sums`, then
-:func:`~jitnet.engine.kernels._sum_partials` after the barrier).
+Every rank runs the serial epoch's per-sample step (:func:`jitnet.engine.kernels._train_samples`)
+over its block, given its :class:`~jitnet.engine.buffers.Rank`: the only arithmetic of its own
+is the split of layer 2's sums around the barrier (:func:`jitnet.engine.kernels._team_forward`).
+Plain SGD only: momentum and distortions train on one thread.
 
-The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by an
-acquire load. A waiting rank spins, then yields its core (``sched_yield``), and gives up when
+The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by
+an acquire load. A waiting rank spins, then yields its core (``sched_yield``), and gives up when
 another rank raised the abort flag or after ``timeout`` seconds of wall time, so a rank that
 never arrives cannot hang the others; :meth:`Team.train` then says which rank it was.
 
