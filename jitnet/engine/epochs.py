@@ -1,6 +1,7 @@
 """The epoch and inference kernels: the per-sample step of :mod:`jitnet.engine.kernels` run over a
 whole epoch or a batch of rows, one compiled call each (layout legend in
-:mod:`jitnet.engine.buffers`).
+:mod:`jitnet.engine.buffers`). ``_train_epoch`` and ``_train_epoch_distorted`` are the entry
+points of the training methods; both call the one compiled :func:`_epoch`.
 """
 
 from jitnet.engine.buffers import _layer, _row, _whole
@@ -29,40 +30,38 @@ def _finish_momentum_epoch(params, layout, momentum):
 
 
 @jit
+def _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum, distorter):
+    """The compiled serial epoch, :func:`jitnet.engine.kernels._train_samples` over the whole
+    first layer; ``momentum`` and ``distorter`` None when off. Numba compiles each combination
+    of None and not on its first use, so a plain run never waits for the momentum code."""
+    return _train_samples(params, layout, _whole(params, layout), None, scratch, X, T, order,
+                          scale, eta, hidden, output, momentum, distorter)
+
+
 def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum):
     """One SGD update per sample, samples in ``order``; returns the summed loss (before updates).
 
     X: (N, n_0) uint8 or float, T: (N, n_L), order: (M,) sample indices. With momentum.mu > 0
-    call :func:`_finish_momentum_epoch` after the epoch's last chunk; momentum.mu = 0 runs the
-    plain step, compiled without momentum. Serial and deterministic: the same inputs give
-    bitwise the same weights.
+    call :func:`_finish_momentum_epoch` after the epoch's last chunk. Serial and deterministic:
+    the same inputs give bitwise the same weights.
     """
-    block = _whole(params, layout)
-    if momentum.mu > 0.0:
-        return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta,
-                              hidden, output, momentum, None)
-    return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta, hidden,
-                          output, None, None)
+    return _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output,
+                  momentum if momentum.mu > 0.0 else None, None)
 
 
-@jit
 def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hidden, output,
                            momentum, distorter):
     """:func:`_train_epoch` on freshly distorted samples; returns the summed loss.
 
     The k-th sample visited, X[order[k]], is distorted with ``distorter.draws[k]`` into the one
     buffer ``distorter.x`` (times ``scale``; ``distort_kernels._distort_sample``), and the SGD
-    step runs on that buffer with scale 1 (:func:`jitnet.engine.kernels._train_samples`). The
-    data set is never copied and nothing is allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
+    step runs on that buffer with scale 1. The data set is never copied and nothing is
+    allocated per sample. With the identity draw (every parameter 0) the buffer holds exactly
     the values :func:`_gather_input` would compute, so the weights equal :func:`_train_epoch`'s
     bitwise. Serial and deterministic.
     """
-    block = _whole(params, layout)
-    if momentum.mu > 0.0:
-        return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta,
-                              hidden, output, momentum, distorter)
-    return _train_samples(params, layout, block, None, scratch, X, T, order, scale, eta, hidden,
-                          output, None, distorter)
+    return _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output,
+                  momentum if momentum.mu > 0.0 else None, distorter)
 
 
 @jit
