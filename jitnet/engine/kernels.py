@@ -10,10 +10,10 @@ weight of a constant input 1 (:func:`_first_layer`, :func:`_later_layers`); Eq. 
 term ``delta = f'(z)(t - y)`` (``t - y`` for a softmax output with cross-entropy;
 :func:`_output_delta`); Eq. 4 hidden error term ``delta = f'(z) * sum_k w_kj delta_k``
 (:func:`_hidden_delta`); Eq. 5 update ``w += eta * delta * x`` (with momentum: ``v = mu v + eta
-delta x; w += v``; :func:`_update_first_layer`, :func:`_update_later_layers`). All error terms
-of a sample are computed from the weights before that sample's update, as in the tutorial;
-``delta`` is ``-dE/dz``. :func:`_train_samples` runs the SGD step made of them, sample after
-sample.
+delta x; w += v``; :func:`_update_row`, walked by :func:`_update_first_layer` and
+:func:`_update_later_layers`). All error terms of a sample are computed from the weights before
+that sample's update, as in the tutorial; ``delta`` is ``-dE/dz``. :func:`_train_samples` runs
+the SGD step made of them, sample after sample.
 
 The unit non-linearity ``f`` is an integer activation code (``SIGMOID``, ``TANH``,
 ``SCALED_TANH``, ``RELU``; ``SOFTMAX`` for the output only): ``hidden`` for layers 1..L-1 and
@@ -232,18 +232,29 @@ def _deltas(params, layout, scratch, t, lo, hi, hidden, output):
 # -- Eq. 5: update ---------------------------------------------------------------------------------
 
 
-# The per-row forms of Eq. 5 are written out in the two walks below, not called as helpers: an
-# inlined helper taking array slices costs Numba reference counting per call (measured: 1.5%
-# of a plain epoch for the dozen rows per sample outside the first layer's pairs).
+@jit_inline
+def _update_row(w, u, g, momentum, v, gain, decay):
+    """Eq. 5 on one row of weights w: (n,): w += g u (g = eta x_i and u = delta[1] for a row of
+    Wt[0]; g = eta delta[l+1][j] and u = a[l] for row j of W[l]). With momentum (not None),
+    velocity v: v = mu v + g u; w += v, and a first-layer row that lagged (gain, decay)
+    catches up in the same pass: w = (w + gain v) + (mu decay v + g u); (gain, decay) = (0, 1)
+    for a row that is up to date."""
+    if momentum is None:
+        for k in range(w.shape[0]):
+            w[k] += g * u[k]
+    else:
+        mu = momentum.mu
+        for k in range(w.shape[0]):
+            v_now = mu * (decay * v[k]) + g * u[k]
+            w[k] = (w[k] + gain * v[k]) + v_now
+            v[k] = v_now
 
 
 @jit_inline
 def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
-    """Eq. 5 for the first layer's units [lo, hi): Wt[0][i, lo:hi] += eta x_i delta[lo:hi] for
-    the rows of the non-zero inputs only (two rows per pass over delta without momentum, so
-    that it is loaded half as often), then b[0][lo:hi] += eta delta[lo:hi]. With momentum
-    v = mu v + eta x delta; w += v, and a row that lagged catches up in the same pass:
-    w = (w + gain v) + (mu decay v + eta x delta)."""
+    """Eq. 5 for the first layer's units [lo, hi): the rows of the non-zero inputs only (two
+    rows per pass over delta without momentum, so that it is loaded half as often), then the
+    biases, the weights of a constant input 1."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
@@ -260,39 +271,28 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
             p += 2
     while p < nnz:
         i = nz_idx[p]
-        g = eta * nz_val[p]
         start = w_off + i * stride
-        r = w[start : start + n]
         if momentum is None:
-            for j in range(n):
-                r[j] += g * d[j]
+            _update_row(w[start : start + n], d, eta * nz_val[p], None, None, None, None)
         else:
-            mu = momentum.mu
             gain, decay = _lag(momentum, i)
-            v = momentum.velocity[start : start + n]
-            for j in range(n):
-                v_now = mu * (decay * v[j]) + g * d[j]
-                r[j] = (r[j] + gain * v[j]) + v_now
-                v[j] = v_now
+            _update_row(w[start : start + n], d, eta * nz_val[p], momentum,
+                        momentum.velocity[start : start + n], gain, decay)
             momentum.last[i] = momentum.clock[0]
         p += 1
-    b = w[block.b_off : block.b_off + n]
+    b0, b1 = block.b_off, block.b_off + n
     if momentum is None:
-        for j in range(n):
-            b[j] += eta * d[j]
+        _update_row(w[b0:b1], d, eta, None, None, None, None)
     else:
-        mu = momentum.mu
-        vb = momentum.velocity[block.b_off : block.b_off + n]
-        for j in range(n):
-            vb[j] = mu * vb[j] + eta * d[j]
-            b[j] += vb[j]
+        _update_row(w[b0:b1], d, eta, momentum, momentum.velocity[b0:b1], momentum.gain[0],
+                    momentum.decay[0])
 
 
 @jit_inline
 def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
-    """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only): row j of
-    W[l] += g a[l] and b[l][j] += g with g = eta delta[l+1][j]; with momentum
-    v = mu v + g a[l]; w += v (and so for the bias, the weight of a constant input 1)."""
+    """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only): row j of W[l]
+    with g = eta delta[l+1][j], and b[l][j], the weight of a constant input 1: b += g, or with
+    momentum v = mu v + g; b += v."""
     sizes = layout.sizes
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
@@ -302,19 +302,15 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
         d = _layer(scratch.delta, layout, l + 1)
         for j in range(sizes[l + 1]):
             g = eta * d[j]
-            w0 = layout.w_off[l] + j * n_in
-            row = params[w0 + start : w0 + stop]
-            k = layout.b_off[l] + j
+            w0, k = layout.w_off[l] + j * n_in, layout.b_off[l] + j
             if momentum is None:
-                for i in range(row.shape[0]):
-                    row[i] += g * a_prev[i]
+                _update_row(params[w0 + start : w0 + stop], a_prev, g, None, None, None, None)
                 params[k] += g
             else:
                 mu, velocity = momentum.mu, momentum.velocity
-                v = velocity[w0 + start : w0 + stop]
-                for i in range(row.shape[0]):
-                    v[i] = mu * v[i] + g * a_prev[i]
-                    row[i] += v[i]
+                _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
+                            velocity[w0 + start : w0 + stop], momentum.gain[0],
+                            momentum.decay[0])
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
 
