@@ -39,7 +39,8 @@ from jitnet.engine.jit import jit, jit_inline
 Layout = namedtuple("Layout", ["sizes", "w_off", "b_off", "a_off", "stride0"])
 #: The per-sample working buffers of one caller (see above).
 Scratch = namedtuple("Scratch", ["act", "delta", "bits", "nz_idx", "nz_val", "log_y"])
-#: Momentum's state during an epoch (see :mod:`jitnet.engine.kernels`); mu = 0: plain SGD.
+#: Momentum's state during an epoch (see :mod:`jitnet.engine.kernels`); mu = 0 (plain SGD): the
+#: epochs pass None instead, and the kernels are compiled without it.
 Momentum = namedtuple("Momentum", ["mu", "velocity", "last", "clock", "decay", "gain"])
 #: What an epoch on distorted samples needs: the image shape, one row of ``draws`` per visited
 #: sample, the field ``bank``, the distortion's scratch ``work``/``index`` and the buffer ``x``.

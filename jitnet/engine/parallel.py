@@ -62,8 +62,7 @@ import threading
 
 import numpy as np
 
-from jitnet.engine.buffers import Block, Layout, Rank, _bias, _row, aligned_zeros
-from jitnet.engine.buffers import row_stride
+from jitnet.engine.buffers import Block, Layout, Rank, _bias, _row, aligned_zeros, row_stride
 from jitnet.engine.jit import jit
 from jitnet.engine.kernels import _train_samples
 from jitnet.engine.sync import ABORT, DEFAULT_TIMEOUT, LATE, sync_size
