@@ -36,7 +36,7 @@ from jitnet.engine import distort_kernels as dk  # noqa: E402
 from jitnet.io.atomic import atomic_write_bytes  # noqa: E402
 from jitnet.training.machine import machine_info  # noqa: E402
 from jitnet.engine.distortion import Distortion, DistortionPlan, _field_bank, _gaussian  # noqa: E402
-from jitnet.engine.network import compile_kernels  # noqa: E402
+from jitnet.engine.compile import compile_kernels  # noqa: E402
 
 SIZES = [784, 800, 10]
 RATE = 0.1

@@ -1,15 +1,19 @@
-"""Every core on one model: ``python bench/threads.py [--quick] [--help]``.
+"""Every core on one model: ``python bench/threads.py [--quick] [--old-rev REV] [--help]``.
 
 Times ``jitnet.Network.train_epoch(..., threads=N)``, the deterministic model-parallel epoch of
-:mod:`jitnet.engine.parallel`, against the serial kernel (``threads=1``) in the same run: MNIST training
-images in file order, rate 0.3, every repeat from the same initial weights (seed 0), thread
-counts interleaved repeat by repeat so that a change in the machine's load hits them alike.
-Reports the median seconds per epoch of each, the speed-up, the test error after the epoch, the
+:mod:`jitnet.engine.parallel`, against the serial kernel (``threads=1``) in the same run: MNIST
+training images in file order, rate 0.3, every repeat from the same initial weights (seed 0),
+thread counts interleaved repeat by repeat so that a change in the machine's load hits them
+alike. Every epoch is timed twice, through this tree and through an OLD one (git revision
+``--old-rev`` or the source tree ``--old-tree``; ``--no-old`` leaves it out), each in a worker
+process of its own (``bench/harness/trees.py``), alternating which goes first. Reports the
+median seconds per epoch of each, the speed-up, new / old, the test error after the epoch, the
 cost of the barrier alone (the only synchronisation: one per sample), the kernels' compile
 times, the machine (CPU model, cores) and its load average before and after.
 
 Validates before it times: float64 784-300-10 on 2 threads must agree with the serial kernel
-within 1e-9 after 200 samples and repeat itself bitwise; exits 1 without timing otherwise.
+within 1e-9 after 200 samples and repeat itself bitwise, and every row's epoch must give bitwise
+the same weights through the old and the new tree; exits 1 without timing otherwise.
 Writes ``bench/results/threads-latest.{md,json}`` and a dated JSON.
 """
 
@@ -40,15 +44,18 @@ from harness.results import (  # noqa: E402
     markdown_table,
     write_results,
 )
+from harness.trees import ROOT, Worker, source_tree  # noqa: E402
 from jitnet.training.machine import machine_info  # noqa: E402
 
 RATE = 0.3
+OLD_REV = "68546c1"  # the last revision before the per-sample step was written once
 CONFIGS = [((784, 300, 10), "float32"), ((784, 300, 10), "float64"),
            ((784, 800, 10), "float32"), ((784, 800, 10), "float64"),
            ((784, 500, 150, 10), "float32"), ((784, 500, 150, 10), "float64")]
 # The speed-ups on 2 threads this feature was built to reach, on a quiet machine.
 BARS = {((784, 300, 10), "float64"): 1.6, ((784, 300, 10), "float32"): 1.3,
         ((784, 800, 10), "float32"): 1.5}
+NEW_OVER_OLD = 1.03  # the new kernels may be at most 3% slower than the old
 BARRIERS = 200_000  # per microbenchmark repeat
 VALIDATE_SAMPLES = 200
 
@@ -90,20 +97,21 @@ def validate(train):
 def barrier_ns(threads, repeats):
     """Median ns per barrier of ``threads`` threads doing nothing else, and the spread."""
     from jitnet.engine import sync as _sync
-    from jitnet.engine import parallel
+    from jitnet.engine.buffers import aligned_zeros
 
-    sync = parallel._aligned(16, np.int64)
-    _sync._barrier_loop(sync, 1, 10)  # compiled or loaded
+    sync = aligned_zeros(_sync.sync_size(threads), np.int64)
+    timeout = int(_sync.DEFAULT_TIMEOUT * 1e9)
+    _sync._barrier_loop(sync, 0, 1, 10, timeout)  # compiled or loaded
     times = []
     for _ in range(repeats):
         sync[:] = 0
         workers = [threading.Thread(target=_sync._barrier_loop,
-                                    args=(sync, threads, BARRIERS))
-                   for _ in range(threads - 1)]
+                                    args=(sync, rank, threads, BARRIERS, timeout))
+                   for rank in range(1, threads)]
         start = time.perf_counter()
         for worker in workers:
             worker.start()
-        _sync._barrier_loop(sync, threads, BARRIERS)
+        _sync._barrier_loop(sync, 0, threads, BARRIERS, timeout)
         for worker in workers:
             worker.join()
         times.append((time.perf_counter() - start) / BARRIERS * 1e9)
@@ -161,59 +169,87 @@ def compile_times(dtypes):
 
 
 def rank_alone(net, X, T, threads, rank):
-    """Seconds of one rank's share of an epoch run on its own (a team of one doing rank's
-    block): the work a core does in a ``threads``-thread epoch, without any waiting."""
-    from jitnet.engine import parallel
+    """Seconds of one rank's share of an epoch run on its own: the work a core does in a
+    ``threads``-thread epoch, without any waiting (its barrier counter starts past every
+    target, so that each barrier is one uncontended atomic add)."""
+    from jitnet.engine import parallel, sync
+    from jitnet.engine.buffers import aligned_zeros
 
     team = parallel.Team(net.params, net._layout, net._scratch, threads)
-    alone = team.ranks[rank]._replace(rank=0, size=1)
+    counters = aligned_zeros(sync.sync_size(threads), np.int64)
+    counters[sync.COUNT] = 1 << 62
+    alone = team.ranks[rank]._replace(sync=counters)
     order = np.arange(X.shape[0], dtype=np.int64)
     hidden, output = net._units()
     start = time.perf_counter()
-    parallel._train_rank(net.params, team.firsts[rank], team.uppers[rank], net._layout,
+    parallel._train_rank(net.params, team.slabs[rank], team.uppers[rank], net._layout,
                          team.upper_layout, team.scratches[rank], alone, X, T, order, 1 / 255,
                          net.dtype.type(RATE), hidden, output)
     return time.perf_counter() - start
 
 
-def time_config(sizes, dtype, thread_counts, train, test, samples, repeats, barriers):
-    """Interleaved repeats of one epoch per thread count, and of each rank's share alone; a
-    result row per thread count."""
+def config_key(sizes, dtype):
+    return f"{'-'.join(map(str, sizes))}/{dtype}"
+
+
+def validate_trees(workers, thread_counts, samples):
+    """Every row's epoch through the old and the new tree: bitwise the same weights? A list of
+    problems."""
+    problems = []
+    for sizes, dtype in CONFIGS:
+        key = config_key(sizes, dtype)
+        for threads in thread_counts:
+            digests = {name: worker.epoch(key, samples, RATE, threads=threads)["digest"]
+                       for name, worker in workers.items()}
+            if digests["old"] != digests["new"]:
+                problems.append(f"{key} threads={threads}: the old and the new tree train "
+                                f"different weights in {samples} samples")
+    return problems
+
+
+def time_config(sizes, dtype, thread_counts, train, samples, repeats, barriers, workers):
+    """Interleaved repeats of one epoch per thread count through each tree, and of each
+    rank's share alone; a result row per thread count."""
     from jitnet import Network
 
+    key = config_key(sizes, dtype)
     X = train.images[:samples]
     T = train.targets(dtype)[:samples]
-    times = {t: [] for t in thread_counts}
+    times = {(t, name): [] for t in thread_counts for name in workers}
     alone = {(t, r): [] for t in thread_counts[1:] for r in range(t)}
     errors = {}
     loads = [loadavg()]
     for repeat in range(repeats + 1):  # the first round warms up (and gives the test error)
-        for threads in thread_counts:
-            net = Network(list(sizes), dtype=dtype, seed=0)
-            start = time.perf_counter()
-            net.train_epoch(X, T, RATE, threads=threads)
-            elapsed = time.perf_counter() - start
-            if repeat == 0:
-                errors[threads] = net.evaluate(test.images, test.labels)
-            else:
-                times[threads].append(elapsed)
+        for i, threads in enumerate(thread_counts):
+            names = list(workers) if (repeat + i) % 2 == 0 else list(workers)[::-1]
+            for name in names:
+                run = workers[name].epoch(key, samples, RATE, threads=threads,
+                                          evaluate=repeat == 0 and name == "new")
+                if repeat == 0:
+                    errors[threads] = run.get("test_error", errors.get(threads))
+                else:
+                    times[threads, name].append(run["wall"])
         for threads, rank in alone:
             elapsed = rank_alone(Network(list(sizes), dtype=dtype, seed=0), X, T, threads, rank)
             if repeat:
                 alone[threads, rank].append(elapsed)
     loads.append(loadavg())
-    serial = statistics.median(times[thread_counts[0]])
+    serial = statistics.median(times[thread_counts[0], "new"])
     rows = []
     for threads in thread_counts:
-        median = statistics.median(times[threads])
+        new = times[threads, "new"]
+        median = statistics.median(new)
         slowest = max((statistics.median(alone[threads, r]) for r in range(threads)),
                       default=median) if threads > 1 else median
         barrier = barriers[threads][0] * 1e-9 * samples if threads > 1 else 0.0
+        old = times.get((threads, "old"))
         rows.append({
             "sizes": list(sizes), "dtype": dtype, "threads": threads, "samples": samples,
-            "times_s": times[threads], "median_s": median,
-            "spread": (max(times[threads]) - min(times[threads])) / median,
+            "times_s": new, "median_s": median,
+            "spread": (max(new) - min(new)) / median,
             "us_per_sample": median / samples * 1e6, "speedup": serial / median,
+            "old_times_s": old, "old_median_s": statistics.median(old) if old else None,
+            "new_over_old": statistics.median(a / b for a, b in zip(new, old)) if old else None,
             "slowest_rank_alone_s": slowest, "barrier_s": barrier,
             "bound": serial / (slowest + barrier),
             "test_error": errors[threads], "load": loads,
@@ -224,8 +260,9 @@ def time_config(sizes, dtype, thread_counts, train, test, samples, repeats, barr
 # -- reports ----------------------------------------------------------------------------------
 
 HEADER = ["sizes", "dtype", "threads", "s/epoch", "µs/sample", "speed-up", "spread",
-          "slowest rank alone", "+ barriers", "→ speed-up", "test error", "load avg"]
-RIGHT = [False, False, True, True, True, True, True, True, True, True, True, True]
+          "old s/epoch", "new / old", "slowest rank alone", "+ barriers", "→ speed-up",
+          "test error", "load avg"]
+RIGHT = [False, False] + [True] * 12
 
 
 def cells(row):
@@ -235,6 +272,8 @@ def cells(row):
     return ["-".join(map(str, row["sizes"])), row["dtype"], str(row["threads"]),
             f"{row['median_s']:.3f}",
             f"{row['us_per_sample']:.2f}", speedup, f"{100 * row['spread']:.0f}%",
+            "-" if row.get("old_median_s") is None else f"{row['old_median_s']:.3f}",
+            "-" if row.get("new_over_old") is None else f"{row['new_over_old']:.3f}",
             f"{row['slowest_rank_alone_s']:.3f} s", f"{row['barrier_s']:.3f} s",
             f"{row['bound']:.2f}×", f"{100 * row['test_error']:.2f}%", load]
 
@@ -251,6 +290,15 @@ def summary_lines(record):
         lines.append(f"first 2-thread epoch in a fresh process, {dtype}: {c['cold_s']:.1f} s with "
                      f"an empty Numba cache, {c['cached_s']:.2f} s from the cache it left; "
                      f"compiled and cached kernels train {same} weights (64-40-6, 300 samples)")
+    ratios = [r for r in record["rows"] if r.get("new_over_old") is not None]
+    if ratios:
+        worst = max(ratios, key=lambda r: r["new_over_old"])
+        verdict = "met" if worst["new_over_old"] <= NEW_OVER_OLD else "NOT met"
+        lines.append(f"new / old ({record['config']['old']}), median over repeats of the "
+                     f"ratio within a repeat, every row within {NEW_OVER_OLD - 1:.0%}: "
+                     f"{verdict} (largest {worst['new_over_old']:.3f}, "
+                     f"{'-'.join(map(str, worst['sizes']))} {worst['dtype']} "
+                     f"threads={worst['threads']})")
     for row in record["rows"]:
         bar = BARS.get((tuple(row["sizes"]), row["dtype"]))
         if bar and row["threads"] == 2:
@@ -315,7 +363,7 @@ NOTES = [
 # -- the command ------------------------------------------------------------------------------
 
 
-def run(samples, repeats, thread_counts, quick, cold, out_dir, argv):
+def run(samples, repeats, thread_counts, quick, cold, out_dir, argv, old):
     import jitnet
     from jitnet.engine import parallel
 
@@ -332,19 +380,41 @@ def run(samples, repeats, thread_counts, quick, cold, out_dir, argv):
         for problem in problems:
             log(f"validation failed: {problem}")
         return 1
-    log("barrier microbenchmark ...")
-    barriers = {t: barrier_ns(t, repeats) for t in sorted({1, *usable[1:]})}
-    compile_s = compile_times(sorted({d for _, d in CONFIGS})) if cold else {}
-    rows = []
-    for sizes, dtype in CONFIGS:
-        log(f"  {'-'.join(map(str, sizes))} {dtype} ...")
-        rows += time_config(sizes, dtype, usable, train, test, samples, repeats, barriers)
+    trees = {"new": ROOT}
+    if old is not None:
+        trees = {"old": source_tree(*old), "new": ROOT}
+    workers = {}
+    try:
+        log("starting the trees' workers ...")
+        for name, tree in trees.items():
+            workers[name] = Worker(tree, name)
+            for sizes, dtype in CONFIGS:
+                workers[name].setup(config_key(sizes, dtype), sizes, dtype, samples)
+        if old is not None:
+            log("old against new, bitwise ...")
+            problems = validate_trees(workers, usable, VALIDATE_SAMPLES * 10)
+            if problems:
+                for problem in problems:
+                    log(f"validation failed: {problem}")
+                return 1
+        log("barrier microbenchmark ...")
+        barriers = {t: barrier_ns(t, repeats) for t in sorted({1, *usable[1:]})}
+        compile_s = compile_times(sorted({d for _, d in CONFIGS})) if cold else {}
+        rows = []
+        for sizes, dtype in CONFIGS:
+            log(f"  {'-'.join(map(str, sizes))} {dtype} ...")
+            rows += time_config(sizes, dtype, usable, train, samples, repeats, barriers,
+                                workers)
+    finally:
+        for worker in workers.values():
+            worker.close()
     record = {
         "benchmark": "threads",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": shlex.join(["python", "bench/threads.py", *argv]),
         "config": {"samples": samples, "repeats": repeats, "threads": list(thread_counts),
-                   "quick": quick, "rate": RATE},
+                   "quick": quick, "rate": RATE,
+                   "old": None if old is None else (old[0] or f"git {old[1]}")},
         "machine": info, "load_after": loadavg(), "validation_gap": gap,
         "barrier_ns": barriers, "compile_s": compile_s, "rows": rows, "notes": notes,
     }
@@ -370,17 +440,26 @@ def run(samples, repeats, thread_counts, quick, cold, out_dir, argv):
                    "threads-quick-*.")
 @click.option("--cold-compile/--no-cold-compile", "cold", default=True, show_default=True,
               help="Also time compiling the parallel kernel in a fresh process.")
+@click.option("--old-rev", default=OLD_REV, show_default=True,
+              help="Git revision of the old kernels, timed against this tree's.")
+@click.option("--old-tree", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Source tree of the old kernels (a folder holding jitnet/), instead of "
+                   "--old-rev.")
+@click.option("--old/--no-old", "with_old", default=True, show_default=True,
+              help="Time the old kernels too (new / old column).")
 @out_dir_option
 @click.pass_context
-def main(ctx, samples, repeats, thread_counts, quick, cold, out_dir):
+def main(ctx, samples, repeats, thread_counts, quick, cold, old_rev, old_tree, with_old,
+         out_dir):
     """Time the model-parallel epoch against the serial one (see the module docstring)."""
     if thread_counts[0] != 1:
         raise click.BadParameter("the first thread count must be 1 (the baseline)",
                                  param_hint="--threads")
     if quick:
         samples, repeats, cold = 6000, 3, False
+    old = (old_tree, None if old_tree else old_rev) if with_old else None
     return run(samples, repeats, thread_counts, quick, cold, out_dir or DEFAULT_OUT_DIR,
-               ctx.obj["argv"])
+               ctx.obj["argv"], old)
 
 
 if __name__ == "__main__":

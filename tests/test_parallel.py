@@ -7,14 +7,17 @@ import types
 import numpy as np
 import pytest
 
-from helpers import invoke
 from jitnet import Distortion
-from jitnet.engine import sync as _sync
-from jitnet.engine import kernels
 from jitnet.engine import parallel
 from jitnet.engine.network import Network
 
 TOL = 1e-9  # float64 weights against the serial kernel after 200 samples
+
+
+@pytest.fixture
+def many_cores(monkeypatch):
+    """Let tests run more ranks than this machine has cores (slower, never wrong)."""
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
 
 
 def sparse_data(sizes, n=200, seed=1, density=0.3, x_dtype=np.uint8):
@@ -58,7 +61,7 @@ ACTIVATIONS = ["sigmoid", "tanh", "scaled_tanh", "relu"]
 @pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("sizes", [[40, 24, 5], [36, 20, 12, 4]])
-def test_every_recipe_agrees_with_serial(sizes, activation, loss, many_cores):
+def test_every_recipe_agrees_with_serial(sizes, activation, loss):
     """threads=2 follows the serial kernel for every hidden activation and both losses
     (softmax output with cross-entropy), 1 and 2 hidden layers, float64 and float32."""
     X, labels = sparse_data(sizes, seed=len(sizes))
@@ -159,7 +162,7 @@ def test_refused_thread_counts(threads, match, many_cores):
     assert np.array_equal(before, net.params)
 
 
-def test_refused_without_hidden_layer_or_cores(monkeypatch, many_cores):
+def test_refused_without_hidden_layer_or_cores(monkeypatch):
     X, labels = sparse_data([10, 3], n=5)
     with pytest.raises(ValueError, match="needs a hidden layer"):
         Network([10, 3], seed=0).train_epoch(X, labels, threads=2)
@@ -169,7 +172,7 @@ def test_refused_without_hidden_layer_or_cores(monkeypatch, many_cores):
     assert Network([10, 3], seed=0).train_epoch(X, labels, threads=1) > 0
 
 
-def test_momentum_and_distortion_refused_with_threads(many_cores):
+def test_momentum_and_distortion_refused_with_threads():
     sizes = [16, 8, 3]
     X, labels = sparse_data(sizes, n=20)
     net = Network(sizes, seed=0)
@@ -229,20 +232,6 @@ def finishes(fn, seconds=60):
     return outcome
 
 
-def test_a_rank_that_never_arrives_is_given_up():
-    """The barrier's bound: alone in a team of two, a rank stops after max_yields yields."""
-    net = Network([10, 7, 3], seed=0)
-    X, labels = sparse_data([10, 7, 3], n=5)
-    T = net.targets(labels)
-    team = parallel.Team(net.params, net._layout, net._scratch, 2, max_yields=1000)
-    outcome = finishes(lambda: parallel._train_rank(
-        net.params, team.firsts[0], team.uppers[0], net._layout, team.upper_layout,
-        team.scratches[0], team.ranks[0], X, T, np.arange(5), 1 / 255, 0.3,
-        kernels.SIGMOID, kernels.SIGMOID))
-    assert np.isnan(outcome["value"])
-    assert team.sync[_sync.COUNT] == 1 and team.sync[_sync.ABORT] == 1
-
-
 def test_a_failing_rank_releases_the_others(many_cores, monkeypatch):
     real = parallel._train_rank
 
@@ -267,39 +256,25 @@ def test_a_thread_that_cannot_start_is_reported(many_cores, no_threads):
     assert np.array_equal(before, net.params)
 
 
-def test_barrier_counts_every_arrival():
-    sync = parallel._aligned(16, np.int64)
-    workers = [threading.Thread(target=_sync._barrier_loop, args=(sync, 3, 2000))
-               for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    assert _sync._barrier_loop(sync, 3, 2000)
-    for worker in workers:
-        worker.join()
-    assert sync[_sync.COUNT] == 6000 and sync[_sync.ABORT] == 0
-
-
 # -- the command line: train --threads ------------------------------------------------------------
 
 SMALL = ["--hidden", "16", "--epochs", "2", "--eval-every", "1", "--train-limit", "1200",
          "--validation", "200", "--test-limit", "300", "--quiet"]
 
 
-def test_cli_threads_run_is_reproducible_and_resumes_exactly(tmp_path, many_cores, no_pictures,
-                                                            monkeypatch):
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from jitnet.cli.main import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_cli_threads_run_is_reproducible_and_resumes_exactly(tmp_path, many_cores):
     """--threads 2 is kept in the run's config and checkpoint; the same run twice, and a run
-    stopped after epoch 1 then resumed, give bitwise the same model, which is the serial run's
-    to rounding."""
+    stopped after epoch 1 then resumed, give bitwise the same model."""
     from jitnet.training import load_checkpoint
 
-    ranks = []  # the ranks that trained: the evidence that the team did the work
-    real_train_rank = parallel._train_rank
-
-    def train_rank(*args):
-        ranks.append(args[6].rank)
-        return real_train_rank(*args)
-
-    monkeypatch.setattr(parallel, "_train_rank", train_rank)
     runs = tmp_path / "runs"
     for name, epochs in [("a", 2), ("b", 2), ("c", 1)]:
         args = [a if a != "2" else str(epochs) for a in SMALL]
@@ -307,20 +282,15 @@ def test_cli_threads_run_is_reproducible_and_resumes_exactly(tmp_path, many_core
         assert result.exit_code == 0, result.output
     result = invoke("train", "--resume", runs / "c", "--epochs", 2, "--quiet")
     assert result.exit_code == 0, result.output
-    assert set(ranks) == {0, 1}
     states = [load_checkpoint(runs / name / "checkpoint.npz") for name in "abc"]
     assert all(state.config.threads == 2 and state.epoch == 2 for state in states)
     assert np.array_equal(states[0].net.params, states[1].net.params)
     assert np.array_equal(states[0].net.params, states[2].net.params)
-    ranks.clear()
     serial = invoke("train", *SMALL, "--runs-dir", runs, "--name", "serial")
     assert serial.exit_code == 0, serial.output
-    assert ranks == []
     one = load_checkpoint(runs / "serial" / "checkpoint.npz")
     assert one.config.threads == 1
-    # Within rounding; not "different": whether the team's sums round differently from the
-    # serial ones depends on the CPU's vector width.
-    assert np.abs(one.net.params - states[0].net.params).max() < 1e-9
+    assert 0 < np.abs(one.net.params - states[0].net.params).max() < 1e-9
 
 
 @pytest.mark.parametrize("args, words", [
@@ -328,7 +298,7 @@ def test_cli_threads_run_is_reproducible_and_resumes_exactly(tmp_path, many_core
     (["--distort", "affine"], "--threads 2 trains plain SGD and cannot be combined with --distort"),
     (["--hidden", "1"], "more than the 1 units"),
 ])
-def test_cli_threads_refusals(tmp_path, args, words, many_cores):
+def test_cli_threads_refusals(tmp_path, args, words):
     result = invoke("train", *SMALL, *args, "--threads", 2, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()

@@ -200,7 +200,7 @@ def check_new_file(option, path, force):
 @click.group(cls=JitnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="jitnet")
 def cli():
-    """Fully connected sigmoid networks trained by per-sample SGD, compiled with Numba.
+    """Fully connected neural networks trained by per-sample SGD, compiled with Numba.
 
     Start with `train`: the back-propagation tutorial's MNIST experiment (784-300-10, rate 0.3,
     targets 0.9/0.1) in about a minute.

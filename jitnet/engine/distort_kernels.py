@@ -25,19 +25,17 @@ the buffers they are given and allocate nothing.
 
 import math
 
-from numba import njit
+from jitnet.engine.jit import jit as _jit
 
 # Columns of one sample's draw: the inverse affine matrix A (row-major), the offset (ox, oy) in
 # pixels, the two bank fields (indices stored as floats, exact below 2**53) and their weights.
 A00, A01, A10, A11, OX, OY, FIELD_I, FIELD_J, WEIGHT_I, WEIGHT_J = range(10)
 N_DRAW = 10
 
-# Same numerics as the training kernels: reassociation lets LLVM vectorise the coordinate loop;
-# no NaN/Inf assumptions. The coordinates are sums of exactly representable terms whenever the
-# transform is an identity or an integer shift, so reordering them never changes those results.
-_jit = njit(
-    fastmath={"nsz", "arcp", "contract", "reassoc"}, cache=True, nogil=True, error_model="numpy"
-)
+# The training kernels' numerics (jitnet.engine.jit): reassociation lets LLVM vectorise the
+# coordinate loop; no NaN/Inf assumptions. The coordinates are sums of exactly representable
+# terms whenever the transform is an identity or an integer shift, so reordering them never
+# changes those results.
 
 
 def work_size(H, W):

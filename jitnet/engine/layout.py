@@ -1,5 +1,5 @@
 """A network's memory: one flat parameter buffer, the per-layer views into it, and the kernels'
-per-call scratch buffers (the layout legend is in :mod:`jitnet.engine.kernels`).
+per-call scratch buffers (the layout legend is in :mod:`jitnet.engine.buffers`).
 
 Every buffer starts on a 64-byte cache line, and the first layer, stored transposed with one row
 per input, pads its rows to whole cache lines (SIMD loads and stores then never straddle two
@@ -9,14 +9,7 @@ lines); the padding stays zero.
 import numpy as np
 
 from jitnet.engine import kernels
-
-
-def _aligned_zeros(n, dtype, alignment=64):
-    """A zeroed (n,) array whose first element sits on an ``alignment``-byte boundary."""
-    dtype = np.dtype(dtype)
-    raw = np.zeros(n * dtype.itemsize + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
-    return raw[start : start + n * dtype.itemsize].view(dtype)
+from jitnet.engine.buffers import aligned_zeros as _aligned_zeros
 
 
 def _frozen(values):

@@ -1,13 +1,13 @@
 """Every core on one model: deterministic model-parallel per-sample SGD (``threads > 1``).
 
-The serial epoch (:func:`jitnet.engine.epochs._train_epoch`) is bound by streaming the first layer's
-rows of the non-zero inputs through the cache, read and written once per sample. Here ``N``
+The serial epoch (:func:`jitnet.engine.epochs._train_epoch`) is bound by streaming the first
+layer's rows of the non-zero inputs through the cache, read and written once per sample. Here ``N``
 threads share that work on one network, sample by sample, with exactly the serial algorithm
 (every error term from the weights before the sample's update, one update per sample):
 
 - rank ``r`` owns a contiguous block ``[lo, hi)`` of the first hidden layer's units (whole
   64-byte lines where the layer is wide enough): its columns of ``Wt[0]`` and its biases
-  ``b[0][lo:hi]``, which it trains in its own ``first`` slab (copied from params when the
+  ``b[0][lo:hi]``, which it trains in its own slab (copied from params when the
   :class:`Team` is made, written back at the end of every call), and its columns
   ``W[1][:, lo:hi]``. No other rank touches them, so each core's cache holds only its share;
 - everything above (``b[1]``, and ``W[l]``, ``b[l]`` for ``l >= 2``) is small and replicated:
@@ -26,218 +26,70 @@ Reproducible: the same inputs and thread count give bitwise the same weights on 
 two threads write one weight, and every sum has a fixed order). Against the serial kernel only
 the order of the sums into the second layer differs (float64: ~1e-15 per sample).
 
-The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by an
-acquire load (LLVM's ``atomicrmw`` and ``load atomic``, emitted by
-:func:`numba.extending.intrinsic`). A waiting rank spins, then yields its core
-(``sched_yield``), and gives up when another rank raised the abort flag or after
-``max_yields`` yields, so a rank that never arrives cannot hang the others.
+Every rank runs the serial epoch's per-sample step (:func:`jitnet.engine.kernels._train_samples`)
+over its block, given its :class:`~jitnet.engine.buffers.Rank`: the only arithmetic of its own
+is the split of layer 2's sums around the barrier (:func:`jitnet.engine.kernels._team_forward`).
+Plain SGD only: momentum and distortions train on one thread.
+
+The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by
+an acquire load. A waiting rank spins, then yields its core (``sched_yield``), and gives up when
+another rank raised the abort flag or after ``timeout`` seconds of wall time, so a rank that
+never arrives cannot hang the others; :meth:`Team.train` then says which rank it was.
 
 Each rank is one call of the serial, ``nogil`` kernel :func:`_train_rank` on its own Python
 thread (rank 0 on the caller's), not an iteration of a ``prange``: a spin barrier needs every
 rank running at once, which OS threads guarantee and Numba's threading layers do not (TBB may
 run two iterations one after the other on one worker; any layer does when fewer Numba threads
-are set than ranks). It also keeps ``cache=True``: the first call compiles for a few seconds,
-later processes load it from Numba's cache in a few hundredths (``bench/threads.py``).
+are set than ranks). It also keeps ``cache=True``: later processes load it from Numba's cache.
 
-Measured (``bench/results/threads-latest.md``, 2-core Intel Xeon KVM guest, quiet): 2 threads
-against 1, whole MNIST epoch, 784-300-10 float32 1.43x, float64 1.63x; 784-800-10 float32
-1.66x, float64 2.03x; the barrier alone costs ~70 ns. It needs N otherwise idle cores: with
-one other busy process on the machine a rank loses its core for whole time slices and the
-epoch runs slower than the serial one.
+Speed-ups, the barrier's cost and compile times: ``bench/threads.py``, last measured in
+``bench/results/threads-latest.md``. It needs N otherwise idle cores: with one other busy
+process on the machine a rank loses its core for whole time slices and the epoch runs slower
+than the serial one.
 
-Legend (as in :mod:`jitnet.engine.kernels`; ``R`` ranks, ``n_2`` the units of layer 2)::
+Legend (as in :mod:`jitnet.engine.buffers`; ``R`` ranks, ``n_2`` the units of layer 2)::
 
-    first:   ((n_0 + 1) * stride,)  a rank's slab: row i (stride apart) holds Wt[0][i, lo:hi],
-                                    row n_0 holds b[0][lo:hi]
+    slab:    ((n_0 + 1) * stride,)  a rank's first-layer Block: row i (stride apart) holds
+                                    Wt[0][i, lo:hi], row n_0 holds b[0][lo:hi]
     partial: (2, R, stride)  rank r's partial sums of sample p in partial[p % 2, r, :n_2]
-    sync:    (16,) int64     sync[COUNT] barrier arrivals, sync[ABORT] 1 when a rank gave up
+    sync:    (16 + 8 R,) int64  the barrier's counters (:mod:`jitnet.engine.sync`)
     upper:   (P - w_off[1],) a rank's copy of params from W[1] on, offsets in ``upper_layout``
 """
 
 import numbers
 import os
 import threading
-from collections import namedtuple
 
 import numpy as np
-from numba import njit
 
-from jitnet.engine import kernels
-from jitnet.engine.sync import ABORT, MAX_YIELDS, _barrier
-from jitnet.engine.kernels import Layout, _gather_input, _hidden_delta, _layer
-
-#: A rank's share of the work and the buffers it shares with the other ranks (see above).
-Rank = namedtuple("Rank", ["rank", "size", "lo", "hi", "stride", "partial", "sync", "max_yields"])
-
-_jit = njit(fastmath=kernels._FASTMATH, **kernels._OPTIONS)
-# Sums over several rows without reassociation: with it, LLVM fused the passes over the rows
-# differently when compiling afresh and when building the cached copy, and the weights after an
-# epoch depended on whether Numba's cache was warm (as kernels._hidden_delta on main).
-_jit_ordered = njit(fastmath=kernels._FASTMATH - {"reassoc"}, **kernels._OPTIONS)
+from jitnet.engine.buffers import Block, Layout, Rank, _bias, _row, aligned_zeros, row_stride
+from jitnet.engine.jit import jit
+from jitnet.engine.kernels import _train_samples
+from jitnet.engine.sync import ABORT, DEFAULT_TIMEOUT, LATE, sync_size
 
 
-# -- one rank's share of a sample ---------------------------------------------------------------
+# -- one rank's share of an epoch --------------------------------------------------------------
 
 
-@_jit
-def _activate(z, scratch, f):
-    """The layer's non-linearity in place (one place to follow kernels._activate's signature;
-    ``log_y`` is only written for a softmax output, which is never a first-layer block)."""
-    kernels._activate(z, scratch.bits, scratch.log_y, f)
-
-
-@_jit
-def _output_delta(scratch, layout, t, output):
-    """Eq. 3 into the output error terms; returns the sample's loss (squared error, or
-    cross-entropy for a softmax output)."""
-    L = layout.sizes.shape[0] - 1
-    y = _layer(scratch.act, layout, L)
-    return kernels._output_delta(y, t, _layer(scratch.delta, layout, L), scratch.log_y, output)
-
-
-@_jit
-def _slab_row(first, rank, i):
-    """Row i of the rank's first-layer block (i = n_0: its biases): (hi - lo,)."""
-    return first[i * rank.stride : i * rank.stride + rank.hi - rank.lo]
-
-
-@_jit
-def _copy_block(params, layout, first, rank, to_params):
+@jit
+def _copy_block(params, layout, block, to_params):
     """The rank's block of Wt[0] and b[0] from params into its slab, or back."""
-    n0, lo, hi = layout.sizes[0], rank.lo, rank.hi
+    n0, lo, hi = layout.sizes[0], block.lo, block.hi
     for i in range(n0 + 1):
         start = layout.w_off[0] + i * layout.stride0 if i < n0 else layout.b_off[0]
+        slab = _row(block.w, block, i) if i < n0 else _bias(block.w, block)
         if to_params:
-            params[start + lo : start + hi] = _slab_row(first, rank, i)
+            params[start + lo : start + hi] = slab
         else:
-            _slab_row(first, rank, i)[:] = params[start + lo : start + hi]
+            slab[:] = params[start + lo : start + hi]
 
 
-@_jit
-def _first_layer_block(first, rank, layout, scratch, nnz, f):
-    """Eq. 1/2 for the first hidden layer's units [lo, hi) (four input rows per pass)."""
-    nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
-    z = _layer(scratch.act, layout, 1)[rank.lo : rank.hi]
-    z[:] = _slab_row(first, rank, layout.sizes[0])
-    n = z.shape[0]
-    p = 0
-    while p + 4 <= nnz:
-        r0 = _slab_row(first, rank, nz_idx[p])
-        r1 = _slab_row(first, rank, nz_idx[p + 1])
-        r2 = _slab_row(first, rank, nz_idx[p + 2])
-        r3 = _slab_row(first, rank, nz_idx[p + 3])
-        x0, x1, x2, x3 = nz_val[p], nz_val[p + 1], nz_val[p + 2], nz_val[p + 3]
-        for j in range(n):
-            z[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
-        p += 4
-    while p < nnz:
-        r0 = _slab_row(first, rank, nz_idx[p])
-        x0 = nz_val[p]
-        for j in range(n):
-            z[j] += x0 * r0[j]
-        p += 1
-    _activate(z, scratch, f)
-
-
-@_jit
-def _partial_sums(upper, layout, scratch, lo, hi, out):
-    """out[k] = sum_{j in [lo, hi)} W[1][k, j] a1_j for every unit k of layer 2."""
-    n_in = layout.sizes[1]
-    a = _layer(scratch.act, layout, 1)[lo:hi]
-    for k in range(layout.sizes[2]):
-        row = upper[layout.w_off[1] + k * n_in + lo : layout.w_off[1] + k * n_in + hi]
-        s = row[0] * a[0]  # in the layer's dtype, as the serial sums
-        for j in range(1, hi - lo):
-            s += row[j] * a[j]
-        out[k] = s
-
-
-@_jit
-def _upper_forward(upper, layout, scratch, sums, hidden, output):
-    """Layer 2 from b[1] and the ranks' partial sums (rank order), then Eq. 1/2 above it."""
-    L = layout.sizes.shape[0] - 1
-    z = _layer(scratch.act, layout, 2)
-    z[:] = upper[layout.b_off[1] : layout.b_off[1] + layout.sizes[2]]
-    for r in range(sums.shape[0]):
-        for k in range(z.shape[0]):
-            z[k] += sums[r, k]
-    _activate(z, scratch, output if L == 2 else hidden)
-    for l in range(2, L):
-        n_in = layout.sizes[l]
-        a_prev = _layer(scratch.act, layout, l)
-        a = _layer(scratch.act, layout, l + 1)
-        for j in range(layout.sizes[l + 1]):
-            row = upper[layout.w_off[l] + j * n_in : layout.w_off[l] + (j + 1) * n_in]
-            s = upper[layout.b_off[l] + j]
-            for i in range(n_in):
-                s += row[i] * a_prev[i]
-            a[j] = s
-        _activate(a, scratch, output if l + 1 == L else hidden)
-
-
-@_jit_ordered
-def _hidden_delta_block(upper, layout, scratch, lo, hi, f):
-    """Eq. 4 for the first hidden layer's units [lo, hi) from layer 2's error terms."""
-    n_in = layout.sizes[1]
-    a = _layer(scratch.act, layout, 1)[lo:hi]
-    d = _layer(scratch.delta, layout, 1)[lo:hi]
-    d2 = _layer(scratch.delta, layout, 2)
-    d[:] = 0.0
-    for k in range(layout.sizes[2]):
-        row = upper[layout.w_off[1] + k * n_in + lo : layout.w_off[1] + k * n_in + hi]
-        dk = d2[k]
-        for j in range(hi - lo):
-            d[j] += row[j] * dk
-    for j in range(hi - lo):
-        d[j] *= kernels._derivative(a[j], f)
-
-
-@_jit
-def _update_block(first, upper, rank, layout, upper_layout, scratch, nnz, eta):
-    """Eq. 5 for what this rank owns: its slab (Wt[0][:, lo:hi] two rows per pass, b[0][lo:hi]),
-    W[1][:, lo:hi], and its own copy of b[1] and of every layer above."""
-    nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
-    lo, hi = rank.lo, rank.hi
-    n = hi - lo
-    d = _layer(scratch.delta, layout, 1)[lo:hi]
-    p = 0
-    while p + 2 <= nnz:
-        r0 = _slab_row(first, rank, nz_idx[p])
-        r1 = _slab_row(first, rank, nz_idx[p + 1])
-        g0 = eta * nz_val[p]
-        g1 = eta * nz_val[p + 1]
-        for j in range(n):
-            r0[j] += g0 * d[j]
-            r1[j] += g1 * d[j]
-        p += 2
-    if p < nnz:
-        r0 = _slab_row(first, rank, nz_idx[p])
-        g0 = eta * nz_val[p]
-        for j in range(n):
-            r0[j] += g0 * d[j]
-    b = _slab_row(first, rank, layout.sizes[0])
-    for j in range(n):
-        b[j] += eta * d[j]
-    sizes, w_off, b_off = upper_layout.sizes, upper_layout.w_off, upper_layout.b_off
-    for l in range(1, sizes.shape[0] - 1):
-        n_in = sizes[l]
-        start, stop = (lo, hi) if l == 1 else (0, n_in)
-        a_prev = _layer(scratch.act, layout, l)[start:stop]
-        d = _layer(scratch.delta, layout, l + 1)
-        for k in range(sizes[l + 1]):
-            g = eta * d[k]
-            row = upper[w_off[l] + k * n_in + start : w_off[l] + k * n_in + stop]
-            for i in range(stop - start):
-                row[i] += g * a_prev[i]
-            upper[b_off[l] + k] += g
-
-
-@_jit
-def _train_rank(params, first, upper, layout, upper_layout, scratch, rank, X, T, order, scale,
+@jit
+def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T, order, scale,
                 eta, hidden, output):
     """One rank's share of a model-parallel epoch over the samples in ``order``.
 
-    The rank trains its block of the first layer in its own ``first`` slab (filled by
+    The rank trains its block of the first layer in its own slab (``block.w``, filled by
     :class:`Team`) and copies it back into params at the end: interleaved in params' rows, two
     ranks' blocks share pages, and the cores' prefetchers kept pulling each other's freshly
     written lines (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between
@@ -245,25 +97,9 @@ def _train_rank(params, first, upper, layout, upper_layout, scratch, rank, X, T,
     Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
     barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
-    L = layout.sizes.shape[0] - 1
-    lo, hi = rank.lo, rank.hi
-    total = 0.0
-    for p in range(order.shape[0]):
-        s = order[p]
-        nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
-        _first_layer_block(first, rank, layout, scratch, nnz, hidden)
-        sums = rank.partial[p % 2]
-        _partial_sums(upper, upper_layout, scratch, lo, hi, sums[rank.rank])
-        if not _barrier(rank.sync, rank.size * (p + 1), rank.max_yields):
-            total = np.nan
-            break
-        _upper_forward(upper, upper_layout, scratch, sums, hidden, output)
-        total += _output_delta(scratch, layout, T[s], output)
-        for l in range(L - 1, 1, -1):
-            _hidden_delta(upper, upper_layout, scratch, l, hidden)
-        _hidden_delta_block(upper, upper_layout, scratch, lo, hi, hidden)
-        _update_block(first, upper, rank, layout, upper_layout, scratch, nnz, eta)
-    _copy_block(params, layout, first, rank, True)
+    total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
+                           hidden, output, None, None)
+    _copy_block(params, layout, block, True)
     return total
 
 
@@ -318,14 +154,6 @@ def blocks(n_hidden, threads, itemsize):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _aligned(n, dtype):
-    """A zeroed (n,) array starting on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    raw = np.zeros(n * dtype.itemsize + 64, np.uint8)
-    start = -raw.ctypes.data % 64
-    return raw[start : start + n * dtype.itemsize].view(dtype)
-
-
 def upper_layout(layout):
     """The Layout of a rank's copy of params from W[1] on (offsets shifted by w_off[1]),
     read-only like the network's."""
@@ -338,9 +166,9 @@ def upper_layout(layout):
 
 
 class Team:
-    """``threads`` ranks training one network: each rank's Rank tuple, first-layer slab, copy of
-    the upper layers and Scratch, allocated once and reused by every :meth:`train` call of an
-    epoch.
+    """``threads`` ranks training one network: each rank's Rank tuple, first-layer slab (a
+    Block), copy of the upper layers and Scratch, allocated once and reused by every
+    :meth:`train` call of an epoch.
 
     Parameters
     ----------
@@ -350,28 +178,33 @@ class Team:
         ``make_scratch()`` gives one rank's :class:`~jitnet.engine.kernels.Scratch`.
     threads : int
         Ranks, checked by :func:`check_threads`.
-    max_yields : int
-        How long a rank waits at a barrier before it gives up (see :mod:`jitnet.engine.sync`).
+    timeout : float
+        Seconds a rank waits at a barrier for the others before it gives up
+        (:mod:`jitnet.engine.sync`).
     """
 
-    def __init__(self, params, layout, make_scratch, threads, max_yields=MAX_YIELDS):
+    def __init__(self, params, layout, make_scratch, threads, timeout=DEFAULT_TIMEOUT):
         self.params, self.layout, self.threads = params, layout, threads
+        self.timeout = timeout
         self.upper_layout = upper_layout(layout)
         self.base = int(layout.w_off[1])
-        self.n1, self.n2 = int(layout.sizes[1]), int(layout.sizes[2])
-        self.blocks = blocks(self.n1, threads, params.itemsize)
-        stride = kernels.row_stride(self.n2, params.itemsize)
-        partial = _aligned(2 * threads * stride, params.dtype).reshape(2, threads, stride)
-        self.sync = _aligned(16, np.int64)
-        self.ranks, self.firsts = [], []
-        for r, (lo, hi) in enumerate(self.blocks):
-            stride = kernels.row_stride(hi - lo, params.itemsize)
-            self.ranks.append(Rank(r, threads, lo, hi, stride, partial, self.sync, max_yields))
-            self.firsts.append(_aligned((int(layout.sizes[0]) + 1) * stride, params.dtype))
-        self.uppers = [_aligned(params.size - self.base, params.dtype) for _ in range(threads)]
+        self.n0, self.n1, self.n2 = (int(n) for n in layout.sizes[:3])
+        self.bounds = blocks(self.n1, threads, params.itemsize)
+        stride = row_stride(self.n2, params.itemsize)
+        partial = aligned_zeros(2 * threads * stride, params.dtype).reshape(2, threads, stride)
+        self.sync = aligned_zeros(sync_size(threads), np.int64)
+        timeout_ns = max(1, int(timeout * 1e9))
+        self.ranks = [Rank(r, threads, partial, self.sync, timeout_ns) for r in range(threads)]
+        self.slabs = []
+        for lo, hi in self.bounds:
+            stride = row_stride(hi - lo, params.itemsize)
+            slab = aligned_zeros((self.n0 + 1) * stride, params.dtype)
+            self.slabs.append(Block(slab, 0, stride, self.n0 * stride, lo, hi))
+        self.uppers = [aligned_zeros(params.size - self.base, params.dtype)
+                       for _ in range(threads)]
         self.scratches = [make_scratch() for _ in range(threads)]
-        for rank, first, upper in zip(self.ranks, self.firsts, self.uppers):
-            _copy_block(params, layout, first, rank, False)
+        for block, upper in zip(self.slabs, self.uppers):
+            _copy_block(params, layout, block, False)
             upper[:] = params[self.base :]
 
     def _store(self):
@@ -380,7 +213,7 @@ class Team:
         self.params[self.base :] = self.uppers[0]
         shape = (self.n2, self.n1)
         w1 = self.params[self.base : self.base + self.n2 * self.n1].reshape(shape)
-        for (lo, hi), upper in zip(self.blocks[1:], self.uppers[1:]):
+        for (lo, hi), upper in zip(self.bounds[1:], self.uppers[1:]):
             w1[:, lo:hi] = upper[: self.n2 * self.n1].reshape(shape)[:, lo:hi]
 
     def train(self, X, T, order, scale, eta, hidden, output):
@@ -395,8 +228,8 @@ class Team:
         Raises
         ------
         RuntimeError
-            When a rank stopped before the end (a thread could not start or a rank gave up
-            waiting); the parameters are then partly updated.
+            When a rank stopped before the end (a thread could not start, or a rank did not
+            reach a barrier within ``timeout`` seconds); the parameters are then partly updated.
         """
         self.sync[:] = 0
         losses = [np.nan] * self.threads
@@ -405,7 +238,7 @@ class Team:
         def run(rank):
             try:
                 losses[rank] = _train_rank(
-                    self.params, self.firsts[rank], self.uppers[rank], self.layout,
+                    self.params, self.slabs[rank], self.uppers[rank], self.layout,
                     self.upper_layout, self.scratches[rank], self.ranks[rank], X, T, order,
                     scale, eta, hidden, output,
                 )
@@ -428,6 +261,11 @@ class Team:
         if errors:
             raise errors[0]
         if self.sync[ABORT]:
+            late = int(self.sync[LATE]) - 1
+            if late >= 0:
+                raise RuntimeError(f"rank {late} of {self.threads} did not reach the barrier "
+                                   f"within {self.timeout:g} s; the parameters are partly "
+                                   "updated")
             raise RuntimeError("a training thread stopped waiting for the others; the "
                                "parameters are partly updated")
         self._store()

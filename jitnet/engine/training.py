@@ -19,7 +19,7 @@ from jitnet.engine.checks import (
     check_count, check_fraction, check_order, check_positive, check_seed,
 )
 from jitnet.engine.distortion import DistortionPlan
-from jitnet.engine.layout import _aligned_zeros
+from jitnet.engine.buffers import aligned_zeros as _aligned_zeros
 from jitnet.engine.schedules import make_schedule
 
 MOMENTUM_TABLE = 1 << 22  # most samples at zero input that momentum's catch-up tables cover
