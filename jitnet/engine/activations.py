@@ -11,11 +11,14 @@ import math
 import numpy as np
 
 from jitnet.engine.codes import (
+    EXP,
+    LOGISTIC,
     RELU,
     SCALED_TANH,
     SCALED_TANH_AMPLITUDE,
     SCALED_TANH_SLOPE,
     SIGMOID,
+    SOFTMAX,
     TANH,
 )
 from jitnet.engine.jit import jit, jit_inline, jit_ordered, jit_ordered_inline
@@ -129,7 +132,7 @@ def _softmax(z, log_y, bits):
 @jit_inline
 def _activate(z, bits, log_y, f):
     """a = f(z) in place for a whole layer, f one of the activation codes (log_y: softmax's)."""
-    if f == SIGMOID:
+    if f == SIGMOID or f == LOGISTIC:
         _sigmoid(z, bits)
     elif f == TANH:
         _tanh(z, bits, 1.0, 1.0)
@@ -138,8 +141,13 @@ def _activate(z, bits, log_y, f):
     elif f == RELU:
         for j in range(z.shape[0]):
             z[j] = max(z[j], 0.0)
-    else:
+    elif f == SOFTMAX:
         _softmax(z, log_y, bits)
+    elif f == EXP:
+        for j in range(z.shape[0]):
+            z[j] = min(z[j], 709.0)  # e^709 is the largest power of e below float64's top
+        _exp(z, bits)
+    # IDENTITY: a = z as it is
 
 
 @jit

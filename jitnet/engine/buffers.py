@@ -42,6 +42,10 @@ Scratch = namedtuple("Scratch", ["act", "delta", "bits", "nz_idx", "nz_val", "lo
 #: Momentum's state during an epoch (see :mod:`jitnet.engine.kernels`); mu = 0 (plain SGD): the
 #: epochs pass None instead, and the kernels are compiled without it.
 Momentum = namedtuple("Momentum", ["mu", "velocity", "last", "clock", "decay", "gain"])
+#: Nesterov's momentum and weight decay (scikit-learn's SGD; :mod:`jitnet.engine.extras`), None
+#: when neither: l2 (N,) per sample (empty: no decay), whether ``every`` first-layer row is
+#: updated at every sample, the tables shrink and pull of A^d, and the running ``stats``.
+Extras = namedtuple("Extras", ["nesterov", "l2", "every", "shrink", "pull", "stats"])
 #: What an epoch on distorted samples needs: the image shape, one row of ``draws`` per visited
 #: sample, the field ``bank``, the distortion's scratch ``work``/``index`` and the buffer ``x``.
 Distorter = namedtuple("Distorter", ["rows", "cols", "draws", "bank", "work", "index", "x"])

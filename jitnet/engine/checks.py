@@ -236,6 +236,22 @@ def check_target_rows(targets, n, n_outputs, dtype):
     return T
 
 
+def check_l2(l2, n):
+    """An L2 penalty strength: a number >= 0 or (n,) of them, as (n,) float64, or None for 0."""
+    values = np.asarray(l2)
+    if values.dtype.kind not in "biuf" or values.shape not in ((), (n,)):
+        got = repr(l2) if values.ndim == 0 else f"shape {values.shape}"
+        raise ValueError(f"l2 must be a number >= 0 or {n} of them (one per sample), got {got}")
+    values = values.astype(np.float64)
+    if not (np.isfinite(values).all() and (values >= 0).all()):
+        raise ValueError("l2 must be finite and >= 0")
+    if not values.any():
+        return None
+    if not values.all():
+        raise ValueError("l2 must be > 0 for every sample, or 0 for all")
+    return np.ascontiguousarray(np.broadcast_to(values, (n,)))
+
+
 def check_order(order, n):
     """(M,) sample indices in [0, n), as int64; None means file order."""
     if order is None:

@@ -19,11 +19,24 @@ ACTIVATIONS = {
     "tanh": codes.TANH,
     "scaled_tanh": codes.SCALED_TANH,
     "relu": codes.RELU,
+    "identity": codes.IDENTITY,
 }
-#: Output activations: the hidden ones except relu, and softmax (with cross-entropy).
+#: Output activations: those of the squared error (sigmoid, tanh, scaled_tanh), and one per
+#: loss that names its own output (see :data:`LOSS_OUTPUTS`).
 OUTPUTS = {"sigmoid": codes.SIGMOID, "tanh": codes.TANH,
-           "scaled_tanh": codes.SCALED_TANH, "softmax": codes.SOFTMAX}
-LOSSES = ("squared", "cross_entropy")
+           "scaled_tanh": codes.SCALED_TANH, "softmax": codes.SOFTMAX,
+           "logistic": codes.LOGISTIC, "identity": codes.IDENTITY, "exp": codes.EXP}
+#: The losses that come with their own output units (scikit-learn's canonical pairs, each
+#: with the output error term delta = t - y):
+#: ``cross_entropy`` softmax, E = -sum t log y;
+#: ``binary_cross_entropy`` logistic (sigmoid) units, E = -sum t log y + (1 - t) log(1 - y),
+#: y clipped to [eps, 1 - eps] as scikit-learn clips it (binary and multilabel problems);
+#: ``squared_error`` identity units, E = 1/2 mean over outputs of (t - y)^2, scikit-learn's
+#: reported loss (its gradient, and so delta, is that of the sum: regression);
+#: ``poisson`` exp units, E = sum t log(t / y) - t + y (counts).
+LOSS_OUTPUTS = {"cross_entropy": "softmax", "binary_cross_entropy": "logistic",
+                "squared_error": "identity", "poisson": "exp"}
+LOSSES = ("squared",) + tuple(LOSS_OUTPUTS)
 INITS = ("tutorial", "glorot", "lecun", "he", "uniform:A")
 
 
@@ -43,11 +56,12 @@ def check_loss(loss, n_outputs):
 
 
 def output_activation(activation, loss):
-    """The output layer's activation: softmax with cross-entropy; with squared error the hidden
-    activation, except a sigmoid for relu (a relu output aiming at a 0.1 target can die)."""
-    if loss == "cross_entropy":
-        return "softmax"
-    return "sigmoid" if activation == "relu" else activation
+    """The output layer's activation: the one a loss names (:data:`LOSS_OUTPUTS`); with the
+    squared error the hidden activation, except a sigmoid for relu (a relu output aiming at a
+    0.1 target can die) and identity (the 0.9/0.1 targets are a squashing unit's)."""
+    if loss in LOSS_OUTPUTS:
+        return LOSS_OUTPUTS[loss]
+    return "sigmoid" if activation in ("relu", "identity") else activation
 
 
 def check_init(init):
@@ -107,7 +121,7 @@ def one_hot_targets(labels, n_classes, dtype=np.float64):
 
 def label_targets(labels, n_outputs, loss, dtype):
     """(N, n_outputs) targets for integer labels: 0.9 at the label and 0.1 elsewhere for the
-    squared error (the tutorial's), one-hot 1/0 for cross-entropy."""
+    squared error (the tutorial's), one-hot 1/0 for the other losses."""
     if loss == "squared":
         return one_hot_targets(labels, n_outputs, dtype)
     targets = np.zeros((labels.shape[0], n_outputs), dtype)

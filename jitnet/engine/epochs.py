@@ -6,22 +6,32 @@ points of the training methods; both call the one compiled :func:`_epoch`.
 
 from jitnet.engine.buffers import _layer, _row, _whole
 from jitnet.engine.jit import jit
+from jitnet.engine.extras import _gap, _lag_of
 from jitnet.engine.kernels import _forward, _gather_input, _lag, _train_samples
 
 
 @jit
-def _finish_momentum_epoch(params, layout, momentum):
-    """Bring every lagging first-layer row up to date (see the kernels' momentum section) and
-    restart the clock."""
+def _finish_momentum_epoch(params, layout, momentum, extras):
+    """Bring every lagging first-layer row up to date (see the kernels' momentum section; with
+    ``extras`` through A^d, :mod:`jitnet.engine.extras`) and restart the clock."""
     block = _whole(params, layout)
     for i in range(layout.sizes[0]):
-        gain, decay = _lag(momentum, i)
-        if gain != 0.0:
-            w = _row(params, block, i)
-            v = _row(momentum.velocity, block, i)
-            for j in range(w.shape[0]):
-                w[j] += gain * v[j]
-                v[j] *= decay
+        if extras is not None:
+            d = _gap(momentum, i)
+            if d > 0:
+                shrink, gain, pull, decay = _lag_of(momentum, extras, d)
+                w = _row(params, block, i)
+                v = _row(momentum.velocity, block, i)
+                for j in range(w.shape[0]):
+                    w[j], v[j] = shrink * w[j] + gain * v[j], pull * w[j] + decay * v[j]
+        else:
+            gain, decay = _lag(momentum, i)
+            if gain != 0.0:
+                w = _row(params, block, i)
+                v = _row(momentum.velocity, block, i)
+                for j in range(w.shape[0]):
+                    w[j] += gain * v[j]
+                    v[j] *= decay
         momentum.last[i] = -1
     momentum.clock[0] = 0
 
@@ -30,27 +40,30 @@ def _finish_momentum_epoch(params, layout, momentum):
 
 
 @jit
-def _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum, distorter):
+def _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum, distorter,
+           extras):
     """The compiled serial epoch, :func:`jitnet.engine.kernels._train_samples` over the whole
-    first layer; ``momentum`` and ``distorter`` None when off. Numba compiles each combination
-    of None and not on its first use, so a plain run never waits for the momentum code."""
+    first layer; ``momentum``, ``distorter`` and ``extras`` None when off. Numba compiles each
+    combination of None and not on its first use, so a plain run never waits for the momentum
+    code."""
     return _train_samples(params, layout, _whole(params, layout), None, scratch, X, T, order,
-                          scale, eta, hidden, output, momentum, distorter)
+                          scale, eta, hidden, output, momentum, distorter, extras)
 
 
-def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum):
+def _train_epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output, momentum,
+                 extras=None):
     """One SGD update per sample, samples in ``order``; returns the summed loss (before updates).
 
     X: (N, n_0) uint8 or float, T: (N, n_L), order: (M,) sample indices. With momentum.mu > 0
-    call :func:`_finish_momentum_epoch` after the epoch's last chunk. Serial and deterministic:
-    the same inputs give bitwise the same weights.
+    or ``extras`` call :func:`_finish_momentum_epoch` after the epoch's last chunk. Serial and
+    deterministic: the same inputs give bitwise the same weights.
     """
     return _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output,
-                  momentum if momentum.mu > 0.0 else None, None)
+                  _lagging(momentum, extras), None, extras)
 
 
 def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hidden, output,
-                           momentum, distorter):
+                           momentum, distorter, extras=None):
     """:func:`_train_epoch` on freshly distorted samples; returns the summed loss.
 
     The k-th sample visited, X[order[k]], is distorted with ``distorter.draws[k]`` into the one
@@ -61,7 +74,12 @@ def _train_epoch_distorted(params, layout, scratch, X, T, order, scale, eta, hid
     bitwise. Serial and deterministic.
     """
     return _epoch(params, layout, scratch, X, T, order, scale, eta, hidden, output,
-                  momentum if momentum.mu > 0.0 else None, distorter)
+                  _lagging(momentum, extras), distorter, extras)
+
+
+def _lagging(momentum, extras):
+    """The momentum state the kernels take: None for plain SGD (mu = 0 and no extras)."""
+    return momentum if momentum.mu > 0.0 or extras is not None else None
 
 
 @jit

@@ -25,6 +25,9 @@ import numpy as np
 
 from jitnet.engine.activations import _activate, _derivative  # noqa: F401 (_activate: tests)
 from jitnet.engine.codes import (  # noqa: F401 (the codes are part of the kernels' vocabulary)
+    EXP,
+    IDENTITY,
+    LOGISTIC,
     RELU,
     SCALED_TANH,
     SIGMOID,
@@ -42,21 +45,24 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
     _whole,
     row_stride,
 )
-from jitnet.engine.jit import jit, jit_inline, jit_ordered
+from jitnet.engine.jit import jit, jit_inline
 from jitnet.engine.distort_kernels import _distort_sample
+from jitnet.engine.deltas import _deltas, _hidden_delta, _output_delta  # noqa: F401 (re-exported)
+from jitnet.engine.extras import _book_squares, _decays, _gap, _lag_of, _move_on, _next_sample
 from jitnet.engine.sync import _barrier
 
 
 @jit
-def _gather_input(x, scale, nz_idx, nz_val):
-    """Collect the non-zero inputs of one sample (scaled); returns how many there are."""
+def _gather_input(x, scale, nz_idx, nz_val, every=False):
+    """Collect the non-zero inputs of one sample (scaled), or with ``every`` all of them (so
+    that every first-layer row is updated); returns how many there are."""
     nnz = 0
     for i in range(x.shape[0]):
         # Branch-free: always write, advance only past non-zeros (pixels are unpredictable).
         v = x[i]
         nz_idx[nnz] = i
         nz_val[nnz] = v * scale
-        nnz += v != 0
+        nnz += (v != 0) | every
     return nnz
 
 
@@ -78,7 +84,7 @@ def _gather_input(x, scale, nz_idx, nz_val):
 @jit_inline
 def _lag(momentum, i):
     """(gain, decay) of first-layer row i's samples at zero input since its last update."""
-    d = min(momentum.clock[0] - 1 - momentum.last[i], momentum.decay.shape[0] - 1)
+    d = _gap(momentum, i)
     return momentum.gain[d], momentum.decay[d]
 
 
@@ -86,11 +92,12 @@ def _lag(momentum, i):
 
 
 @jit_inline
-def _first_layer(block, layout, scratch, nnz, f, momentum):
+def _first_layer(block, layout, scratch, nnz, f, momentum, extras):
     """Eq. 1/2 for the first layer's units [lo, hi): z = b + the sum over the non-zero inputs i
     of x_i * Wt[0][i, lo:hi], then a = f(z). Without momentum (None) four rows per pass over
     z, so that z is loaded and stored a quarter as often; with momentum one by one, each row
-    that lags read as its up-to-date weights w + gain v."""
+    that lags read as its up-to-date weights w + gain v (with ``extras``, not None, shrink w +
+    gain v: :mod:`jitnet.engine.extras`)."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
     z = _layer(scratch.act, layout, 1)[block.lo : block.hi]
@@ -111,7 +118,12 @@ def _first_layer(block, layout, scratch, nnz, f, momentum):
         i, x = nz_idx[p], nz_val[p]
         start = w_off + i * stride
         r = w[start : start + n]
-        if momentum is not None and _lag(momentum, i)[0] != 0.0:
+        if extras is not None and _gap(momentum, i) > 0:
+            shrink, gain, _, _ = _lag_of(momentum, extras, _gap(momentum, i))
+            v = momentum.velocity[start : start + n]
+            for j in range(n):
+                z[j] += x * (shrink * r[j] + gain * v[j])
+        elif momentum is not None and _lag(momentum, i)[0] != 0.0:
             gain = _lag(momentum, i)[0]
             v = momentum.velocity[start : start + n]
             for j in range(n):
@@ -168,93 +180,60 @@ def _sum_partials(params, layout, scratch, sums, f):
     _activate(z, scratch.bits, scratch.log_y, f)
 
 
-# -- Eq. 3/4: error terms --------------------------------------------------------------------------
-
-
-@jit
-def _output_delta(y, t, delta_out, log_y, output):
-    """Eq. 3, the output error terms delta = -dE/dz; returns the sample's loss E.
-
-    Squared error E = 1/2 sum (t - y)^2: delta = f'(y) (t - y). Softmax with cross-entropy
-    E = -sum t log y (t a distribution): delta = t - y, and E from log y = z - logsumexp(z),
-    finite even when an output has saturated to 0.
-    """
-    loss = 0.0
-    if output == SOFTMAX:
-        for k in range(y.shape[0]):
-            delta_out[k] = t[k] - y[k]
-            loss -= t[k] * log_y[k]
-        return loss
-    for k in range(y.shape[0]):
-        err = t[k] - y[k]
-        delta_out[k] = _derivative(y[k], output) * err
-        loss += 0.5 * err * err
-    return loss
-
-
-@jit_ordered
-def _hidden_delta(params, layout, scratch, l, lo, hi, hidden):
-    """Eq. 4: error terms of layer l's units [lo, hi) (l >= 1) from those of layer l + 1.
-
-    Without reassociation: the loop over i vectorises as it stands, and with it LLVM reordered
-    the sum over j differently when compiling afresh and when building the cached copy, so the
-    weights after an epoch depended on whether Numba's cache was warm.
-    """
-    n_in = layout.sizes[l]
-    w0 = layout.w_off[l]
-    a_prev = _layer(scratch.act, layout, l)[lo:hi]
-    d_prev = _layer(scratch.delta, layout, l)[lo:hi]
-    d = _layer(scratch.delta, layout, l + 1)
-    d_prev[:] = 0.0
-    for j in range(layout.sizes[l + 1]):
-        dj = d[j]
-        row = params[w0 + j * n_in + lo : w0 + j * n_in + hi]
-        for i in range(hi - lo):
-            d_prev[i] += row[i] * dj
-    for i in range(hi - lo):
-        d_prev[i] *= _derivative(a_prev[i], hidden)
-
-
-@jit_inline
-def _deltas(params, layout, scratch, t, lo, hi, hidden, output):
-    """Every error term of the sample last run forward (of layer 1 only the units [lo, hi)),
-    no update; returns its loss E."""
-    L = layout.sizes.shape[0] - 1
-    y = _layer(scratch.act, layout, L)
-    loss = _output_delta(y, t, _layer(scratch.delta, layout, L), scratch.log_y, output)
-    for l in range(L - 1, 1, -1):
-        _hidden_delta(params, layout, scratch, l, 0, layout.sizes[l], hidden)
-    if L > 1:
-        _hidden_delta(params, layout, scratch, 1, lo, hi, hidden)
-    return loss
-
-
 # -- Eq. 5: update ---------------------------------------------------------------------------------
 
 
 @jit_inline
-def _update_row(w, u, g, momentum, v, gain, decay):
+def _update_row(w, u, g, momentum, v, lag, extras, h, first):
     """Eq. 5 on one row of weights w: (n,): w += g u (g = eta x_i and u = delta[1] for a row of
-    Wt[0]; g = eta delta[l+1][j] and u = a[l] for row j of W[l]). With momentum (not None),
-    velocity v: v = mu v + g u; w += v, and a first-layer row that lagged (gain, decay)
-    catches up in the same pass: w = (w + gain v) + (mu decay v + g u); (gain, decay) = (0, 1)
-    for a row that is up to date."""
+    Wt[0]; g = eta delta[l+1][j] and u = a[l] for row j of W[l]; g = eta and u = delta for
+    biases). With momentum (not None), velocity v: v = mu v + g u; w += v, and a first-layer
+    row that lagged catches up in the same pass through ``lag`` = (shrink, gain, pull, decay)
+    = A^d: w = (w + gain v) + (mu decay v + g u); lag = A^0 for a row that is up to date.
+
+    With ``extras`` (not None; :mod:`jitnet.engine.extras`) the same step also decays the
+    weights, v = mu v + g u - h w, catches up through all of A^d, moves Nesterov's way,
+    w += v + mu (v - v_before), and keeps the squares of the weights in ``extras.stats`` when
+    h > 0 (``first``: a first-layer row, whose squares before and after the update are
+    booked; else those after it)."""
     if momentum is None:
         for k in range(w.shape[0]):
             w[k] += g * u[k]
-    else:
-        mu = momentum.mu
-        for k in range(w.shape[0]):
-            v_now = mu * (decay * v[k]) + g * u[k]
-            w[k] = (w[k] + gain * v[k]) + v_now
-            v[k] = v_now
+        return
+    mu = momentum.mu
+    shrink, gain, pull, decay = lag
+    ww = wv = vv = new_ww = new_wv = new_vv = 0.0
+    for k in range(w.shape[0]):
+        w_then = w[k] + gain * v[k]
+        v_then = decay * v[k]
+        if extras is not None:
+            w_then = shrink * w[k] + gain * v[k]
+            v_then = pull * w[k] + decay * v[k]
+        v_now = mu * v_then + g * u[k]
+        if extras is not None:
+            v_now -= h * w_then
+        w_now = w_then + v_now
+        if extras is not None:
+            if extras.nesterov:
+                w_now += mu * (v_now - v_then)
+            if h > 0.0:
+                ww += w_then * w_then
+                wv += w_then * v_then
+                vv += v_then * v_then
+                new_ww += w_now * w_now
+                new_wv += w_now * v_now
+                new_vv += v_now * v_now
+        w[k] = w_now
+        v[k] = v_now
+    if extras is not None and h > 0.0:
+        _book_squares(extras.stats, first, ww, wv, vv, new_ww, new_wv, new_vv)
 
 
 @jit_inline
-def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
+def _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h):
     """Eq. 5 for the first layer's units [lo, hi): the rows of the non-zero inputs only (two
     rows per pass over delta without momentum, so that it is loaded half as often), then the
-    biases, the weights of a constant input 1."""
+    biases, the weights of a constant input 1 (which do not decay)."""
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
@@ -273,26 +252,29 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum):
         i = nz_idx[p]
         start = w_off + i * stride
         if momentum is None:
-            _update_row(w[start : start + n], d, eta * nz_val[p], None, None, None, None)
+            _update_row(w[start : start + n], d, eta * nz_val[p], None, None, None, None, 0.0,
+                        True)
         else:
-            gain, decay = _lag(momentum, i)
             _update_row(w[start : start + n], d, eta * nz_val[p], momentum,
-                        momentum.velocity[start : start + n], gain, decay)
+                        momentum.velocity[start : start + n],
+                        _lag_of(momentum, extras, _gap(momentum, i)), extras, h, True)
             momentum.last[i] = momentum.clock[0]
         p += 1
+    if extras is not None and _decays(extras):
+        _move_on(momentum, extras)
     b0, b1 = block.b_off, block.b_off + n
     if momentum is None:
-        _update_row(w[b0:b1], d, eta, None, None, None, None)
+        _update_row(w[b0:b1], d, eta, None, None, None, None, 0.0, False)
     else:
-        _update_row(w[b0:b1], d, eta, momentum, momentum.velocity[b0:b1], momentum.gain[0],
-                    momentum.decay[0])
+        _update_row(w[b0:b1], d, eta, momentum, momentum.velocity[b0:b1],
+                    _lag_of(momentum, extras, 0), extras, 0.0, False)
 
 
 @jit_inline
-def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
+def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras, h):
     """Eq. 5 for every layer above the first (of W[1] the columns [lo, hi) only): row j of W[l]
     with g = eta delta[l+1][j], and b[l][j], the weight of a constant input 1: b += g, or with
-    momentum v = mu v + g; b += v."""
+    momentum v = mu v + g; b += v (Nesterov: and mu (v - v_before); biases do not decay)."""
     sizes = layout.sizes
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
@@ -304,15 +286,19 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum):
             g = eta * d[j]
             w0, k = layout.w_off[l] + j * n_in, layout.b_off[l] + j
             if momentum is None:
-                _update_row(params[w0 + start : w0 + stop], a_prev, g, None, None, None, None)
+                _update_row(params[w0 + start : w0 + stop], a_prev, g, None, None, None, None,
+                            0.0, False)
                 params[k] += g
             else:
                 mu, velocity = momentum.mu, momentum.velocity
                 _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
-                            velocity[w0 + start : w0 + stop], momentum.gain[0],
-                            momentum.decay[0])
+                            velocity[w0 + start : w0 + stop], _lag_of(momentum, extras, 0),
+                            extras, h, False)
+                v_then = velocity[k]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
+                if extras is not None and extras.nesterov:
+                    params[k] += mu * (velocity[k] - v_then)
 
 
 @jit_inline
@@ -335,7 +321,7 @@ def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
 
 @jit_inline
 def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta, hidden, output,
-                   momentum, distorter):
+                   momentum, distorter, extras):
     """The per-sample SGD step, for the samples in ``order`` one after the other: forward,
     error terms, update (with momentum unless ``momentum`` is None), each error term from the
     weights before the sample's update; returns the summed loss, each measured before its
@@ -349,8 +335,12 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     ``distorter`` (else None) the k-th sample visited is distorted with ``distorter.draws[k]``
     into ``distorter.x`` (times ``scale``) and the step runs on that buffer.
 
+    With ``extras`` (else None; :mod:`jitnet.engine.extras`) the step is scikit-learn's: sample
+    s's weight decay eta * l2[s] and penalty 1/2 l2[s] |W|^2 (added to its loss), and
+    Nesterov's momentum when asked.
+
     One loop for every epoch, the step written out in it: Numba compiles only the branches of
-    the arguments given (None or not: ``rank``, ``momentum``, ``distorter``), and an inlined
+    the arguments given (None or not: ``rank``, ``momentum``, ``distorter``, ``extras``), and an inlined
     per-sample function would pay reference counts on every array of its tuples at each sample
     (measured: 4% of a plain epoch).
     """
@@ -359,20 +349,29 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     total = 0.0
     for k in range(order.shape[0]):
         s = order[k]
+        h, every = 0.0, False
+        if extras is not None:
+            every = extras.every
+            if _decays(extras):
+                h = eta * extras.l2[s]
+                total += 0.5 * extras.l2[s] * (extras.stats[0] + extras.stats[3])
         if distorter is None:
-            nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val)
+            nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val, every)
         else:
             _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
                             distorter.bank, distorter.work, distorter.index, distorter.x)
-            nnz = _gather_input(distorter.x, 1.0, scratch.nz_idx, scratch.nz_val)
-        _first_layer(block, layout, scratch, nnz, first, momentum)
+            nnz = _gather_input(distorter.x, 1.0, scratch.nz_idx, scratch.nz_val, every)
+        _first_layer(block, layout, scratch, nnz, first, momentum, extras)
         if rank is None:
             _later_layers(params, layout, scratch, 1, hidden, output)
         elif not _team_forward(params, layout, block, rank, scratch, k, hidden, output):
             return np.nan
         total += _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
-        _update_first_layer(block, layout, scratch, nnz, eta, momentum)
-        _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum)
+        _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h)
+        _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum, extras,
+                             h)
+        if extras is not None and _decays(extras):
+            _next_sample(extras)
         if momentum is not None:
             momentum.clock[0] += 1
     return total
@@ -384,7 +383,7 @@ def _forward(params, layout, scratch, nnz, hidden, output, block):
     ``scratch.nz_idx``/``nz_val`` (by :func:`_gather_input`); block = ``_whole(params,
     layout)``."""
     L = layout.sizes.shape[0] - 1
-    _first_layer(block, layout, scratch, nnz, output if L == 1 else hidden, None)
+    _first_layer(block, layout, scratch, nnz, output if L == 1 else hidden, None, None)
     _later_layers(params, layout, scratch, 1, hidden, output)
 
 

@@ -256,7 +256,8 @@ class Network:
         return inputs.label_vectors(self, labels)
 
     def train_epoch(self, X, targets, rate=0.3, order=None, scale=None, progress=None,
-                    momentum=0.0, distortion=None, draws=None, threads=1):
+                    momentum=0.0, distortion=None, draws=None, threads=1, nesterov=False,
+                    l2=0.0):
         """One pass of per-sample SGD (w += rate * delta * x) over ``X`` in ``order``.
 
         Parameters
@@ -294,7 +295,16 @@ class Network:
             1, the default, runs the serial kernel. With N > 1 the weights are bitwise the same
             on every run with N threads and agree with the serial ones to rounding (the order
             of one sum differs). At most the first hidden layer's units and the usable cores;
-            plain SGD only (no momentum, no distortion).
+            plain SGD only (no momentum, l2 or distortion).
+        nesterov : bool
+            With momentum, Nesterov's: ``w += mu v + rate delta x`` after the velocity's update.
+        l2 : float or ndarray (N,)
+            L2 penalty ``1/2 l2 |W|^2`` on the weights (not the biases), applied at every sample
+            as scikit-learn's ``alpha`` with ``batch_size=1``: each step also moves every weight
+            by ``-rate l2 w``, and each sample's loss includes the penalty. The first layer
+            stays sparse (rows at zero input decay lazily). An array gives each sample (row of
+            X) its own l2 > 0; when they differ, every first-layer row is updated at every
+            sample (slower). 0 (default): none. :mod:`jitnet.engine.extras` has the equations.
 
         Returns
         -------
@@ -308,7 +318,7 @@ class Network:
             :attr:`velocity` are then put back as they were before the call.
         """
         return training.train_epoch(self, X, targets, rate, order, scale, progress, momentum,
-                                    distortion, draws, threads)
+                                    distortion, draws, threads, nesterov, l2)
 
     def train(self, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
               schedule="constant", momentum=0.0, distort=None, image_shape=None, threads=1):

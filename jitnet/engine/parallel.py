@@ -98,7 +98,7 @@ def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T,
     barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
     total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
-                           hidden, output, None, None)
+                           hidden, output, None, None, None)
     _copy_block(params, layout, block, True)
     return total
 

@@ -14,9 +14,11 @@ from contextlib import contextmanager
 import numpy as np
 
 from jitnet.engine import epochs as epoch_kernels
+from jitnet.engine import extras as extra_kernels
 from jitnet.engine import inputs, kernels, parallel
+from jitnet.engine.buffers import Extras
 from jitnet.engine.checks import (
-    check_count, check_fraction, check_order, check_positive, check_seed,
+    check_count, check_fraction, check_l2, check_order, check_positive, check_seed,
 )
 from jitnet.engine.distortion import DistortionPlan
 from jitnet.engine.buffers import aligned_zeros as _aligned_zeros
@@ -31,7 +33,7 @@ class TrainingDiverged(ValueError):
 
 
 def train_epoch(net, X, targets, rate=0.3, order=None, scale=None, progress=None, momentum=0.0,
-                distortion=None, draws=None, threads=1):
+                distortion=None, draws=None, threads=1, nesterov=False, l2=0.0):
     """One pass of per-sample SGD over ``X`` in ``order``; the mean loss
     (:meth:`jitnet.Network.train_epoch`)."""
     threads = parallel.check_threads(threads, net.sizes)
@@ -41,10 +43,12 @@ def train_epoch(net, X, targets, rate=0.3, order=None, scale=None, progress=None
     eta = check_positive("rate", rate, net.dtype)
     mu = check_fraction("momentum", momentum)
     order = check_order(order, n)
+    l2 = check_l2(l2, n)
     draws = inputs.draws(net, distortion, draws, order.size)
     distorter = None if draws is None else _distorter(net, distortion, draws)
     with _restored_on_divergence(net):
-        return run_epoch(net, X, T, eta, scale, order, progress, mu, distorter, threads)
+        return run_epoch(net, X, T, eta, scale, order, progress, mu, distorter, threads,
+                         bool(nesterov), l2)
 
 
 def train(net, X, targets, rate=0.3, epochs=1, shuffle=False, seed=None, scale=None,
@@ -125,15 +129,58 @@ def _momentum(net, mu, n_samples):
     )
 
 
-def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=None, threads=1):
+def _extras(net, mu, n_samples, eta, nesterov, l2):
+    """The kernels' state of Nesterov's momentum and weight decay for one epoch of n_samples at
+    rate eta, and the momentum state it goes with; (momentum, None) when neither is on.
+    ``l2``: None or the (N,) penalty strengths (:mod:`jitnet.engine.extras`)."""
+    if l2 is None and not (nesterov and mu > 0.0):
+        return _momentum(net, mu, n_samples), None
+    dtype = net.dtype
+    momentum = _momentum(net, mu, n_samples)
+    if mu == 0.0:  # decay alone: a velocity for the epoch (the last step), not kept
+        velocity = _aligned_zeros(net.params.size, dtype)
+    else:
+        velocity = net._velocity
+    every = l2 is not None and bool((l2 != l2[0]).any())
+    if l2 is None:
+        longest = momentum.decay.size - 1
+    else:  # decay moves a lagging row for as long as it lags; ``every``: no row lags
+        longest = 1 if every else n_samples
+        if longest > MOMENTUM_TABLE:
+            raise ValueError(f"l2 trains at most {MOMENTUM_TABLE} samples per call")
+    h = float(eta) * (float(l2.min()) if l2 is not None else 0.0)
+    mu_n = mu if nesterov else 0.0
+    tables = [np.zeros(longest + 1) for _ in range(4)]
+    # A, one sample at zero input: v <- mu v - h w; w <- w + v (+ mu (v_new - v), Nesterov)
+    extra_kernels._lag_tables(1.0 - h - mu_n * h, mu * (mu if nesterov else 1.0), -h, mu,
+                              *tables)
+    shrink, gain, pull, decay = (table.astype(dtype) for table in tables)
+    stats = np.zeros(8)
+    if l2 is not None:
+        first = slice(0, net._layout.b_off[0])
+        w0 = net.params[first].astype(np.float64)
+        v0 = velocity[first].astype(np.float64)
+        stats[:3] = np.dot(w0, w0), np.dot(w0, v0), np.dot(v0, v0)
+        stats[3] = sum(float(np.dot(W.ravel(), W.ravel())) for W in
+                       (W.astype(np.float64) for W in net.weights[1:]))
+    momentum = momentum._replace(mu=dtype.type(mu), velocity=velocity,
+                                 last=np.full(net.n_inputs, -1, np.int64),
+                                 decay=decay, gain=gain)
+    extras = Extras(bool(nesterov), np.zeros(0) if l2 is None else l2, every, shrink, pull,
+                    stats)
+    return momentum, extras
+
+
+def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=None, threads=1,
+              nesterov=False, l2=None):
     """The compiled epoch on inputs already checked and converted; returns the mean loss, or
     raises TrainingDiverged (leaving the diverged parameters: the callers put theirs back)."""
     if order.size == 0:
         return 0.0
-    if threads > 1 and (mu > 0.0 or distorter is not None):
-        raise ValueError(f"threads={threads} trains plain SGD; momentum and distortions "
+    if threads > 1 and (mu > 0.0 or distorter is not None or l2 is not None):
+        raise ValueError(f"threads={threads} trains plain SGD; momentum, l2 and distortions "
                          "train on one thread (threads=1)")
-    momentum = _momentum(net, mu, order.size)
+    momentum, extras = _extras(net, mu, order.size, eta, nesterov, l2)
     args = (net.params, net._layout, net._scratch(), X, T)
     units = net._units()
     team = None
@@ -145,10 +192,10 @@ def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=Non
         if team is not None:
             return team.train(X, T, part, scale, eta, *units)
         if distorter is None:
-            return epoch_kernels._train_epoch(*args, part, scale, eta, *units, momentum)
+            return epoch_kernels._train_epoch(*args, part, scale, eta, *units, momentum, extras)
         return epoch_kernels._train_epoch_distorted(
             *args, part, scale, eta, *units, momentum,
-            distorter._replace(draws=distorter.draws[start:stop]))
+            distorter._replace(draws=distorter.draws[start:stop]), extras)
 
     try:
         if progress is None:
@@ -162,8 +209,8 @@ def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=Non
                 total += run(start, stop)
                 progress(stop)
     finally:  # also on Ctrl-C in progress(): leave every weight and velocity up to date
-        if mu > 0.0:
-            epoch_kernels._finish_momentum_epoch(net.params, net._layout, momentum)
+        if mu > 0.0 or extras is not None:
+            epoch_kernels._finish_momentum_epoch(net.params, net._layout, momentum, extras)
     loss = total / order.size
     if not np.isfinite(loss):
         raise TrainingDiverged(f"training diverged: loss is {loss}; try a smaller rate")

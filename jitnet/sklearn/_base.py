@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from jitnet.sklearn._sgd import ENGINE_ACTIVATIONS, ENGINE_LOSSES, EngineEpochs, SGDOptimizer
+from jitnet.sklearn._sgd import EngineEpochs, SGDOptimizer
 
 
 def _softmax(z):
@@ -110,22 +110,9 @@ class BaseMLP(BaseEstimator):
         if self.momentum >= 1:
             self._refuse("momentum=1 is not offered (velocities that never decay); pass a "
                          "momentum below 1")
-        if self.threads > 1 and self.momentum > 0:
-            self._refuse(f"threads={self.threads} trains plain SGD only; pass momentum=0 or "
-                         "threads=1")
-        if ENGINE_ACTIVATIONS[self.activation] is None:
-            self._refuse(f"activation={self.activation!r} is not supported yet; use 'logistic', "
-                         "'tanh' or 'relu'")
-        if self.alpha != 0:
-            self._refuse(f"alpha={self.alpha!r} (L2 penalty) is not supported yet; pass alpha=0")
-        if self.momentum > 0 and self.nesterovs_momentum:
-            self._refuse("Nesterov's momentum is not supported yet; pass "
-                         "nesterovs_momentum=False (classical momentum) or momentum=0")
-
-    def _check_output(self, out_activation, what):
-        if out_activation not in ENGINE_LOSSES:
-            self._refuse(f"{what} are not supported yet (only multiclass classification, "
-                         "with a softmax output)")
+        if self.threads > 1 and (self.momentum > 0 or self.alpha > 0):
+            self._refuse(f"threads={self.threads} trains plain SGD only; pass momentum=0 and "
+                         "alpha=0, or threads=1")
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -216,7 +203,7 @@ class BaseMLP(BaseEstimator):
         sample_idx = np.arange(n_samples, dtype=int)
         engine = EngineEpochs(self.coefs_, self.intercepts_, self.activation,
                               self.out_activation_, self.dtype, X_train, y_train, sw_train,
-                              self._optimizer, self.threads)
+                              self.alpha, self._optimizer, self.threads)
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -247,8 +234,7 @@ class BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
             self.coefs_, self.intercepts_ = engine.weights()
-        finally:
-            engine.save_velocities()
+        engine.save_velocities()
         if self.early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts

@@ -120,19 +120,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             dtype=dtype, threads=threads)
 
-    def _binarizer(self, y):
-        """A LabelBinarizer fitted on y, once its kind of target is known to be trainable."""
-        binarizer = LabelBinarizer().fit(y)
-        self._check_output(self._output_of(binarizer.y_type_),
-                           f"{binarizer.y_type_} targets")
-        return binarizer
-
-    @staticmethod
-    def _output_of(y_type):
-        return "softmax" if y_type == "multiclass" else "logistic"
-
     def _out_activation(self):
-        return self._output_of(self._label_binarizer.y_type_)
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
@@ -140,7 +129,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = self._binarizer(y)
+            self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
@@ -160,7 +149,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self._validate_params()
         self._check_offered(sample_weight)
         if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = self._binarizer(
+            self._label_binarizer = LabelBinarizer().fit(
                 y if type_of_target(y).startswith("multilabel") else classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
@@ -234,9 +223,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset):
-        self._check_output(self._out_activation(), "regression targets")
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=reset)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("MLPRegressor: loss='poisson' needs targets y >= 0 (counts)")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

@@ -17,10 +17,12 @@ from jitnet.engine import training
 from jitnet.engine.checks import check_positive
 from jitnet.engine.network import Network
 
-#: scikit-learn's hidden activations by the engine's names (None: not in the engine yet).
-ENGINE_ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity": None}
+#: scikit-learn's hidden activations by the engine's names.
+ENGINE_ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+                      "identity": "identity"}
 #: scikit-learn's output activations and the engine's loss that trains them.
-ENGINE_LOSSES = {"softmax": "cross_entropy"}
+ENGINE_LOSSES = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy",
+                 "identity": "squared_error", "exp": "poisson"}
 
 
 class SGDOptimizer:
@@ -87,15 +89,17 @@ class EngineEpochs:
         The targets as scikit-learn's loss sees them (one-hot rows for softmax).
     sample_weight : ndarray, (N,), or None
         Non-negative weights. With one sample per update scikit-learn divides each sample's
-        gradient by its weight, so that a weight cancels out of the data term; a sample of
-        weight 0 (NaN weights in scikit-learn) is skipped here.
+        gradient by its weight, so that a weight cancels out of the data term and divides the
+        L2 penalty; a sample of weight 0 (NaN weights in scikit-learn) is skipped here.
+    alpha : float
+        scikit-learn's L2 penalty strength.
     optimizer : SGDOptimizer
     threads : int
         The engine's threads per sample (1: serial and deterministic).
     """
 
     def __init__(self, coefs, intercepts, activation, out_activation, dtype, X, Y, sample_weight,
-                 optimizer, threads=1):
+                 alpha, optimizer, threads=1):
         sizes = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         self.net = Network(sizes, activation=ENGINE_ACTIVATIONS[activation], dtype=dtype,
                            loss=ENGINE_LOSSES[out_activation], seed=0)
@@ -111,6 +115,12 @@ class EngineEpochs:
         self.T = np.ascontiguousarray(Y, dtype=self.net.dtype)
         self.threads = threads
         self.kept = None if sample_weight is None or sample_weight.all() else sample_weight != 0
+        self.l2 = None
+        if alpha > 0:  # alpha / weight per sample (skipped samples never read theirs)
+            weight = np.ones(len(X)) if sample_weight is None else sample_weight
+            self.l2 = np.divide(float(alpha), weight, out=np.zeros(len(X)), where=weight != 0)
+            if self.kept is not None:
+                self.l2[~self.kept] = self.l2[self.kept][0]  # one value when the rest agree
 
     def _flat(self, coefs, intercepts):
         """A flat buffer laid out like the network's params, from (n_in, n_out) arrays."""
@@ -132,7 +142,8 @@ class EngineEpochs:
             order = order[self.kept[order]]
         order = np.ascontiguousarray(order, dtype=np.int64)
         return training.run_epoch(self.net, self.X, self.T, eta, 1.0, order, mu=self.mu,
-                                  threads=self.threads)
+                                  threads=self.threads, nesterov=self.optimizer.nesterov,
+                                  l2=self.l2)
 
     def weights(self):
         """(coefs, intercepts): copies of the network's weights in scikit-learn's layout."""
