@@ -44,7 +44,7 @@ def test_the_first_layer_of_a_block_is_the_whole_layers_units(case, lo, hi):
     a1 = _layer(scratch.act, net._layout, 1)
     a1[:] = np.nan
     kernels._first_layer(block_in_params(net, lo, hi), net._layout, scratch, nnz, TANH,
-                         None)
+                         None, None)
     assert np.array_equal(a1[lo:hi], whole[lo:hi])  # bitwise: the same sums in the same order
     assert np.isnan(a1[:lo]).all() and np.isnan(a1[hi:]).all()  # nothing outside the block
 
@@ -72,8 +72,9 @@ def test_blocks_of_the_update_add_up_to_the_whole_update(case):
     def updated(lo, hi):
         net.params[:] = start
         kernels._update_first_layer(block_in_params(net, lo, hi), net._layout, scratch, nnz,
-                                    eta, None)
-        kernels._update_later_layers(net.params, net._layout, scratch, lo, hi, eta, None)
+                                    eta, None, None, 0.0)
+        kernels._update_later_layers(net.params, net._layout, scratch, lo, hi, eta, None, None,
+                                     0.0)
         weights = [W.copy() for W in net.weights] + [b.copy() for b in net.biases]
         net.params[:] = start
         return weights
@@ -101,5 +102,5 @@ def test_a_broken_block_is_caught(case):
     lay = net._layout
     off_by_one = Block(net.params, int(lay.w_off[0]) + 6, int(lay.stride0),
                        int(lay.b_off[0]) + 6, 5, 13)
-    kernels._first_layer(off_by_one, net._layout, scratch, nnz, TANH, None)
+    kernels._first_layer(off_by_one, net._layout, scratch, nnz, TANH, None, None)
     assert not np.array_equal(_layer(scratch.act, net._layout, 1)[5:13], whole[5:13])
