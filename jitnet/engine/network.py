@@ -19,21 +19,24 @@ class Network:
     ----------
     sizes : sequence of int
         Units per layer, inputs first: ``[784, 300, 10]`` or ``[784, 500, 150, 10]``.
-    activation : {'sigmoid', 'tanh', 'scaled_tanh', 'relu'}
+    activation : {'sigmoid', 'tanh', 'scaled_tanh', 'relu', 'identity'}
         Non-linearity of the hidden units: the tutorial's sigmoid, tanh, LeCun's
-        ``1.7159 tanh(2z/3)``, or ``max(z, 0)``.
+        ``1.7159 tanh(2z/3)``, ``max(z, 0)`` or ``z``.
     dtype : {'float64', 'float32'}
         Precision of weights and arithmetic. float64 agrees with the references to 1e-10;
         float32 is about twice as fast.
     seed : int or None
         Seed of ``np.random.default_rng`` for the initial weights.
-    loss : {'squared', 'cross_entropy'}
+    loss : {'squared', 'cross_entropy', 'binary_cross_entropy', 'squared_error', 'poisson'}
         ``squared``: the tutorial's ``E = 1/2 sum (t - y)^2``; integer labels become 0.9/0.1
         targets. The output layer then uses the hidden activation (sigmoid, tanh or
-        scaled_tanh on every layer), except that relu networks get sigmoid outputs (a relu
-        output aiming at a 0.1 target can die). ``cross_entropy``: softmax outputs and
-        ``E = -sum t log y`` (computed from ``log y = z - logsumexp(z)``, so never NaN);
-        labels become one-hot 1/0 targets, and target vectors must be distributions.
+        scaled_tanh on every layer), except that relu and identity networks get sigmoid
+        outputs (a relu output aiming at a 0.1 target can die). ``cross_entropy``: softmax
+        outputs and ``E = -sum t log y`` (computed from ``log y = z - logsumexp(z)``, so never
+        NaN); labels become one-hot 1/0 targets, and target vectors must be distributions.
+        scikit-learn's: logistic outputs with the binary log-loss, identity outputs with the
+        squared error averaged over the outputs, exp outputs with the Poisson deviance
+        (:data:`jitnet.engine.components.LOSS_OUTPUTS`).
     init : str
         Initial weights. ``tutorial`` (default): W and b uniform(-0.1, 0.1), drawn W then b
         layer by layer; ``uniform:A``: the same with uniform(-A, A). With b = 0 and W
