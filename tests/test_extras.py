@@ -145,3 +145,25 @@ def test_threads_refuse_l2():
     net = jitnet.Network([16, 8, 2], seed=0)
     with pytest.raises(ValueError, match="threads"):
         net.train_epoch(np.ones((4, 16)), [0, 1, 0, 1], 0.1, l2=0.01, threads=2)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "squared_error", "poisson"])
+@pytest.mark.parametrize("hidden", ["identity", "tanh"])
+def test_gradient_check_passes_for_every_loss(loss, hidden):
+    # gradient() is -delta a: the gradient of the loss each output trains (for squared_error
+    # of the sum over the outputs, which scikit-learn trains while it reports the mean).
+    X, T = _problem(loss, n=1)
+    net = jitnet.Network([12, 6, 3], activation=hidden, loss=loss, seed=4)
+    result = jitnet.gradient_check(net, X[0], T[0])
+    assert result.passed, result.worst(3)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "squared_error", "poisson"])
+def test_onnx_graphs_of_the_new_units_compute_predict(loss):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    X, _ = _problem(loss, n=20)
+    net = jitnet.Network([12, 6, 3], activation="identity", loss=loss, seed=5)
+    model = net.to_onnx(scale=1.0)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    outputs = session.run(["outputs"], {"input": X})[0]
+    assert np.abs(outputs - net.predict(X, scale=1.0)).max() < 1e-12

@@ -13,14 +13,16 @@ from jitnet.engine import codes
 TARGET_ON = 0.9
 TARGET_OFF = 0.1
 
-#: Hidden-unit activations and their kernel codes.
+#: The tutorial's hidden-unit activations (the recipes' and the command line's) and their kernel
+#: codes.
 ACTIVATIONS = {
     "sigmoid": codes.SIGMOID,
     "tanh": codes.TANH,
     "scaled_tanh": codes.SCALED_TANH,
     "relu": codes.RELU,
-    "identity": codes.IDENTITY,
 }
+#: Every hidden unit a network takes: the tutorial's and the identity (scikit-learn's).
+UNITS = {**ACTIVATIONS, "identity": codes.IDENTITY}
 #: Output activations: those of the squared error (sigmoid, tanh, scaled_tanh), and one per
 #: loss that names its own output (see :data:`LOSS_OUTPUTS`).
 OUTPUTS = {"sigmoid": codes.SIGMOID, "tanh": codes.TANH,
@@ -36,19 +38,22 @@ OUTPUTS = {"sigmoid": codes.SIGMOID, "tanh": codes.TANH,
 #: ``poisson`` exp units, E = sum t log(t / y) - t + y (counts).
 LOSS_OUTPUTS = {"cross_entropy": "softmax", "binary_cross_entropy": "logistic",
                 "squared_error": "identity", "poisson": "exp"}
-LOSSES = ("squared",) + tuple(LOSS_OUTPUTS)
+#: The tutorial's losses (the recipes' and the command line's).
+LOSSES = ("squared", "cross_entropy")
+#: Every loss a network takes: the tutorial's and scikit-learn's.
+ALL_LOSSES = ("squared",) + tuple(LOSS_OUTPUTS)
 INITS = ("tutorial", "glorot", "lecun", "he", "uniform:A")
 
 
 def check_activation(activation):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    if activation not in UNITS:
+        raise ValueError(f"activation must be one of {', '.join(UNITS)}; got {activation!r}")
     return activation
 
 
 def check_loss(loss, n_outputs):
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    if loss not in ALL_LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(ALL_LOSSES)}; got {loss!r}")
     if loss == "cross_entropy" and n_outputs < 2:
         raise ValueError("loss 'cross_entropy' needs at least 2 outputs (a softmax over one "
                          "output is always 1)")

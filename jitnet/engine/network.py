@@ -6,7 +6,9 @@ import numpy as np
 from jitnet.engine import codes, epochs, inputs, kernels, layout, model_file, training
 from jitnet.io import onnx_export
 from jitnet.engine.checks import check_dtype, check_seed, check_sizes, check_weight_pairs
-from jitnet.engine.components import ACTIVATIONS, OUTPUTS, check_activation, check_init, check_loss
+from jitnet.engine.components import (  # noqa: F401 (ACTIVATIONS: the tutorial's, re-exported)
+    ACTIVATIONS, OUTPUTS, UNITS, check_activation, check_init, check_loss,
+)
 from jitnet.engine.components import draw_initial_weights, output_activation
 from jitnet.engine.model_file import ModelFileError  # noqa: F401 (re-exported)
 from jitnet.engine.training import TrainingDiverged  # noqa: F401 (re-exported)
@@ -110,7 +112,7 @@ class Network:
 
     def _units(self):
         """The activation codes of the hidden and the output layer, as the kernels take them."""
-        return ACTIVATIONS[self._activation], OUTPUTS[self._output]
+        return UNITS[self._activation], OUTPUTS[self._output]
 
     # -- read-only configuration ----------------------------------------------------------
 

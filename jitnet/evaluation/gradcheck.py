@@ -1,8 +1,8 @@
 """Gradient check (tutorial Eq. 6): back-propagation against central differences.
 
 For every weight and bias ``w`` of a network, the numerical gradient of the loss of one sample
-(the tutorial's squared error ``E = 1/2 sum (t - y)^2``, or ``E = -sum t log y`` for a network
-whose ``loss`` is ``'cross_entropy'``),
+(the tutorial's squared error ``E = 1/2 sum (t - y)^2``, or the network's ``loss``:
+:mod:`jitnet.evaluation.losses`),
 
     dE/dw ~ (E(w + eps) - E(w - eps)) / (2 eps),
 
@@ -24,6 +24,7 @@ import numpy as np
 from jitnet.engine.checks import check_sizes
 from jitnet.engine.components import TARGET_OFF, TARGET_ON
 from jitnet.engine.network import Network
+from jitnet.evaluation.losses import BY_NAME, cross_entropy, squared_error
 from jitnet.reference import make_network
 
 __all__ = ["GradientCheckResult", "GradientEntry", "format_report", "gradient_check",
@@ -185,25 +186,9 @@ class GradientCheckResult:
         )
 
 
-def squared_error(y, t):
-    """The tutorial's error of one sample, ``E = 1/2 sum (t - y)^2`` (float64)."""
-    d = np.asarray(t, dtype=np.float64) - np.asarray(y, dtype=np.float64)
-    return 0.5 * float(np.dot(d, d))
-
-
-def cross_entropy(y, t):
-    """The cross-entropy of one sample's softmax outputs ``y``, ``E = -sum t log y`` (float64;
-    terms with ``t = 0`` count 0)."""
-    y = np.asarray(y, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(t != 0, t * np.log(y), 0.0)
-    return -float(np.sum(terms))
-
-
 def _loss_function(net):
     """The loss the engine back-propagates: ``net.loss`` if it has one, else the tutorial's."""
-    return cross_entropy if getattr(net, "loss", "squared") == "cross_entropy" else squared_error
+    return BY_NAME.get(getattr(net, "loss", "squared"), squared_error)
 
 
 def _default_tolerances(net):
@@ -224,8 +209,8 @@ def gradient_check(net, x, t, epsilon=1e-4, rtol=None, atol=None):
     ----------
     net : network
         Any engine: needs ``get_weights()``, ``set_weights(pairs)``, ``predict(x)`` and
-        ``gradient(x, t)`` (``+dE/dw`` per layer as ``(dW, db)``); ``E`` is the squared error
-        unless ``net.loss`` is ``'cross_entropy'``.
+        ``gradient(x, t)`` (``+dE/dw`` per layer as ``(dW, db)``); ``E`` is the network's
+        ``loss`` (:mod:`jitnet.evaluation.losses`), the squared error when it has none.
     x : array_like, shape (n_in,)
         The input sample.
     t : array_like, shape (n_out,)

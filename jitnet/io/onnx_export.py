@@ -32,8 +32,9 @@ from jitnet.io.errors import MissingDependencyError
 
 OPSET = 17
 IR_VERSION = 8
-ACTIVATIONS = ("sigmoid", "tanh", "scaled_tanh", "relu", "softmax")
-_SIMPLE_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+ACTIVATIONS = ("sigmoid", "tanh", "scaled_tanh", "relu", "softmax", "identity", "logistic", "exp")
+_SIMPLE_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "identity": "Identity",
+               "logistic": "Sigmoid", "exp": "Exp"}
 _DTYPES = ("float32", "float64")
 
 
@@ -82,8 +83,8 @@ def _check_layers(layers, hidden, output, dtype, input_scale, class_names, scale
         if name not in ACTIVATIONS:
             raise ValueError(f"{what} activation must be one of {', '.join(ACTIVATIONS)}; "
                              f"got {name!r}")
-    if hidden == "softmax":
-        raise ValueError("softmax is an output activation only")
+    if hidden in ("softmax", "logistic", "exp"):
+        raise ValueError(f"{hidden} is an output activation only")
     if "scaled_tanh" in (hidden, output) and scaled_tanh is None:
         raise ValueError("the scaled tanh needs its constants: scaled_tanh=(amplitude, slope)")
     try:
