@@ -44,6 +44,15 @@ def _lag_of(momentum, extras, d):
 
 
 @jit_inline
+def _nesterov(momentum, extras):
+    """None without ``extras`` (classical momentum, compiled apart); else the factor of
+    Nesterov's extra move, mu for Nesterov's momentum and 0 for the classical one."""
+    if extras is None:
+        return None
+    return momentum.mu if extras.nesterov else momentum.mu - momentum.mu  # in mu's dtype
+
+
+@jit_inline
 def _decays(extras):
     """Whether weight decay is on (else Nesterov's momentum alone)."""
     return extras.l2.shape[0] > 0

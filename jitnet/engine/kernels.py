@@ -48,7 +48,9 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
 from jitnet.engine.jit import jit, jit_inline
 from jitnet.engine.distort_kernels import _distort_sample
 from jitnet.engine.deltas import _deltas, _hidden_delta, _output_delta  # noqa: F401 (re-exported)
-from jitnet.engine.extras import _book_squares, _decays, _gap, _lag_of, _move_on, _next_sample
+from jitnet.engine.extras import (
+    _book_squares, _decays, _gap, _move_on, _nesterov, _next_sample,
+)
 from jitnet.engine.sync import _barrier
 
 
@@ -119,7 +121,7 @@ def _first_layer(block, layout, scratch, nnz, f, momentum, extras):
         start = w_off + i * stride
         r = w[start : start + n]
         if extras is not None and _gap(momentum, i) > 0:
-            shrink, gain, _, _ = _lag_of(momentum, extras, _gap(momentum, i))
+            shrink, gain = extras.shrink[_gap(momentum, i)], momentum.gain[_gap(momentum, i)]
             v = momentum.velocity[start : start + n]
             for j in range(n):
                 z[j] += x * (shrink * r[j] + gain * v[j])
@@ -184,49 +186,48 @@ def _sum_partials(params, layout, scratch, sums, f):
 
 
 @jit_inline
-def _update_row(w, u, g, momentum, v, lag, extras, h, first):
+def _update_row(w, u, g, momentum, v, lag, mu_n, h):
     """Eq. 5 on one row of weights w: (n,): w += g u (g = eta x_i and u = delta[1] for a row of
     Wt[0]; g = eta delta[l+1][j] and u = a[l] for row j of W[l]; g = eta and u = delta for
     biases). With momentum (not None), velocity v: v = mu v + g u; w += v, and a first-layer
     row that lagged catches up in the same pass through ``lag`` = (shrink, gain, pull, decay)
     = A^d: w = (w + gain v) + (mu decay v + g u); lag = A^0 for a row that is up to date.
 
-    With ``extras`` (not None; :mod:`jitnet.engine.extras`) the same step also decays the
-    weights, v = mu v + g u - h w, catches up through all of A^d, moves Nesterov's way,
-    w += v + mu (v - v_before), and keeps the squares of the weights in ``extras.stats`` when
-    h > 0 (``first``: a first-layer row, whose squares before and after the update are
-    booked; else those after it)."""
+    With ``mu_n`` (not None: the extras of :mod:`jitnet.engine.extras`) the same step also
+    decays the weights, v = mu v + g u - h w, catches up through all of A^d and moves
+    Nesterov's way, w += v + mu_n (v - v_before) (mu_n = mu for Nesterov, else 0). Returns the
+    row's sums of squares before and after the update, (|w|^2, w.v, |v|^2) each (zeros
+    without ``mu_n``), in the weights' dtype (a float64 sum would halve float32's SIMD width).
+    """
+    ww = wv = vv = new_ww = new_wv = new_vv = g - g  # 0 in g's dtype (g * 0 is a float64)
     if momentum is None:
         for k in range(w.shape[0]):
             w[k] += g * u[k]
-        return
+        return ww, wv, vv, new_ww, new_wv, new_vv
     mu = momentum.mu
     shrink, gain, pull, decay = lag
-    ww = wv = vv = new_ww = new_wv = new_vv = 0.0
     for k in range(w.shape[0]):
         w_then = w[k] + gain * v[k]
         v_then = decay * v[k]
-        if extras is not None:
+        if mu_n is not None:
             w_then = shrink * w[k] + gain * v[k]
             v_then = pull * w[k] + decay * v[k]
         v_now = mu * v_then + g * u[k]
-        if extras is not None:
+        if mu_n is not None:
             v_now -= h * w_then
         w_now = w_then + v_now
-        if extras is not None:
-            if extras.nesterov:
-                w_now += mu * (v_now - v_then)
-            if h > 0.0:
-                ww += w_then * w_then
-                wv += w_then * v_then
-                vv += v_then * v_then
-                new_ww += w_now * w_now
-                new_wv += w_now * v_now
-                new_vv += v_now * v_now
+        if mu_n is not None:
+            w_now += mu_n * (v_now - v_then)
+        if mu_n is not None and h > 0.0:
+            ww += w_then * w_then
+            wv += w_then * v_then
+            vv += v_then * v_then
+            new_ww += w_now * w_now
+            new_wv += w_now * v_now
+            new_vv += v_now * v_now
         w[k] = w_now
         v[k] = v_now
-    if extras is not None and h > 0.0:
-        _book_squares(extras.stats, first, ww, wv, vv, new_ww, new_wv, new_vv)
+    return ww, wv, vv, new_ww, new_wv, new_vv
 
 
 @jit_inline
@@ -237,6 +238,10 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h):
     nz_idx, nz_val = scratch.nz_idx, scratch.nz_val
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
+    mu_n = _nesterov(momentum, extras)
+    if extras is not None:
+        shrinks, pulls = extras.shrink, extras.pull  # once a sample (reference counts)
+    ww = wv = vv = new_ww = new_wv = new_vv = 0.0
     p = 0
     if momentum is None:
         while p + 2 <= nnz:
@@ -252,22 +257,29 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h):
         i = nz_idx[p]
         start = w_off + i * stride
         if momentum is None:
-            _update_row(w[start : start + n], d, eta * nz_val[p], None, None, None, None, 0.0,
-                        True)
+            _update_row(w[start : start + n], d, eta * nz_val[p], None, None, None, None, h)
         else:
-            _update_row(w[start : start + n], d, eta * nz_val[p], momentum,
-                        momentum.velocity[start : start + n],
-                        _lag_of(momentum, extras, _gap(momentum, i)), extras, h, True)
+            gap = _gap(momentum, i)
+            lag = (momentum.decay[0], momentum.gain[gap], momentum.gain[0], momentum.decay[gap])
+            if extras is not None:
+                lag = (shrinks[gap], momentum.gain[gap], pulls[gap], momentum.decay[gap])
+            sums = _update_row(w[start : start + n], d, eta * nz_val[p], momentum,
+                               momentum.velocity[start : start + n], lag, mu_n, h)
+            if extras is not None:
+                ww, wv, vv = ww + sums[0], wv + sums[1], vv + sums[2]
+                new_ww, new_wv, new_vv = new_ww + sums[3], new_wv + sums[4], new_vv + sums[5]
             momentum.last[i] = momentum.clock[0]
         p += 1
     if extras is not None and _decays(extras):
+        _book_squares(extras.stats, True, ww, wv, vv, new_ww, new_wv, new_vv)
         _move_on(momentum, extras)
     b0, b1 = block.b_off, block.b_off + n
     if momentum is None:
-        _update_row(w[b0:b1], d, eta, None, None, None, None, 0.0, False)
+        _update_row(w[b0:b1], d, eta, None, None, None, None, h)
     else:
         _update_row(w[b0:b1], d, eta, momentum, momentum.velocity[b0:b1],
-                    _lag_of(momentum, extras, 0), extras, 0.0, False)
+                    (momentum.decay[0], momentum.gain[0], momentum.gain[0], momentum.decay[0]),
+                    mu_n, h - h)
 
 
 @jit_inline
@@ -276,6 +288,8 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
     with g = eta delta[l+1][j], and b[l][j], the weight of a constant input 1: b += g, or with
     momentum v = mu v + g; b += v (Nesterov: and mu (v - v_before); biases do not decay)."""
     sizes = layout.sizes
+    mu_n = _nesterov(momentum, extras)
+    squares = 0.0
     for l in range(1, sizes.shape[0] - 1):
         n_in = sizes[l]
         start = lo if l == 1 else 0  # a rank's block of layer 1; every unit above it
@@ -287,18 +301,22 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
             w0, k = layout.w_off[l] + j * n_in, layout.b_off[l] + j
             if momentum is None:
                 _update_row(params[w0 + start : w0 + stop], a_prev, g, None, None, None, None,
-                            0.0, False)
+                            h)
                 params[k] += g
             else:
                 mu, velocity = momentum.mu, momentum.velocity
-                _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
-                            velocity[w0 + start : w0 + stop], _lag_of(momentum, extras, 0),
-                            extras, h, False)
+                up_to_date = (momentum.decay[0], momentum.gain[0], momentum.gain[0],
+                              momentum.decay[0])
+                squares += _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
+                                       velocity[w0 + start : w0 + stop], up_to_date, mu_n,
+                                       h)[3]
                 v_then = velocity[k]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
-                if extras is not None and extras.nesterov:
-                    params[k] += mu * (velocity[k] - v_then)
+                if mu_n is not None:
+                    params[k] += mu_n * (velocity[k] - v_then)
+    if extras is not None and _decays(extras):
+        _book_squares(extras.stats, False, 0.0, 0.0, 0.0, squares, 0.0, 0.0)
 
 
 @jit_inline
@@ -349,7 +367,7 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     total = 0.0
     for k in range(order.shape[0]):
         s = order[k]
-        h, every = 0.0, False
+        h, every = eta - eta, False  # h in the weights' dtype, as eta
         if extras is not None:
             every = extras.every
             if _decays(extras):

@@ -166,8 +166,8 @@ def _extras(net, mu, n_samples, eta, nesterov, l2):
     momentum = momentum._replace(mu=dtype.type(mu), velocity=velocity,
                                  last=np.full(net.n_inputs, -1, np.int64),
                                  decay=decay, gain=gain)
-    extras = Extras(bool(nesterov), np.zeros(0) if l2 is None else l2, every, shrink, pull,
-                    stats)
+    l2 = np.zeros(0, dtype) if l2 is None else l2.astype(dtype)  # h = eta l2 in the dtype
+    extras = Extras(bool(nesterov), l2, every, shrink, pull, stats)
     return momentum, extras
 
 
