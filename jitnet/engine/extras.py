@@ -53,6 +53,12 @@ def _nesterov(momentum, extras):
 
 
 @jit_inline
+def _up_to_date(momentum):
+    """A^0 = (shrink, gain, pull, decay) = (1, 0, 0, 1) in the tables' dtype: no lag."""
+    return momentum.decay[0], momentum.gain[0], momentum.gain[0], momentum.decay[0]
+
+
+@jit_inline
 def _decays(extras):
     """Whether weight decay is on (else Nesterov's momentum alone)."""
     return extras.l2.shape[0] > 0

@@ -9,15 +9,16 @@ The equations are the tutorial's: Eq. 1/2 forward ``a = f(W a_prev + b)`` with t
 weight of a constant input 1 (:func:`_first_layer`, :func:`_later_layers`); Eq. 3 output error
 term ``delta = f'(z)(t - y)`` (``t - y`` for a softmax output with cross-entropy;
 :func:`_output_delta`); Eq. 4 hidden error term ``delta = f'(z) * sum_k w_kj delta_k``
-(:func:`_hidden_delta`); Eq. 5 update ``w += eta * delta * x`` (with momentum: ``v = mu v + eta
-delta x; w += v``; :func:`_update_row`, walked by :func:`_update_first_layer` and
-:func:`_update_later_layers`). All error terms of a sample are computed from the weights before
-that sample's update, as in the tutorial; ``delta`` is ``-dE/dz``. :func:`_train_samples` runs
-the SGD step made of them, sample after sample.
+(:func:`_hidden_delta`; both in :mod:`jitnet.engine.deltas`); Eq. 5 update ``w += eta * delta
+* x`` (with momentum: ``v = mu v + eta delta x; w += v``; :func:`_update_row`, walked by
+:func:`_update_first_layer` and :func:`_update_later_layers`). All error terms of a sample are
+computed from the weights before that sample's update, as in the tutorial; ``delta`` is
+``-dE/dz``. :func:`_train_samples` runs the SGD step made of them, sample after sample.
 
 The unit non-linearity ``f`` is an integer activation code (``SIGMOID``, ``TANH``,
-``SCALED_TANH``, ``RELU``; ``SOFTMAX`` for the output only): ``hidden`` for layers 1..L-1 and
-``output`` for layer L (:mod:`jitnet.engine.activations`). Kernels take only arrays, scalars and
+``SCALED_TANH``, ``RELU``, ``IDENTITY``; ``SOFTMAX``, ``LOGISTIC``, ``EXP`` for the output
+only): ``hidden`` for layers 1..L-1 and ``output`` for layer L
+(:mod:`jitnet.engine.activations`). Kernels take only arrays, scalars and
 the tuples, write into the buffers they are given and allocate nothing per sample.
 """
 
@@ -25,14 +26,7 @@ import numpy as np
 
 from jitnet.engine.activations import _activate, _derivative  # noqa: F401 (_activate: tests)
 from jitnet.engine.codes import (  # noqa: F401 (the codes are part of the kernels' vocabulary)
-    EXP,
-    IDENTITY,
-    LOGISTIC,
-    RELU,
-    SCALED_TANH,
-    SIGMOID,
-    SOFTMAX,
-    TANH,
+    EXP, IDENTITY, LOGISTIC, RELU, SCALED_TANH, SIGMOID, SOFTMAX, TANH,
 )
 from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re-exported)
     Block,
@@ -49,7 +43,7 @@ from jitnet.engine.jit import jit, jit_inline
 from jitnet.engine.distort_kernels import _distort_sample
 from jitnet.engine.deltas import _deltas, _hidden_delta, _output_delta  # noqa: F401 (re-exported)
 from jitnet.engine.extras import (
-    _book_squares, _decays, _gap, _move_on, _nesterov, _next_sample,
+    _book_squares, _decays, _gap, _move_on, _nesterov, _next_sample, _up_to_date,
 )
 from jitnet.engine.sync import _barrier
 
@@ -193,12 +187,10 @@ def _update_row(w, u, g, momentum, v, lag, mu_n, h):
     row that lagged catches up in the same pass through ``lag`` = (shrink, gain, pull, decay)
     = A^d: w = (w + gain v) + (mu decay v + g u); lag = A^0 for a row that is up to date.
 
-    With ``mu_n`` (not None: the extras of :mod:`jitnet.engine.extras`) the same step also
-    decays the weights, v = mu v + g u - h w, catches up through all of A^d and moves
-    Nesterov's way, w += v + mu_n (v - v_before) (mu_n = mu for Nesterov, else 0). Returns the
-    row's sums of squares before and after the update, (|w|^2, w.v, |v|^2) each (zeros
-    without ``mu_n``), in the weights' dtype (a float64 sum would halve float32's SIMD width).
-    """
+    With ``mu_n`` (not None: :mod:`jitnet.engine.extras`) also decay, v = mu v + g u - h w,
+    the catch-up through all of A^d and Nesterov's w += v + mu_n (v - v_before). Returns the
+    row's (|w|^2, w.v, |v|^2) before and after the update when h > 0 (else zeros), in the
+    weights' dtype (a float64 sum would halve float32's SIMD width)."""
     ww = wv = vv = new_ww = new_wv = new_vv = g - g  # 0 in g's dtype (g * 0 is a float64)
     if momentum is None:
         for k in range(w.shape[0]):
@@ -239,8 +231,6 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h):
     w, w_off, stride, n = block.w, block.w_off, block.stride, block.hi - block.lo
     d = _layer(scratch.delta, layout, 1)[block.lo : block.hi]
     mu_n = _nesterov(momentum, extras)
-    if extras is not None:
-        shrinks, pulls = extras.shrink, extras.pull  # once a sample (reference counts)
     ww = wv = vv = new_ww = new_wv = new_vv = 0.0
     p = 0
     if momentum is None:
@@ -261,8 +251,8 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h):
         else:
             gap = _gap(momentum, i)
             lag = (momentum.decay[0], momentum.gain[gap], momentum.gain[0], momentum.decay[gap])
-            if extras is not None:
-                lag = (shrinks[gap], momentum.gain[gap], pulls[gap], momentum.decay[gap])
+            if extras is not None:  # read from the tuple: a local array costs reference counts
+                lag = (extras.shrink[gap], lag[1], extras.pull[gap], lag[3])
             sums = _update_row(w[start : start + n], d, eta * nz_val[p], momentum,
                                momentum.velocity[start : start + n], lag, mu_n, h)
             if extras is not None:
@@ -277,8 +267,7 @@ def _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h):
     if momentum is None:
         _update_row(w[b0:b1], d, eta, None, None, None, None, h)
     else:
-        _update_row(w[b0:b1], d, eta, momentum, momentum.velocity[b0:b1],
-                    (momentum.decay[0], momentum.gain[0], momentum.gain[0], momentum.decay[0]),
+        _update_row(w[b0:b1], d, eta, momentum, momentum.velocity[b0:b1], _up_to_date(momentum),
                     mu_n, h - h)
 
 
@@ -305,11 +294,9 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
                 params[k] += g
             else:
                 mu, velocity = momentum.mu, momentum.velocity
-                up_to_date = (momentum.decay[0], momentum.gain[0], momentum.gain[0],
-                              momentum.decay[0])
                 squares += _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
-                                       velocity[w0 + start : w0 + stop], up_to_date, mu_n,
-                                       h)[3]
+                                       velocity[w0 + start : w0 + stop], _up_to_date(momentum),
+                                       mu_n, h)[3]
                 v_then = velocity[k]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
@@ -353,14 +340,13 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     ``distorter`` (else None) the k-th sample visited is distorted with ``distorter.draws[k]``
     into ``distorter.x`` (times ``scale``) and the step runs on that buffer.
 
-    With ``extras`` (else None; :mod:`jitnet.engine.extras`) the step is scikit-learn's: sample
-    s's weight decay eta * l2[s] and penalty 1/2 l2[s] |W|^2 (added to its loss), and
-    Nesterov's momentum when asked.
+    With ``extras`` (else None; :mod:`jitnet.engine.extras`) the step is scikit-learn's: weight
+    decay eta l2[s], the penalty 1/2 l2[s] |W|^2 in the loss, Nesterov's momentum if asked.
 
     One loop for every epoch, the step written out in it: Numba compiles only the branches of
-    the arguments given (None or not: ``rank``, ``momentum``, ``distorter``, ``extras``), and an inlined
-    per-sample function would pay reference counts on every array of its tuples at each sample
-    (measured: 4% of a plain epoch).
+    the arguments given (None or not: ``rank``, ``momentum``, ``distorter``, ``extras``), and an
+    inlined per-sample function would pay reference counts on every array of its tuples at each
+    sample (measured: 4% of a plain epoch).
     """
     L = layout.sizes.shape[0] - 1
     first = output if L == 1 else hidden

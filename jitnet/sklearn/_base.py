@@ -295,9 +295,9 @@ class BaseMLP(BaseEstimator):
         them from the tags)."""
         return {
             "check_sample_weight_equivalence_on_dense_data":
-                "with one sample per update scikit-learn divides each sample's gradient by its "
-                "own weight, so that a weight of 2 is not two copies of the sample (scikit-learn's "
-                "MLP with batch_size=1 fails this check too)",
+                "with one sample per update scikit-learn divides each sample's gradient by "
+                "its own weight, so that a weight of 2 is not two copies of the sample "
+                "(scikit-learn's MLP with batch_size=1 fails this check too)",
         }
 
     def __sklearn_tags__(self):
