@@ -49,6 +49,16 @@ def train_once(root, name, *args):
                                  checkpoint=run / "checkpoint.npz")
 
 
+def assert_one_line_error(result, *words):
+    """Exit code 2 and one line on stderr starting with 'Error:' and holding each of ``words``
+    (what :func:`assert_user_error` checks, less the empty stdout)."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
 def assert_user_error(result, *words):
     """Exit code 2, one line on stderr starting with 'Error:' and holding each of ``words``, no
     traceback, nothing on stdout."""

@@ -8,10 +8,9 @@ import zipfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import jitnet
-from jitnet.cli.main import cli
+from helpers import assert_one_line_error, invoke  # noqa: E402
 
 pd = pytest.importorskip("pandas")
 
@@ -22,18 +21,6 @@ QUICK = ["--hidden", "6", "--epochs", "3", "--eval-every", "1", "--quiet"]
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *words):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def flowers(n_per_class=30, seed=0):

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from helpers import assert_one_line_error, invoke
 from jitnet.cli import console
-from jitnet.cli.main import cli
 from jitnet.data.datasets import load_mnist
 from jitnet.sweep import SweepError, parse_space
 from jitnet.training import (
@@ -36,18 +35,6 @@ def in_tmp_path(tmp_path, monkeypatch):
 
     monkeypatch.setattr(RunPictures, "curve", lambda *args, **kwargs: None)
     monkeypatch.setattr(RunPictures, "final", lambda *args, **kwargs: None)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *words):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def arrays(path):
