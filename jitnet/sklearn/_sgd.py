@@ -110,9 +110,10 @@ class EngineEpochs:
             n = len(coefs)
             self.net.velocity = self._flat(optimizer.velocities[:n], optimizer.velocities[n:])
         # The estimator has validated X (finite float32/float64) and built Y (one row per
-        # sample, as the loss wants it): converted once here, trusted by every epoch.
-        self.X = np.ascontiguousarray(X)
-        self.T = np.ascontiguousarray(Y, dtype=self.net.dtype)
+        # sample, as the loss wants it): converted once here, trusted by every epoch. Read-only
+        # arrays (a memmap) are copied: Numba would compile every kernel again for them.
+        self.X = np.require(X, requirements=("C", "W"))
+        self.T = np.require(Y, dtype=self.net.dtype, requirements=("C", "W"))
         self.threads = threads
         self.kept = None if sample_weight is None or sample_weight.all() else sample_weight != 0
         self.l2 = None

@@ -1,6 +1,6 @@
 """jitnet.sklearn.MLPClassifier against scikit-learn's, one MNIST epoch of 784-300-10, same run.
 
-    python bench/sklearn.py [--repeats 3] [--sklearn-samples 2000] [--quick]
+    python bench/estimators.py [--repeats 3] [--sklearn-samples 2000] [--quick]
 
 Estimators train one epoch (``max_iter=1``) on the 60,000 MNIST training images (float64 pixels
 in [0, 1]), ``hidden_layer_sizes=(300,), solver='sgd', batch_size=1, random_state=0``, with two
@@ -22,7 +22,7 @@ Validation before timing: in each setting both libraries train one epoch on the 
 
 Timing: one thread (Numba and BLAS), the whole ``fit`` call (input checks, initial weights,
 the epoch), the median of ``--repeats``, after an untimed warm-up that compiles or loads the
-kernels. Results: an aligned table on stdout, ``bench/results/sklearn-latest.{md,json}``.
+kernels. Results: an aligned table on stdout, ``bench/results/estimators-latest.{md,json}``.
 """
 
 import argparse
@@ -35,14 +35,10 @@ import warnings
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# This file is named like the library it measures: import the real scikit-learn before this
-# folder (the script's own, first on sys.path) can shadow it, then put the folder back for the
-# harness.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-import sklearn  # noqa: E402
-from sklearn.neural_network import MLPClassifier as Reference  # noqa: E402
+import sklearn
+from sklearn.neural_network import MLPClassifier as Reference
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 for _path in (os.path.dirname(HERE), HERE):
     if _path not in sys.path:
         sys.path.insert(0, _path)
@@ -147,7 +143,7 @@ def main(argv=None):
     parser.add_argument("--check-samples", type=int, default=300,
                         help="images of the validation epoch")
     parser.add_argument("--quick", action="store_true",
-                        help="1 repeat, 300 scikit-learn samples; results named sklearn-quick")
+                        help="1 repeat, 300 scikit-learn samples; results named estimators-quick")
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR)
     args = parser.parse_args(argv)
     if args.quick:
@@ -174,7 +170,7 @@ def main(argv=None):
     plain = ", ".join(f"{k}={v!r}" for k, v in SETTINGS["plain SGD"].items())
     markdown = "\n".join([
         "# jitnet.sklearn vs scikit-learn: one MNIST epoch of 784-300-10", "",
-        f"`python bench/sklearn.py{' --quick' if args.quick else ''}`, "
+        f"`python bench/estimators.py{' --quick' if args.quick else ''}`, "
         f"{datetime.date.today().isoformat()}; {machine_line(info)}; scikit-learn "
         f"{sklearn.__version__}. One thread; the whole `fit` call, median of {args.repeats}.",
         "", markdown_table(header, cells, right), "",
@@ -189,7 +185,7 @@ def main(argv=None):
                   sklearn=sklearn.__version__, params={k: repr(v) for k, v in PARAMS.items()},
                   settings={k: {a: repr(b) for a, b in v.items()} for k, v in SETTINGS.items()},
                   validation_gaps=gaps, rows=rows)
-    stem = "sklearn-quick" if args.quick else "sklearn"
+    stem = "estimators-quick" if args.quick else "estimators"
     for path in write_results(args.out_dir, stem, record, markdown):
         print(f"wrote {path}", file=sys.stderr)
     return 0
