@@ -137,7 +137,7 @@ def main(argv=None):
             failures.append(f"{setting}: weights differ by {gap:.3g}, epochs {ours} vs {theirs}")
     seconds = time.perf_counter() - start
 
-    header = ["problem", "cases", "largest |weight gap|", "largest |loss gap|"]
+    header = ["problem", "cases", "largest weight gap", "largest loss gap"]
     cells = [[name, str(row["cases"]), f"{row['weights']:.2g}", f"{row['losses']:.2g}"]
              for name, row in per_problem.items()]
     right = [False, True, True, True]
