@@ -93,6 +93,16 @@ def measure(args, X, y, X_test, y_test):
             (label, "jitnet float64", lambda s=setting: MLPClassifier(**PARAMS, **s), EPOCH),
             (label, "jitnet float32",
              lambda s=setting: MLPClassifier(**PARAMS, **s, dtype="float32"), EPOCH),
+        ]
+        if args.threads > 1:
+            runs += [
+                (label, f"jitnet float64, threads={args.threads}",
+                 lambda s=setting: MLPClassifier(**PARAMS, **s, threads=args.threads), EPOCH),
+                (label, f"jitnet float32, threads={args.threads}",
+                 lambda s=setting: MLPClassifier(**PARAMS, **s, dtype="float32",
+                                                 threads=args.threads), EPOCH),
+            ]
+        runs += [
             (label, "scikit-learn, batch_size=1", lambda s=setting: Reference(**PARAMS, **s),
              args.sklearn_samples),
         ]
@@ -144,6 +154,8 @@ def main(argv=None):
                         help="images of the validation epoch")
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat, 300 scikit-learn samples; results named estimators-quick")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="also time jitnet with this many threads (1: not)")
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR)
     args = parser.parse_args(argv)
     if args.quick:
@@ -172,7 +184,8 @@ def main(argv=None):
         "# jitnet.sklearn vs scikit-learn: one MNIST epoch of 784-300-10", "",
         f"`python bench/estimators.py{' --quick' if args.quick else ''}`, "
         f"{datetime.date.today().isoformat()}; {machine_line(info)}; scikit-learn "
-        f"{sklearn.__version__}. One thread; the whole `fit` call, median of {args.repeats}.",
+        f"{sklearn.__version__}. One thread (Numba and BLAS) but the rows named threads=N; "
+        f"the whole `fit` call, median of {args.repeats}.",
         "", markdown_table(header, cells, right), "",
         f"Parameters of all but the last row: `{params}`, scikit-learn's defaults otherwise "
         f"(\"defaults\": L2 alpha=0.0001, Nesterov's momentum 0.9, rate 0.001) or with "

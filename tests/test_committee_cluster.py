@@ -133,3 +133,27 @@ def test_an_interrupted_committee_continues_when_rerun(tmp_path):
     assert [m["seed"] for m in result.finished] == [0, 1] and result.files["json"].exists()
     assert result.test_error == json.loads(result.files["json"].read_text())["committee"][
         "test_error"]
+
+
+def test_a_committee_of_table_members_with_the_default_validation(tmp_path):
+    # --data a table and no --validation ("auto": a sixth of the rows held out): the committee
+    # is measured on the members' own split of that file (not on MNIST), validation included.
+    rng = np.random.default_rng(0)
+    X = rng.random((240, 6))
+    labels = np.where(X[:, 0] + X[:, 1] > 1.0, "big", "small")
+    table = tmp_path / "rows.csv"
+    table.write_text("a,b,c,d,e,f,kind\n" + "".join(
+        ",".join(f"{v:.4f}" for v in row) + f",{label}\n" for row, label in zip(X, labels)))
+    out = tmp_path / "committee"
+    result = CliRunner().invoke(cli, ["committee", "--out", str(out), "--workers", "1",
+                                      "--members", "2", "--data", str(table), "--label", "kind",
+                                      "--hidden", "8", "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "committee.json").read_text())
+    members = document["members"]
+    for m in members:
+        own = json.loads((out / m["folder"] / "result.json").read_text())
+        assert m["val_error"] is not None and m["val_error"] == own["val_error"]
+        assert m["test_error"] == own["test_error"]
+    assert document["committee"]["val_error_by_size"][0] == members[0]["val_error"]
+    assert document["committee"]["val_error"] is not None

@@ -54,8 +54,9 @@ def evaluation_set(net, info, data, split):
             columns=source.get("features") if table else None)
         train, test = loaded.train, loaded.test
         if test is None and own:
-            fraction = (source.get("split") or {}).get("test_fraction", TEST_FRACTION)
-            train, test = split_off_test(train, fraction, config.get("seed", 0), path)
+            recorded = source.get("split") or {}  # as the run split it (older runs: by --seed)
+            fraction = recorded.get("test_fraction", TEST_FRACTION)
+            train, test = split_off_test(train, fraction, recorded.get("seed", 0), path)
     except _errors() as exc:
         raise CliError(str(exc)) from None
     where = "shipped MNIST" if path is None else path

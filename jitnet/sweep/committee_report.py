@@ -123,15 +123,15 @@ def measure(folders, options):
     import numpy as np
 
     from jitnet import training
-    from jitnet.data.datasets import load_mnist
     from jitnet.engine.committee import average, common_dtype
     from jitnet.engine.network import Network
+    from jitnet.training.data import load_splits
 
     config = training.TrainConfig.from_dict(options)
-    splits = training.prepare_data(config, *load_mnist(config.data))
+    splits = load_splits(config)  # the members' own data, as each of them split it
     nets = [Network.load(Path(folder) / "model.npz") for folder in folders]
     sets = {"test_error": splits.test}
-    if config.validation:
+    if config.validation != 0:  # None: "auto", a held-out part of the training set
         sets["val_error"] = splits.val
     errors = {}
     for metric, data in sets.items():

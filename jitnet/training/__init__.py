@@ -26,7 +26,7 @@ holds the resolved values, so ``config.json`` says what was trained.
 
 The data is any source :func:`jitnet.load_data` reads (MNIST's IDX files, a Keras-style ``.npz``,
 a table): ``TrainConfig(data="wine.csv", label="cultivar", standardize=True)``. Data without a
-test set of its own is split (``test_fraction`` of each class, drawn from ``seed``); the run's
+test set of its own is split (``test_fraction`` of each class, the same samples for every seed); the run's
 ``config.json`` and checkpoints describe the data's file (path, size, sha256), and a resume
 refuses a file whose content changed.
 

@@ -11,6 +11,10 @@ from jitnet.training.errors import CheckpointError, TrainingError
 
 #: The share of each class held out as the test set of data without one (``--test-fraction``).
 TEST_FRACTION = 0.2
+#: The random stream of that split: one for every run, whatever its --seed, so that runs with
+#: different seeds (a sweep's, a committee's members) are tested on the same samples and never
+#: train on another's test set.
+SPLIT_SEED = 0
 #: The tutorial's validation hold-out, the default for IDX data; other data holds out a sixth.
 TUTORIAL_VALIDATION = 10000
 
@@ -76,10 +80,10 @@ def _split(config, train, source):
 
     fraction = TEST_FRACTION if config.test_fraction is None else config.test_fraction
     try:
-        fit, test = split_off_test(train, fraction, config.seed, config.data)
+        fit, test = split_off_test(train, fraction, SPLIT_SEED, config.data)
     except DataError as exc:
         raise TrainingError(f"--test-fraction {fraction:g}: {exc}") from None
-    return fit, test, {"test_fraction": fraction, "seed": config.seed}
+    return fit, test, {"test_fraction": fraction, "seed": SPLIT_SEED}
 
 
 def prepare_data(config, train, test=None, source=None):
