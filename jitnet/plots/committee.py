@@ -1,6 +1,8 @@
 """The picture of a committee: each member's error against the error of the committee of the
 first k members (``committee.png`` of ``jitnet committee``)."""
 
+import textwrap
+
 import numpy as np
 
 from jitnet.plots.base import _LABELS, _figure, _is_number, _save
@@ -58,6 +60,8 @@ def committee_plot(errors, path, title="committee"):
         ax.set_ylim(bottom, bottom + max(high - bottom, 0.1) / 0.62)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="upper right")
-    fig.suptitle(title)
+    # Each line of the title wrapped to the figure's width (about 10 characters an inch).
+    width = int(10 * fig.get_figwidth())
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()))
     _save(fig, path)
     return len(k)
