@@ -86,19 +86,21 @@ def _copy_block(params, layout, block, to_params):
 
 @jit
 def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T, order, scale,
-                eta, hidden, output):
+                eta, hidden, output, momentum, distorter, extras):
     """One rank's share of a model-parallel epoch over the samples in ``order``.
 
-    The rank trains its block of the first layer in its own slab (``block.w``, filled by
-    :class:`Team`) and copies it back into params at the end: interleaved in params' rows, two
-    ranks' blocks share pages, and the cores' prefetchers kept pulling each other's freshly
-    written lines (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between
-    the blocks).
+    The rank trains its block of the first layer in its own slab (in ``block.w``, filled by
+    :class:`Team`, after the rank's copy ``upper`` of the layers above: the same array) and
+    copies it back into params at the end: interleaved in params' rows, two ranks' blocks
+    share pages, and the cores' prefetchers kept pulling each other's freshly written lines
+    (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between the blocks).
+    ``momentum`` (its velocity laid out like ``upper``/``block.w``), ``distorter`` and
+    ``extras`` are the rank's own, or None when off.
     Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
     barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
     total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
-                           hidden, output, None, None, None)
+                           hidden, output, momentum, distorter, extras)
     _copy_block(params, layout, block, True)
     return total
 
@@ -166,8 +168,9 @@ def upper_layout(layout):
 
 
 class Team:
-    """``threads`` ranks training one network: each rank's Rank tuple, first-layer slab (a
-    Block), copy of the upper layers and Scratch, allocated once and reused by every
+    """``threads`` ranks training one network: each rank's Rank tuple, its own buffer (a copy
+    of the upper layers, then its first-layer slab, the Block), Scratch and, once used, the
+    same for momentum's velocity and a distortion, allocated once and reused by every
     :meth:`train` call of an epoch.
 
     Parameters
@@ -195,35 +198,70 @@ class Team:
         self.sync = aligned_zeros(sync_size(threads), np.int64)
         timeout_ns = max(1, int(timeout * 1e9))
         self.ranks = [Rank(r, threads, partial, self.sync, timeout_ns) for r in range(threads)]
+        self.upper = params.size - self.base
+        start = row_stride(self.upper, params.itemsize)  # the slab starts on a line of its own
         self.slabs = []
         for lo, hi in self.bounds:
             stride = row_stride(hi - lo, params.itemsize)
-            slab = aligned_zeros((self.n0 + 1) * stride, params.dtype)
-            self.slabs.append(Block(slab, 0, stride, self.n0 * stride, lo, hi))
-        self.uppers = [aligned_zeros(params.size - self.base, params.dtype)
-                       for _ in range(threads)]
+            local = aligned_zeros(start + (self.n0 + 1) * stride, params.dtype)
+            self.slabs.append(Block(local, start, stride, start + self.n0 * stride, lo, hi))
         self.scratches = [make_scratch() for _ in range(threads)]
-        for block, upper in zip(self.slabs, self.uppers):
-            _copy_block(params, layout, block, False)
-            upper[:] = params[self.base :]
+        self.velocities = self.distorters = None  # made by the first call that needs them
 
-    def _store(self):
-        """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest back into params
-        (the first layer went back inside the kernel, each rank its own block)."""
-        self.params[self.base :] = self.uppers[0]
+    def _load(self, momentum, distorter):
+        """Each rank's copies of params (and velocity) as they are now; the rank's own
+        momentum and distorter tuples (None when off)."""
+        for block in self.slabs:
+            _copy_block(self.params, self.layout, block, False)
+            block.w[: self.upper] = self.params[self.base :]
+        moms = dists = [None] * self.threads
+        if momentum is not None:
+            if self.velocities is None:
+                self.velocities = [(block._replace(w=aligned_zeros(block.w.size, block.w.dtype)),
+                                    np.zeros_like(momentum.last), np.zeros_like(momentum.clock))
+                                   for block in self.slabs]
+            moms = []
+            for block, last, clock in self.velocities:
+                _copy_block(momentum.velocity, self.layout, block, False)
+                block.w[: self.upper] = momentum.velocity[self.base :]
+                last[:], clock[:] = momentum.last, momentum.clock
+                moms.append(momentum._replace(velocity=block.w, last=last, clock=clock))
+        if distorter is not None:
+            if self.distorters is None:
+                self.distorters = [tuple(aligned_zeros(a.size, a.dtype) for a in distorter[4:])
+                                   for _ in range(self.threads)]
+            dists = [distorter._replace(work=work, index=index, x=x)
+                     for work, index, x in self.distorters]
+        return moms, dists
+
+    def _store(self, target, buffers):
+        """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest from ``buffers``
+        (the ranks' buffers of params or of velocity) back into ``target``."""
+        target[self.base :] = buffers[0][: self.upper]
         shape = (self.n2, self.n1)
-        w1 = self.params[self.base : self.base + self.n2 * self.n1].reshape(shape)
-        for (lo, hi), upper in zip(self.bounds[1:], self.uppers[1:]):
-            w1[:, lo:hi] = upper[: self.n2 * self.n1].reshape(shape)[:, lo:hi]
+        w1 = target[self.base : self.base + self.n2 * self.n1].reshape(shape)
+        for (lo, hi), local in zip(self.bounds[1:], buffers[1:]):
+            w1[:, lo:hi] = local[: self.n2 * self.n1].reshape(shape)[:, lo:hi]
 
-    def train(self, X, T, order, scale, eta, hidden, output):
+    def _store_all(self, momentum):
+        """Params (the first layer went back inside the kernel, each rank its own block) and,
+        with momentum, the velocity, and rank 0's lag bookkeeping (every rank's is the same)."""
+        self._store(self.params, [block.w for block in self.slabs])
+        if momentum is not None:
+            for block, _, _ in self.velocities:
+                _copy_block(momentum.velocity, self.layout, block, True)
+            self._store(momentum.velocity, [block.w for block, _, _ in self.velocities])
+            momentum.last[:], momentum.clock[:] = self.velocities[0][1:]
+
+    def train(self, X, T, order, scale, eta, hidden, output, momentum=None, distorter=None,
+              extras=None):
         """The samples in ``order``, one SGD update each; returns their summed loss.
 
-        Takes what :func:`jitnet.engine.epochs._train_epoch` takes after its first three arguments
-        (inputs checked and converted). Rank 0 runs on the calling thread. Reproducible for a
-        given thread count; params hold every update when it returns. The ranks keep their own
-        copies between calls (the chunks of one epoch): nothing else may change params
-        meanwhile.
+        Takes what :func:`jitnet.engine.epochs._epoch` takes after its first three arguments
+        (inputs checked and converted; ``momentum``, ``distorter`` and ``extras`` None when
+        off). Rank 0 runs on the calling thread. Reproducible for a given thread count. The
+        ranks copy params, and momentum's velocity and lag bookkeeping, at the start of the
+        call, and params and momentum hold every update when it returns.
 
         Raises
         ------
@@ -234,13 +272,15 @@ class Team:
         self.sync[:] = 0
         losses = [np.nan] * self.threads
         errors = []
+        moms, dists = self._load(momentum, distorter)
 
         def run(rank):
             try:
+                block = self.slabs[rank]
                 losses[rank] = _train_rank(
-                    self.params, self.slabs[rank], self.uppers[rank], self.layout,
-                    self.upper_layout, self.scratches[rank], self.ranks[rank], X, T, order,
-                    scale, eta, hidden, output,
+                    self.params, block, block.w, self.layout, self.upper_layout,
+                    self.scratches[rank], self.ranks[rank], X, T, order, scale, eta, hidden,
+                    output, moms[rank], dists[rank], extras,
                 )
             except BaseException as error:  # noqa: BLE001 -- release the other ranks, report
                 self.sync[ABORT] = 1
@@ -257,7 +297,11 @@ class Team:
             _join_all(workers)
             raise
         run(0)
-        _join_all(workers)
+        try:
+            _join_all(workers)
+        finally:  # also after a Ctrl-C: every rank has finished its samples
+            if not errors and not self.sync[ABORT]:
+                self._store_all(momentum)
         if errors:
             raise errors[0]
         if self.sync[ABORT]:
@@ -268,7 +312,6 @@ class Team:
                                    "updated")
             raise RuntimeError("a training thread stopped waiting for the others; the "
                                "parameters are partly updated")
-        self._store()
         return losses[0]
 
 
