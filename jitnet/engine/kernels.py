@@ -40,26 +40,12 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
     row_stride,
 )
 from jitnet.engine.jit import jit, jit_inline
-from jitnet.engine.distort_kernels import _distort_sample
+from jitnet.engine.gather import _distorted_input, _gather_input  # noqa: F401 (re-exported)
 from jitnet.engine.deltas import _deltas, _hidden_delta, _output_delta  # noqa: F401 (re-exported)
 from jitnet.engine.extras import (
     _book_squares, _decays, _gap, _move_on, _nesterov, _next_sample, _up_to_date,
 )
 from jitnet.engine.sync import _barrier
-
-
-@jit
-def _gather_input(x, scale, nz_idx, nz_val, every=False):
-    """Collect the non-zero inputs of one sample (scaled), or with ``every`` all of them (so
-    that every first-layer row is updated); returns how many there are."""
-    nnz = 0
-    for i in range(x.shape[0]):
-        # Branch-free: always write, advance only past non-zeros (pixels are unpredictable).
-        v = x[i]
-        nz_idx[nnz] = i
-        nz_val[nnz] = v * scale
-        nnz += (v != 0) | every
-    return nnz
 
 
 # -- momentum ------------------------------------------------------------------------------------
@@ -307,13 +293,13 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
 
 
 @jit_inline
-def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
+def _team_forward(params, layout, block, rank, scratch, p, n, hidden, output):
     """A rank's way on from its block of layer 1 to the output: its share of layer 2's sums
-    (:func:`_partial_sums`), the barrier of sample p, then layer 2 from every rank's share and
-    Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
+    (:func:`_partial_sums`), the barrier of sample p (the n-th barrier), then layer 2 from every
+    rank's share and Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
     sums = rank.partial[p % 2]
     _partial_sums(params, layout, scratch, block.lo, block.hi, sums[rank.rank])
-    if not _barrier(rank.sync, rank.rank, rank.size, p + 1, rank.timeout_ns):
+    if not _barrier(rank.sync, rank.rank, rank.size, n, rank.timeout_ns):
         return False
     L = layout.sizes.shape[0] - 1
     _sum_partials(params, layout, scratch, sums, output if L == 2 else hidden)
@@ -338,7 +324,8 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     the barrier of the sample, all layers above from every share (:func:`_team_forward`); it
     returns NaN, ``rank.sync[ABORT]`` raised, when it gave up waiting there. With a
     ``distorter`` (else None) the k-th sample visited is distorted with ``distorter.draws[k]``
-    into ``distorter.x`` (times ``scale``) and the step runs on that buffer.
+    into ``distorter.x`` (times ``scale``; in a team each rank its share of the rows, then a
+    barrier: :func:`jitnet.engine.gather._distorted_input`) and the step runs on that buffer.
 
     With ``extras`` (else None; :mod:`jitnet.engine.extras`) the step is scikit-learn's: weight
     decay eta l2[s], the penalty 1/2 l2[s] |W|^2 in the loss, Nesterov's momentum if asked.
@@ -362,13 +349,14 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
         if distorter is None:
             nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val, every)
         else:
-            _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
-                            distorter.bank, distorter.work, distorter.index, distorter.x)
-            nnz = _gather_input(distorter.x, 1.0, scratch.nz_idx, scratch.nz_val, every)
+            nnz = _distorted_input(X[s], k, scale, distorter, rank, scratch, every)
+            if nnz < 0:
+                return np.nan
         _first_layer(block, layout, scratch, nnz, first, momentum, extras)
         if rank is None:
             _later_layers(params, layout, scratch, 1, hidden, output)
-        elif not _team_forward(params, layout, block, rank, scratch, k, hidden, output):
+        elif not _team_forward(params, layout, block, rank, scratch, k,
+                               k + 1 if distorter is None else 2 * k + 2, hidden, output):
             return np.nan
         total += _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
         _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h)

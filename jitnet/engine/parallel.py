@@ -226,10 +226,12 @@ class Team:
                 block.w[: self.upper] = momentum.velocity[self.base :]
                 last[:], clock[:] = momentum.last, momentum.clock
                 moms.append(momentum._replace(velocity=block.w, last=last, clock=clock))
-        if distorter is not None:
+        if distorter is not None:  # one shared x, each rank its own scratch
             if self.distorters is None:
-                self.distorters = [tuple(aligned_zeros(a.size, a.dtype) for a in distorter[4:])
-                                   for _ in range(self.threads)]
+                x = aligned_zeros(distorter.x.size, distorter.x.dtype)
+                self.distorters = [(aligned_zeros(distorter.work.size, distorter.work.dtype),
+                                    aligned_zeros(distorter.index.size, distorter.index.dtype),
+                                    x) for _ in range(self.threads)]
             dists = [distorter._replace(work=work, index=index, x=x)
                      for work, index, x in self.distorters]
         return moms, dists
