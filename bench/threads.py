@@ -183,7 +183,7 @@ def rank_alone(net, X, T, threads, rank):
     hidden, output = net._units()
     start = time.perf_counter()
     block = team.slabs[rank]
-    team._load(None, None)
+    team._load(None, None, None)
     parallel._train_rank(net.params, block, block.w, net._layout, team.upper_layout,
                          team.scratches[rank], alone, X, T, order, 1 / 255,
                          net.dtype.type(RATE), hidden, output, None, None, None)

@@ -280,9 +280,11 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
                 params[k] += g
             else:
                 mu, velocity = momentum.mu, momentum.velocity
-                squares += _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
-                                       velocity[w0 + start : w0 + stop], _up_to_date(momentum),
-                                       mu_n, h)[3]
+                new_ww = _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
+                                     velocity[w0 + start : w0 + stop], _up_to_date(momentum),
+                                     mu_n, h)[3]
+                if l == 1 or lo == 0:  # in a team only rank 0 counts the layers every rank has
+                    squares += new_ww
                 v_then = velocity[k]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
@@ -358,7 +360,11 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
         elif not _team_forward(params, layout, block, rank, scratch, k,
                                k + 1 if distorter is None else 2 * k + 2, hidden, output):
             return np.nan
-        total += _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
+        loss = _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
+        if rank is not None:
+            if rank.rank > 0:  # its share of the penalty only: the team adds the ranks' totals
+                loss = 0.0
+        total += loss
         _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h)
         _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum, extras,
                              h)

@@ -96,8 +96,9 @@ def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T,
     (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between the blocks).
     ``momentum`` (its velocity laid out like ``upper``/``block.w``), ``distorter`` and
     ``extras`` are the rank's own, or None when off.
-    Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
-    barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
+    Returns the rank's share of the summed loss (rank 0: the samples' losses; every rank: the
+    weight decay's penalty of what it owns), or NaN when the rank abandoned a barrier
+    (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
     total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
                            hidden, output, momentum, distorter, extras)
@@ -206,11 +207,11 @@ class Team:
             local = aligned_zeros(start + (self.n0 + 1) * stride, params.dtype)
             self.slabs.append(Block(local, start, stride, start + self.n0 * stride, lo, hi))
         self.scratches = [make_scratch() for _ in range(threads)]
-        self.velocities = self.distorters = None  # made by the first call that needs them
+        self.velocities = self.distorters = self.stats = None  # made when first needed
 
-    def _load(self, momentum, distorter):
+    def _load(self, momentum, distorter, extras):
         """Each rank's copies of params (and velocity) as they are now; the rank's own
-        momentum and distorter tuples (None when off)."""
+        momentum, distorter and extras tuples (None when off)."""
         for block in self.slabs:
             _copy_block(self.params, self.layout, block, False)
             block.w[: self.upper] = self.params[self.base :]
@@ -234,7 +235,29 @@ class Team:
                                     x) for _ in range(self.threads)]
             dists = [distorter._replace(work=work, index=index, x=x)
                      for work, index, x in self.distorters]
-        return moms, dists
+        if extras is None or extras.l2.size == 0:
+            return moms, dists, [extras] * self.threads
+        if self.stats is None:  # the first call of the epoch: every row is up to date
+            self.stats = [self._squares(momentum.velocity, r) for r in range(self.threads)]
+        return moms, dists, [extras._replace(stats=stats) for stats in self.stats]
+
+    def _squares(self, velocity, rank):
+        """Weight decay's running sums of rank ``rank`` (:mod:`jitnet.engine.extras`): of its
+        block of the first layer, of its columns of W[1], and for rank 0 of the layers above."""
+        lo, hi = self.bounds[rank]
+        w0_off, stride0 = int(self.layout.w_off[0]), int(self.layout.stride0)
+        block = slice(w0_off, w0_off + self.n0 * stride0)
+        w0 = self.params[block].reshape(self.n0, stride0)[:, lo:hi].astype(np.float64)
+        v0 = velocity[block].reshape(self.n0, stride0)[:, lo:hi].astype(np.float64)
+        stats = np.zeros(8)
+        stats[:3] = np.sum(w0 * w0), np.sum(w0 * v0), np.sum(v0 * v0)
+        sizes, w_off = self.layout.sizes, self.layout.w_off
+        for l in range(1, len(sizes) - 1) if rank == 0 else [1]:
+            w = self.params[w_off[l] : w_off[l] + sizes[l + 1] * sizes[l]].reshape(
+                sizes[l + 1], sizes[l]).astype(np.float64)
+            w = w[:, lo:hi] if l == 1 else w
+            stats[3] += np.sum(w * w)
+        return stats
 
     def _store(self, target, buffers):
         """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest from ``buffers``
@@ -257,7 +280,8 @@ class Team:
 
     def train(self, X, T, order, scale, eta, hidden, output, momentum=None, distorter=None,
               extras=None):
-        """The samples in ``order``, one SGD update each; returns their summed loss.
+        """The samples in ``order``, one SGD update each; returns their summed loss (with weight
+        decay the sum of the ranks' shares, in rank order).
 
         Takes what :func:`jitnet.engine.epochs._epoch` takes after its first three arguments
         (inputs checked and converted; ``momentum``, ``distorter`` and ``extras`` None when
@@ -274,7 +298,7 @@ class Team:
         self.sync[:] = 0
         losses = [np.nan] * self.threads
         errors = []
-        moms, dists = self._load(momentum, distorter)
+        moms, dists, extra = self._load(momentum, distorter, extras)
 
         def run(rank):
             try:
@@ -282,7 +306,7 @@ class Team:
                 losses[rank] = _train_rank(
                     self.params, block, block.w, self.layout, self.upper_layout,
                     self.scratches[rank], self.ranks[rank], X, T, order, scale, eta, hidden,
-                    output, moms[rank], dists[rank], extras,
+                    output, moms[rank], dists[rank], extra[rank],
                 )
             except BaseException as error:  # noqa: BLE001 -- release the other ranks, report
                 self.sync[ABORT] = 1
@@ -314,7 +338,7 @@ class Team:
                                    "updated")
             raise RuntimeError("a training thread stopped waiting for the others; the "
                                "parameters are partly updated")
-        return losses[0]
+        return sum(losses)  # in rank order
 
 
 def _join_all(workers):

@@ -177,9 +177,6 @@ def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=Non
     raises TrainingDiverged (leaving the diverged parameters: the callers put theirs back)."""
     if order.size == 0:
         return 0.0
-    if threads > 1 and l2 is not None:
-        raise ValueError(f"threads={threads} trains without l2; weight decay trains on one "
-                         "thread (threads=1)")
     momentum, extras = _extras(net, mu, order.size, eta, nesterov, l2)
     args = (net.params, net._layout, net._scratch(), X, T)
     units = net._units()
