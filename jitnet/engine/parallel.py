@@ -29,7 +29,24 @@ the order of the sums into the second layer differs (float64: ~1e-15 per sample)
 Every rank runs the serial epoch's per-sample step (:func:`jitnet.engine.kernels._train_samples`)
 over its block, given its :class:`~jitnet.engine.buffers.Rank`: the only arithmetic of its own
 is the split of layer 2's sums around the barrier (:func:`jitnet.engine.kernels._team_forward`).
-Plain SGD only: momentum and distortions train on one thread.
+Every recipe trains so:
+
+- momentum (classical or Nesterov's): each rank keeps its own velocity, laid out like its own
+  buffer (its block's slab and its copy of the layers above), and its own bookkeeping of the
+  first-layer rows that lag (every rank's is the same: all see the same inputs). The team
+  reads the network's velocity and lag at the start of every :meth:`Team.train` call and
+  writes them back at its end, as it does params, so the epoch's end
+  (:func:`jitnet.engine.epochs._finish_momentum_epoch`) and a checkpoint see the serial state;
+- weight decay (``l2``): each rank's running squares cover what it owns (rank 0 also the
+  layers every rank has), and rank 0 alone counts the samples' losses; the team adds the ranks'
+  totals in rank order;
+- distortions: every rank must train on the same distorted sample, drawn from the same row of
+  draws as the serial run. The ranks split the image's rows, each distorts its share into one
+  shared buffer, and a second barrier per sample lets all gather it
+  (:func:`jitnet.engine.gather._distorted_input`). Measured against the other way, every rank
+  distorting the whole sample into a buffer of its own (no second barrier), with
+  ``bench/threads_recipes.py`` (simard2003: 784-800-10 float32 relu, elastic sigma 4, alpha 34;
+  2 threads against 1, the same run): see DISTORTION_NOTE below.
 
 The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by
 an acquire load. A waiting rank spins, then yields its core (``sched_yield``), and gives up when
@@ -49,11 +66,13 @@ than the serial one.
 
 Legend (as in :mod:`jitnet.engine.buffers`; ``R`` ranks, ``n_2`` the units of layer 2)::
 
-    slab:    ((n_0 + 1) * stride,)  a rank's first-layer Block: row i (stride apart) holds
+    upper:   (P - w_off[1],) a rank's copy of params from W[1] on, offsets in ``upper_layout``
+    slab:    ((n_0 + 1) * stride,)  a rank's first-layer Block, after its upper in one buffer
+                                    (from the next 64-byte line): row i (stride apart) holds
                                     Wt[0][i, lo:hi], row n_0 holds b[0][lo:hi]
+    velocity                a rank's velocity, laid out like its buffer (upper, then slab)
     partial: (2, R, stride)  rank r's partial sums of sample p in partial[p % 2, r, :n_2]
     sync:    (16 + 8 R,) int64  the barrier's counters (:mod:`jitnet.engine.sync`)
-    upper:   (P - w_off[1],) a rank's copy of params from W[1] on, offsets in ``upper_layout``
 """
 
 import numbers
