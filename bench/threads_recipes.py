@@ -175,7 +175,7 @@ def report(record, markdown):
                       f"Reproduce: `{record['command']}`", ""])
 
 
-def run(samples, repeats, other, out_dir, argv):
+def run(samples, repeats, other, names, out_dir, argv):
     log("validating ...")
     problems, gap = validate()
     trees = {"this": ROOT}
@@ -186,10 +186,11 @@ def run(samples, repeats, other, out_dir, argv):
     try:
         for tree, path in trees.items():
             workers[tree] = Worker(path, tree)
-            for name, (sizes, dtype, network, distort, *_) in ROWS.items():
+            for name in names:
+                sizes, dtype, network, distort, *_ = ROWS[name]
                 workers[tree].setup(name, sizes, dtype, samples, network, distort)
         if other is not None:
-            for name in ROWS:
+            for name in names:
                 for threads in (1, 2):
                     digests = {tree: epoch(w, name, 2000, threads)["digest"]
                                for tree, w in workers.items()}
@@ -201,7 +202,7 @@ def run(samples, repeats, other, out_dir, argv):
                 log(f"validation failed: {problem}")
             return 1
         log("timing ...")
-        times = measure(workers, list(ROWS), samples, repeats)
+        times = measure(workers, names, samples, repeats)
     finally:
         for worker in workers.values():
             worker.close()
@@ -212,7 +213,7 @@ def run(samples, repeats, other, out_dir, argv):
         "config": {"samples": samples, "repeats": repeats,
                    "other": None if other is None else (other[0] or f"git {other[1]}")},
         "machine": machine_info(), "load": [load_before, loadavg()], "validation_gap": gap,
-        "rows": rows_of(times, list(ROWS), list(trees)),
+        "rows": rows_of(times, names, list(trees)),
     }
     click.echo(report(record, False))
     paths = write_results(out_dir, "threads-recipes", record, report(record, True))
@@ -228,13 +229,16 @@ def run(samples, repeats, other, out_dir, argv):
 @click.option("--other-rev", default=None, help="Git revision of a second tree to time too.")
 @click.option("--other-tree", type=click.Path(file_okay=False, exists=True), default=None,
               help="Source tree (a folder holding jitnet/) to time too, instead of --other-rev.")
+@click.option("--only", "names", multiple=True, type=click.Choice(list(ROWS)),
+              help="Time only this recipe (repeatable) [default: every one].")
 @out_dir_option
 @click.pass_context
-def main(ctx, samples, repeats, other_rev, other_tree, out_dir):
+def main(ctx, samples, repeats, other_rev, other_tree, names, out_dir):
     """Time 2 threads against 1 for the momentum and distortion recipes (see the module
     docstring)."""
     other = (other_tree, None if other_tree else other_rev) if (other_tree or other_rev) else None
-    return run(samples, repeats, other, out_dir or DEFAULT_OUT_DIR, ctx.obj["argv"])
+    return run(samples, repeats, other, list(names or ROWS), out_dir or DEFAULT_OUT_DIR,
+               ctx.obj["argv"])
 
 
 if __name__ == "__main__":
