@@ -66,6 +66,19 @@ def loadavg():
         return None
 
 
+def _priority():
+    """The scheduling this process runs under, e.g. 'SCHED_FIFO 1' or 'nice 0' (a run at
+    real-time priority keeps other processes off the cores the threads spin on)."""
+    try:
+        policy = os.sched_getscheduler(0)
+        if policy in (os.SCHED_FIFO, os.SCHED_RR):
+            name = "SCHED_FIFO" if policy == os.SCHED_FIFO else "SCHED_RR"
+            return f"{name} {os.sched_getparam(0).sched_priority}"
+        return f"nice {os.nice(0)}"
+    except (AttributeError, OSError):
+        return None
+
+
 def validate():
     """2 threads against 1, momentum 0.9 on distorted samples, float64; (problems, gap)."""
     import jitnet
@@ -160,7 +173,8 @@ def report(record, markdown):
     table = (markdown_table if markdown else aligned_table)(
         HEADER, [cells(r) for r in record["rows"]], RIGHT)
     machine = (f"{machine_line(record['machine'])}; load average before → after "
-               f"{record['load'][0]} → {record['load'][1]}; {record['date'][:16]}")
+               f"{record['load'][0]} → {record['load'][1]}; scheduling "
+               f"{record['config']['priority']}; {record['date'][:16]}")
     valid = (f"validated: float64 784-300-10, momentum 0.9, elastic distortion, 2 threads vs "
              f"1 after {VALIDATE_SAMPLES} samples: max |Δw| {record['validation_gap']:.2g}, "
              "bitwise repeatable" + ("; both trees bitwise the same weights"
@@ -175,7 +189,7 @@ def report(record, markdown):
                       f"Reproduce: `{record['command']}`", ""])
 
 
-def run(samples, repeats, other, names, out_dir, argv):
+def run(samples, repeats, other, names, quick, out_dir, argv):
     log("validating ...")
     problems, gap = validate()
     trees = {"this": ROOT}
@@ -210,13 +224,15 @@ def run(samples, repeats, other, names, out_dir, argv):
         "benchmark": "threads-recipes",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": shlex.join(["python", "bench/threads_recipes.py", *argv]),
-        "config": {"samples": samples, "repeats": repeats,
+        "config": {"samples": samples, "repeats": repeats, "quick": quick,
+                   "priority": _priority(),
                    "other": None if other is None else (other[0] or f"git {other[1]}")},
         "machine": machine_info(), "load": [load_before, loadavg()], "validation_gap": gap,
         "rows": rows_of(times, names, list(trees)),
     }
     click.echo(report(record, False))
-    paths = write_results(out_dir, "threads-recipes", record, report(record, True))
+    paths = write_results(out_dir, "threads-recipes-quick" if quick else "threads-recipes",
+                          record, report(record, True))
     log("wrote " + ", ".join(os.path.relpath(p) for p in paths))
     return 0
 
@@ -229,15 +245,19 @@ def run(samples, repeats, other, names, out_dir, argv):
 @click.option("--other-rev", default=None, help="Git revision of a second tree to time too.")
 @click.option("--other-tree", type=click.Path(file_okay=False, exists=True), default=None,
               help="Source tree (a folder holding jitnet/) to time too, instead of --other-rev.")
+@click.option("--quick", is_flag=True,
+              help="A smoke run: 4,000 samples, 3 rounds; results named threads-recipes-quick-*.")
 @click.option("--only", "names", multiple=True, type=click.Choice(list(ROWS)),
               help="Time only this recipe (repeatable) [default: every one].")
 @out_dir_option
 @click.pass_context
-def main(ctx, samples, repeats, other_rev, other_tree, names, out_dir):
+def main(ctx, samples, repeats, other_rev, other_tree, quick, names, out_dir):
     """Time 2 threads against 1 for the momentum and distortion recipes (see the module
     docstring)."""
     other = (other_tree, None if other_tree else other_rev) if (other_tree or other_rev) else None
-    return run(samples, repeats, other, list(names or ROWS), out_dir or DEFAULT_OUT_DIR,
+    if quick:
+        samples, repeats = 4000, 3
+    return run(samples, repeats, other, list(names or ROWS), quick, out_dir or DEFAULT_OUT_DIR,
                ctx.obj["argv"])
 
 

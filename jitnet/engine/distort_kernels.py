@@ -64,9 +64,8 @@ def _pad_image(x, H, W, padded):
 
 
 @_jit
-def _source_points(H, W, draw, bank, frac_x, frac_y, index, r0, r1):
-    """Source point of every output pixel of the rows [r0, r1), split into its 2 x 2 block's
-    start and fractions."""
+def _source_points(H, W, draw, bank, frac_x, frac_y, index):
+    """Source point of every output pixel, split into its 2 x 2 block's start and fractions."""
     Wp = W + 3
     cx = (W - 1) * 0.5
     cy = (H - 1) * 0.5
@@ -76,7 +75,7 @@ def _source_points(H, W, draw, bank, frac_x, frac_y, index, r0, r1):
     j = int(draw[FIELD_J]) if elastic else 0
     w_i = draw[WEIGHT_I]
     w_j = draw[WEIGHT_J]
-    for r in range(r0, r1):
+    for r in range(H):
         v = r - cy
         row_x = cx + a01 * v + draw[OX]
         row_y = cy + a11 * v + draw[OY]
@@ -92,7 +91,7 @@ def _source_points(H, W, draw, bank, frac_x, frac_y, index, r0, r1):
                 frac_y[q] += w_i * bank[i, 1, q] + w_j * bank[j, 1, q]
     x_max = float(W)
     y_max = float(H)
-    for q in range(r0 * W, r1 * W):
+    for q in range(H * W):
         # Clamping keeps the 2 x 2 block inside the padded image; a clamped point lies on the
         # zero border with a zero fraction, so it reads exactly 0 as it would outside.
         xs = min(max(frac_x[q], -1.0), x_max)
@@ -109,15 +108,8 @@ def _distort_sample(x, H, W, scale, draw, bank, work, index, out):
     """Distort one image x: (H*W,) into out: (H*W,), times ``scale``; allocates nothing.
 
     Bilinear resampling at the source points of ``draw`` (see the module legend), zero outside.
+    The gather is a loop of its own because it cannot vectorise and the rest can.
     """
-    _distort_rows(x, H, W, scale, draw, bank, work, index, out, 0, H)
-
-
-@_jit
-def _distort_rows(x, H, W, scale, draw, bank, work, index, out, r0, r1):
-    """The rows [r0, r1) of :func:`_distort_sample`'s image into out (the others untouched:
-    each thread of a team distorts its share of one sample). The gather is a loop of its own
-    because it cannot vectorise and the rest can."""
     n = H * W
     Wp = W + 3
     n_padded = (H + 3) * Wp
@@ -125,8 +117,8 @@ def _distort_rows(x, H, W, scale, draw, bank, work, index, out, r0, r1):
     frac_x = work[n_padded : n_padded + n]
     frac_y = work[n_padded + n : n_padded + 2 * n]
     _pad_image(x, H, W, padded)
-    _source_points(H, W, draw, bank, frac_x, frac_y, index, r0, r1)
-    for q in range(r0 * W, r1 * W):
+    _source_points(H, W, draw, bank, frac_x, frac_y, index)
+    for q in range(n):
         k = index[q]
         fx = frac_x[q]
         top = padded[k] + fx * (padded[k + 1] - padded[k])

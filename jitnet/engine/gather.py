@@ -2,9 +2,8 @@
 inputs, gathered from the data set's row or from the sample distorted afresh (layout legend in
 :mod:`jitnet.engine.buffers`)."""
 
-from jitnet.engine.distort_kernels import _distort_rows
+from jitnet.engine.distort_kernels import _distort_sample
 from jitnet.engine.jit import jit, jit_inline
-from jitnet.engine.sync import _barrier
 
 
 @jit
@@ -22,23 +21,20 @@ def _gather_input(x, scale, nz_idx, nz_val, every=False):
 
 
 @jit_inline
-def _distorted_input(x, k, scale, distorter, rank, scratch, every):
+def _distorted_input(x, k, scale, distorter, scratch, every):
     """The k-th sample visited, x, distorted with ``distorter.draws[k]`` into ``distorter.x``
     (times ``scale``), then gathered; returns how many inputs were gathered.
 
-    In a team (``rank`` not None) the ranks share one ``distorter.x``: each distorts its share
-    of the image's rows (the first ``rows * rank // size`` to the next rank's) and all meet at
-    the barrier 2k + 1, the first of the sample's two, before any reads it; returns -1 when the
-    rank gave up waiting there. Every rank has gathered sample k before it reaches the
-    sample's second barrier, so none overwrites ``distorter.x`` while another still reads it.
+    In a team every rank distorts the whole sample into an ``x`` of its own, from the same row
+    of draws, so all train on bitwise the same sample without a barrier. The other way, the
+    ranks distorting a share of the rows each into one shared ``x`` behind a second barrier per
+    sample, was slower in 4 of 5 runs of ``bench/threads_recipes.py --other-rev`` on the shared
+    2-core machine (simard2003, 2 threads against 1 in the same run; at real-time priority
+    beside nice-19 jobs 1.41x and 1.48x here against 1.28x and 1.33x split, one shorter run
+    1.06x against 1.36x; at normal priority, load average 3.5-7, 0.66-0.68x against
+    0.58-0.61x): a distortion costs about 2 us of a ~24 us sample, and the second barrier
+    cost more than the microsecond the split saves.
     """
-    r0, r1 = 0, distorter.rows
-    if rank is not None:
-        r0 = distorter.rows * rank.rank // rank.size
-        r1 = distorter.rows * (rank.rank + 1) // rank.size
-    _distort_rows(x, distorter.rows, distorter.cols, scale, distorter.draws[k], distorter.bank,
-                  distorter.work, distorter.index, distorter.x, r0, r1)
-    if rank is not None:
-        if not _barrier(rank.sync, rank.rank, rank.size, 2 * k + 1, rank.timeout_ns):
-            return -1
+    _distort_sample(x, distorter.rows, distorter.cols, scale, distorter.draws[k], distorter.bank,
+                    distorter.work, distorter.index, distorter.x)
     return _gather_input(distorter.x, 1.0, scratch.nz_idx, scratch.nz_val, every)

@@ -295,13 +295,13 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
 
 
 @jit_inline
-def _team_forward(params, layout, block, rank, scratch, p, n, hidden, output):
+def _team_forward(params, layout, block, rank, scratch, p, hidden, output):
     """A rank's way on from its block of layer 1 to the output: its share of layer 2's sums
-    (:func:`_partial_sums`), the barrier of sample p (the n-th barrier), then layer 2 from every
-    rank's share and Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
+    (:func:`_partial_sums`), the barrier of sample p, then layer 2 from every rank's share and
+    Eq. 1/2 above it. False when the rank gave up waiting at the barrier."""
     sums = rank.partial[p % 2]
     _partial_sums(params, layout, scratch, block.lo, block.hi, sums[rank.rank])
-    if not _barrier(rank.sync, rank.rank, rank.size, n, rank.timeout_ns):
+    if not _barrier(rank.sync, rank.rank, rank.size, p + 1, rank.timeout_ns):
         return False
     L = layout.sizes.shape[0] - 1
     _sum_partials(params, layout, scratch, sums, output if L == 2 else hidden)
@@ -326,8 +326,8 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     the barrier of the sample, all layers above from every share (:func:`_team_forward`); it
     returns NaN, ``rank.sync[ABORT]`` raised, when it gave up waiting there. With a
     ``distorter`` (else None) the k-th sample visited is distorted with ``distorter.draws[k]``
-    into ``distorter.x`` (times ``scale``; in a team each rank its share of the rows, then a
-    barrier: :func:`jitnet.engine.gather._distorted_input`) and the step runs on that buffer.
+    into ``distorter.x`` (times ``scale``; in a team each rank into its own:
+    :func:`jitnet.engine.gather._distorted_input`) and the step runs on that buffer.
 
     With ``extras`` (else None; :mod:`jitnet.engine.extras`) the step is scikit-learn's: weight
     decay eta l2[s], the penalty 1/2 l2[s] |W|^2 in the loss, Nesterov's momentum if asked.
@@ -351,14 +351,11 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
         if distorter is None:
             nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val, every)
         else:
-            nnz = _distorted_input(X[s], k, scale, distorter, rank, scratch, every)
-            if nnz < 0:
-                return np.nan
+            nnz = _distorted_input(X[s], k, scale, distorter, scratch, every)
         _first_layer(block, layout, scratch, nnz, first, momentum, extras)
         if rank is None:
             _later_layers(params, layout, scratch, 1, hidden, output)
-        elif not _team_forward(params, layout, block, rank, scratch, k,
-                               k + 1 if distorter is None else 2 * k + 2, hidden, output):
+        elif not _team_forward(params, layout, block, rank, scratch, k, hidden, output):
             return np.nan
         loss = _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
         if rank is not None:

@@ -41,12 +41,9 @@ Every recipe trains so:
   layers every rank has), and rank 0 alone counts the samples' losses; the team adds the ranks'
   totals in rank order;
 - distortions: every rank must train on the same distorted sample, drawn from the same row of
-  draws as the serial run. The ranks split the image's rows, each distorts its share into one
-  shared buffer, and a second barrier per sample lets all gather it
-  (:func:`jitnet.engine.gather._distorted_input`). Measured against the other way, every rank
-  distorting the whole sample into a buffer of its own (no second barrier), with
-  ``bench/threads_recipes.py`` (simard2003: 784-800-10 float32 relu, elastic sigma 4, alpha 34;
-  2 threads against 1, the same run): see DISTORTION_NOTE below.
+  draws as the serial run. Each rank distorts the whole sample into a buffer of its own: the
+  work is done twice, but no second barrier is needed; splitting the rows between the ranks
+  behind one measured slower (:func:`jitnet.engine.gather._distorted_input` has the numbers).
 
 The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by
 an acquire load. A waiting rank spins, then yields its core (``sched_yield``), and gives up when
@@ -246,12 +243,10 @@ class Team:
                 block.w[: self.upper] = momentum.velocity[self.base :]
                 last[:], clock[:] = momentum.last, momentum.clock
                 moms.append(momentum._replace(velocity=block.w, last=last, clock=clock))
-        if distorter is not None:  # one shared x, each rank its own scratch
+        if distorter is not None:  # each rank distorts every sample into its own x
             if self.distorters is None:
-                x = aligned_zeros(distorter.x.size, distorter.x.dtype)
-                self.distorters = [(aligned_zeros(distorter.work.size, distorter.work.dtype),
-                                    aligned_zeros(distorter.index.size, distorter.index.dtype),
-                                    x) for _ in range(self.threads)]
+                self.distorters = [tuple(aligned_zeros(a.size, a.dtype) for a in distorter[4:])
+                                   for _ in range(self.threads)]
             dists = [distorter._replace(work=work, index=index, x=x)
                      for work, index, x in self.distorters]
         if extras is None or extras.l2.size == 0:
