@@ -28,12 +28,12 @@ def _distorted_input(x, k, scale, distorter, scratch, every):
     In a team every rank distorts the whole sample into an ``x`` of its own, from the same row
     of draws, so all train on bitwise the same sample without a barrier. The other way, the
     ranks distorting a share of the rows each into one shared ``x`` behind a second barrier per
-    sample, was slower in 4 of 5 runs of ``bench/threads_recipes.py --other-rev`` on the shared
-    2-core machine (simard2003, 2 threads against 1 in the same run; at real-time priority
-    beside nice-19 jobs 1.41x and 1.48x here against 1.28x and 1.33x split, one shorter run
-    1.06x against 1.36x; at normal priority, load average 3.5-7, 0.66-0.68x against
-    0.58-0.61x): a distortion costs about 2 us of a ~24 us sample, and the second barrier
-    cost more than the microsecond the split saves.
+    sample, was slower in 5 of 6 runs of ``bench/threads_recipes.py --other-rev`` on the shared
+    2-core AMD EPYC (simard2003, 20,000 samples, 2 threads against 1 in the same run): on the
+    otherwise idle machine 1.39x here against 1.23x split; at real-time priority beside nice-19
+    jobs 1.41x and 1.48x against 1.28x and 1.33x, one shorter run 1.06x against 1.36x; at a load
+    average of 3.5-7, 0.66-0.68x against 0.58-0.61x. A distortion costs about 2 us of a ~21 us
+    sample, and the second barrier cost more than the microsecond the split saves.
     """
     _distort_sample(x, distorter.rows, distorter.cols, scale, distorter.draws[k], distorter.bank,
                     distorter.work, distorter.index, distorter.x)

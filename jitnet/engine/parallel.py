@@ -234,8 +234,9 @@ class Team:
         moms = dists = [None] * self.threads
         if momentum is not None:
             if self.velocities is None:
+                # last and clock on lines of their own: the rank writes them every sample
                 self.velocities = [(block._replace(w=aligned_zeros(block.w.size, block.w.dtype)),
-                                    np.zeros_like(momentum.last), np.zeros_like(momentum.clock))
+                                    _own_lines(momentum.last), _own_lines(momentum.clock))
                                    for block in self.slabs]
             moms = []
             for block, last, clock in self.velocities:
@@ -353,6 +354,12 @@ class Team:
             raise RuntimeError("a training thread stopped waiting for the others; the "
                                "parameters are partly updated")
         return sum(losses)  # in rank order
+
+
+def _own_lines(array):
+    """A zeroed copy of the 1-D ``array``'s shape and type on whole 64-byte lines of its own."""
+    per_line = 64 // array.itemsize
+    return aligned_zeros(-(-array.size // per_line) * per_line, array.dtype)[: array.size]
 
 
 def _join_all(workers):
