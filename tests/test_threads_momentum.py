@@ -142,6 +142,7 @@ def test_chunks_carry_velocity_lag_and_penalty_across_calls(many_cores):
 def test_sklearn_estimator_with_momentum_and_alpha_on_two_threads(many_cores):
     """MLPClassifier(threads=2) with Nesterov's momentum and alpha: one thread's weights and
     loss curve to rounding."""
+    pytest.importorskip("sklearn.neural_network")
     from jitnet.sklearn import MLPClassifier
 
     rng = np.random.default_rng(0)
