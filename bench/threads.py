@@ -182,9 +182,11 @@ def rank_alone(net, X, T, threads, rank):
     order = np.arange(X.shape[0], dtype=np.int64)
     hidden, output = net._units()
     start = time.perf_counter()
-    parallel._train_rank(net.params, team.slabs[rank], team.uppers[rank], net._layout,
-                         team.upper_layout, team.scratches[rank], alone, X, T, order, 1 / 255,
-                         net.dtype.type(RATE), hidden, output)
+    block = team.slabs[rank]
+    team._load(None, None, None)
+    parallel._train_rank(net.params, block, block.w, net._layout, team.upper_layout,
+                         team.scratches[rank], alone, X, T, order, 1 / 255,
+                         net.dtype.type(RATE), hidden, output, None, None, None)
     return time.perf_counter() - start
 
 

@@ -86,10 +86,13 @@ def test_a_rank_that_never_arrives_is_given_up():
     T = net.targets(labels)
     team = parallel.Team(net.params, net._layout, net._scratch, 2, timeout=0.5)
 
+    team._load(None, None, None)
+    block = team.slabs[0]
+
     def rank_zero():
         return parallel._train_rank(
-            net.params, team.slabs[0], team.uppers[0], net._layout, team.upper_layout,
-            team.scratches[0], team.ranks[0], X, T, np.arange(5), 1 / 255, 0.3, SIGMOID, SIGMOID)
+            net.params, block, block.w, net._layout, team.upper_layout, team.scratches[0],
+            team.ranks[0], X, T, np.arange(5), 1 / 255, 0.3, SIGMOID, SIGMOID, None, None, None)
 
     finishes(rank_zero)  # compiled or loaded (it gives up there too)
     team.sync[:] = 0

@@ -141,12 +141,6 @@ def test_l2_is_checked(l2, message):
     assert np.array_equal(check_l2(0.5, 3), [0.5, 0.5, 0.5])
 
 
-def test_threads_refuse_l2():
-    net = jitnet.Network([16, 8, 2], seed=0)
-    with pytest.raises(ValueError, match="threads"):
-        net.train_epoch(np.ones((4, 16)), [0, 1, 0, 1], 0.1, l2=0.01, threads=2)
-
-
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "squared_error", "poisson"])
 @pytest.mark.parametrize("hidden", ["identity", "tanh"])
 def test_gradient_check_passes_for_every_loss(loss, hidden):

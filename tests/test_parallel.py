@@ -7,7 +7,6 @@ import types
 import numpy as np
 import pytest
 
-from jitnet import Distortion
 from jitnet.engine import parallel
 from jitnet.engine.network import Network
 
@@ -172,20 +171,6 @@ def test_refused_without_hidden_layer_or_cores(monkeypatch):
     assert Network([10, 3], seed=0).train_epoch(X, labels, threads=1) > 0
 
 
-def test_momentum_and_distortion_refused_with_threads():
-    sizes = [16, 8, 3]
-    X, labels = sparse_data(sizes, n=20)
-    net = Network(sizes, seed=0)
-    before = net.params.copy()
-    with pytest.raises(ValueError, match="plain SGD"):
-        net.train_epoch(X, labels, momentum=0.5, threads=2)
-    with pytest.raises(ValueError, match="plain SGD"):
-        net.train(X, labels, momentum=0.5, threads=2)
-    with pytest.raises(ValueError, match="plain SGD"):
-        net.train(X, labels, distort=Distortion(rotate=5.0), image_shape=(4, 4), threads=2)
-    assert np.array_equal(before, net.params)
-
-
 class Refused(threading.Thread):
     """A thread that cannot start (as when the process is out of threads)."""
 
@@ -294,8 +279,6 @@ def test_cli_threads_run_is_reproducible_and_resumes_exactly(tmp_path, many_core
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--momentum", "0.5"], "--threads 2 trains plain SGD and cannot be combined with --momentum"),
-    (["--distort", "affine"], "--threads 2 trains plain SGD and cannot be combined with --distort"),
     (["--hidden", "1"], "more than the 1 units"),
 ])
 def test_cli_threads_refusals(tmp_path, args, words):

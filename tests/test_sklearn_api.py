@@ -103,8 +103,6 @@ def test_float32_trains_close_to_float64():
     (dict(batch_size=32), "batch_size=32 is not offered"),
     (dict(batch_size="auto"), "batch_size='auto' is not offered"),
     (dict(momentum=1.0), "momentum=1 is not offered"),
-    (dict(threads=2, momentum=0.5), "threads=2 trains plain SGD only"),
-    (dict(threads=2, alpha=1e-4), "threads=2 trains plain SGD only"),
 ])
 def test_refusals_in_one_line(params, fragment):
     X, y = _data()

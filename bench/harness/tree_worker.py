@@ -2,7 +2,7 @@
 JSON requests, one per line on stdin, with one JSON line each on stdout.
 
     {"op": "hello"}                                    -> {"jitnet": path of the package}
-    {"op": "setup", "key", "sizes", "dtype", "samples", "network"}
+    {"op": "setup", "key", "sizes", "dtype", "samples", "network"[, "distort"]}
                                                        -> {"n_params": ...}
     {"op": "epoch", "key", "samples", "rate", "threads", "options", "evaluate"}
                                                        -> {"wall", "cpu", "loss", "digest"[,
@@ -10,7 +10,9 @@ JSON requests, one per line on stdin, with one JSON line each on stdout.
 
 Only jitnet's public API is used (``load_mnist``, ``Network``, ``targets``, ``train_epoch``,
 ``velocity``, ``evaluate``), so any revision that has it can be timed. Every epoch starts from
-the network's starting parameters (momentum's velocity cleared). Anything else the process
+the network's starting parameters (momentum's velocity cleared). With ``distort`` (the fields
+of a ``jitnet.Distortion``) every epoch trains on the same distorted samples: the plan and the
+draws are made once, in ``setup``. Anything else the process
 prints goes to stderr.
 """
 
@@ -45,17 +47,29 @@ def main():
                              **request["network"])
         n = request["samples"]
         X = train.images[:n]
-        networks[request["key"]] = (net, net.params.copy(), X, net.targets(train.labels[:n]))
+        distorted = {}
+        if request.get("distort"):  # the plan and the draws of one epoch, made once
+            from jitnet.engine.distortion import DistortionPlan
+
+            plan = DistortionPlan(jitnet.Distortion(**request["distort"]), (28, 28),
+                                  seed=np.random.SeedSequence(0))
+            distorted = {"distortion": plan,
+                         "draws": plan.draw_epoch(np.random.default_rng(1), n)}
+        networks[request["key"]] = (net, net.params.copy(), X, net.targets(train.labels[:n]),
+                                    distorted)
         return {"n_params": int(net.params.size)}
 
     def epoch(request):
-        net, start, X, T = networks[request["key"]]
+        net, start, X, T, distorted = networks[request["key"]]
         net.params[...] = start
         net.velocity = None
         n = request["samples"]
+        options = dict(request["options"])
+        if distorted:
+            options.update(distortion=distorted["distortion"], draws=distorted["draws"][:n])
         wall, cpu = time.perf_counter(), time.thread_time()
         loss = net.train_epoch(X[:n], T[:n], request["rate"], threads=request["threads"],
-                               **request["options"])
+                               **options)
         cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
         answer = {"wall": wall, "cpu": cpu, "loss": float(loss),
                   "digest": hashlib.sha1(np.ascontiguousarray(net.params).tobytes()).hexdigest()}

@@ -109,11 +109,12 @@ class Worker:
             raise BenchError(f"the {self.name} worker: {answer['error']}")
         return answer
 
-    def setup(self, key, sizes, dtype, samples, network=None):
+    def setup(self, key, sizes, dtype, samples, network=None, distort=None):
         """Network ``key``: ``Network(sizes, dtype=dtype, seed=0, **network)`` with the first
-        ``samples`` MNIST training images and their targets."""
+        ``samples`` MNIST training images and their targets (and with ``distort``, a dict of
+        ``jitnet.Distortion`` fields, one epoch's draws of it, the same in every epoch)."""
         return self.call(op="setup", key=key, sizes=list(sizes), dtype=dtype, samples=samples,
-                         network=network or {})
+                         network=network or {}, distort=distort)
 
     def epoch(self, key, samples, rate, threads=1, options=None, evaluate=False):
         """One ``train_epoch`` of network ``key`` from its starting parameters over its first

@@ -223,8 +223,8 @@ def _config_value(name, value):
 @click.option("--translate", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Affine part: shift by up to ± this many pixels along each axis.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Threads sharing every sample's work (plain SGD only: no --momentum or "
-                   "--distort); N gives bitwise the same weights on every run.")
+              help="Threads sharing every sample's work (any recipe, --momentum and --distort "
+                   "included); N gives bitwise the same weights on every run.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=10, show_default=True,
               help="Save a checkpoint every this many epochs (0: only at the end and when "
                    "stopped).")

@@ -40,26 +40,12 @@ from jitnet.engine.buffers import (  # noqa: F401 (the tuples and row_stride: re
     row_stride,
 )
 from jitnet.engine.jit import jit, jit_inline
-from jitnet.engine.distort_kernels import _distort_sample
+from jitnet.engine.gather import _distorted_input, _gather_input  # noqa: F401 (re-exported)
 from jitnet.engine.deltas import _deltas, _hidden_delta, _output_delta  # noqa: F401 (re-exported)
 from jitnet.engine.extras import (
     _book_squares, _decays, _gap, _move_on, _nesterov, _next_sample, _up_to_date,
 )
 from jitnet.engine.sync import _barrier
-
-
-@jit
-def _gather_input(x, scale, nz_idx, nz_val, every=False):
-    """Collect the non-zero inputs of one sample (scaled), or with ``every`` all of them (so
-    that every first-layer row is updated); returns how many there are."""
-    nnz = 0
-    for i in range(x.shape[0]):
-        # Branch-free: always write, advance only past non-zeros (pixels are unpredictable).
-        v = x[i]
-        nz_idx[nnz] = i
-        nz_val[nnz] = v * scale
-        nnz += (v != 0) | every
-    return nnz
 
 
 # -- momentum ------------------------------------------------------------------------------------
@@ -294,9 +280,11 @@ def _update_later_layers(params, layout, scratch, lo, hi, eta, momentum, extras,
                 params[k] += g
             else:
                 mu, velocity = momentum.mu, momentum.velocity
-                squares += _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
-                                       velocity[w0 + start : w0 + stop], _up_to_date(momentum),
-                                       mu_n, h)[3]
+                new_ww = _update_row(params[w0 + start : w0 + stop], a_prev, g, momentum,
+                                     velocity[w0 + start : w0 + stop], _up_to_date(momentum),
+                                     mu_n, h)[3]
+                if l == 1 or lo == 0:  # in a team only rank 0 counts the layers every rank has
+                    squares += new_ww
                 v_then = velocity[k]
                 velocity[k] = mu * velocity[k] + g
                 params[k] += velocity[k]
@@ -338,7 +326,8 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
     the barrier of the sample, all layers above from every share (:func:`_team_forward`); it
     returns NaN, ``rank.sync[ABORT]`` raised, when it gave up waiting there. With a
     ``distorter`` (else None) the k-th sample visited is distorted with ``distorter.draws[k]``
-    into ``distorter.x`` (times ``scale``) and the step runs on that buffer.
+    into ``distorter.x`` (times ``scale``; in a team each rank into its own:
+    :func:`jitnet.engine.gather._distorted_input`) and the step runs on that buffer.
 
     With ``extras`` (else None; :mod:`jitnet.engine.extras`) the step is scikit-learn's: weight
     decay eta l2[s], the penalty 1/2 l2[s] |W|^2 in the loss, Nesterov's momentum if asked.
@@ -362,15 +351,17 @@ def _train_samples(params, layout, block, rank, scratch, X, T, order, scale, eta
         if distorter is None:
             nnz = _gather_input(X[s], scale, scratch.nz_idx, scratch.nz_val, every)
         else:
-            _distort_sample(X[s], distorter.rows, distorter.cols, scale, distorter.draws[k],
-                            distorter.bank, distorter.work, distorter.index, distorter.x)
-            nnz = _gather_input(distorter.x, 1.0, scratch.nz_idx, scratch.nz_val, every)
+            nnz = _distorted_input(X[s], k, scale, distorter, scratch, every)
         _first_layer(block, layout, scratch, nnz, first, momentum, extras)
         if rank is None:
             _later_layers(params, layout, scratch, 1, hidden, output)
         elif not _team_forward(params, layout, block, rank, scratch, k, hidden, output):
             return np.nan
-        total += _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
+        loss = _deltas(params, layout, scratch, T[s], block.lo, block.hi, hidden, output)
+        if rank is not None:
+            if rank.rank > 0:  # its share of the penalty only: the team adds the ranks' totals
+                loss = 0.0
+        total += loss
         _update_first_layer(block, layout, scratch, nnz, eta, momentum, extras, h)
         _update_later_layers(params, layout, scratch, block.lo, block.hi, eta, momentum, extras,
                              h)

@@ -300,7 +300,7 @@ class Network:
             1, the default, runs the serial kernel. With N > 1 the weights are bitwise the same
             on every run with N threads and agree with the serial ones to rounding (the order
             of one sum differs). At most the first hidden layer's units and the usable cores;
-            plain SGD only (no momentum, l2 or distortion).
+            with momentum, Nesterov's, l2 and distortions alike.
         nesterov : bool
             With momentum, Nesterov's: ``w += mu v + rate delta x`` after the velocity's update.
         l2 : float or ndarray (N,)

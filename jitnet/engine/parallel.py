@@ -29,7 +29,21 @@ the order of the sums into the second layer differs (float64: ~1e-15 per sample)
 Every rank runs the serial epoch's per-sample step (:func:`jitnet.engine.kernels._train_samples`)
 over its block, given its :class:`~jitnet.engine.buffers.Rank`: the only arithmetic of its own
 is the split of layer 2's sums around the barrier (:func:`jitnet.engine.kernels._team_forward`).
-Plain SGD only: momentum and distortions train on one thread.
+Every recipe trains so:
+
+- momentum (classical or Nesterov's): each rank keeps its own velocity, laid out like its own
+  buffer (its block's slab and its copy of the layers above), and its own bookkeeping of the
+  first-layer rows that lag (every rank's is the same: all see the same inputs). The team
+  reads the network's velocity and lag at the start of every :meth:`Team.train` call and
+  writes them back at its end, as it does params, so the epoch's end
+  (:func:`jitnet.engine.epochs._finish_momentum_epoch`) and a checkpoint see the serial state;
+- weight decay (``l2``): each rank's running squares cover what it owns (rank 0 also the
+  layers every rank has), and rank 0 alone counts the samples' losses; the team adds the ranks'
+  totals in rank order;
+- distortions: every rank must train on the same distorted sample, drawn from the same row of
+  draws as the serial run. Each rank distorts the whole sample into a buffer of its own: the
+  work is done twice, but no second barrier is needed; splitting the rows between the ranks
+  behind one measured slower (:func:`jitnet.engine.gather._distorted_input` has the numbers).
 
 The barrier (:mod:`jitnet.engine.sync`) is a shared counter raised by an atomic add and read by
 an acquire load. A waiting rank spins, then yields its core (``sched_yield``), and gives up when
@@ -49,11 +63,13 @@ than the serial one.
 
 Legend (as in :mod:`jitnet.engine.buffers`; ``R`` ranks, ``n_2`` the units of layer 2)::
 
-    slab:    ((n_0 + 1) * stride,)  a rank's first-layer Block: row i (stride apart) holds
+    upper:   (P - w_off[1],) a rank's copy of params from W[1] on, offsets in ``upper_layout``
+    slab:    ((n_0 + 1) * stride,)  a rank's first-layer Block, after its upper in one buffer
+                                    (from the next 64-byte line): row i (stride apart) holds
                                     Wt[0][i, lo:hi], row n_0 holds b[0][lo:hi]
+    velocity                a rank's velocity, laid out like its buffer (upper, then slab)
     partial: (2, R, stride)  rank r's partial sums of sample p in partial[p % 2, r, :n_2]
     sync:    (16 + 8 R,) int64  the barrier's counters (:mod:`jitnet.engine.sync`)
-    upper:   (P - w_off[1],) a rank's copy of params from W[1] on, offsets in ``upper_layout``
 """
 
 import numbers
@@ -86,19 +102,22 @@ def _copy_block(params, layout, block, to_params):
 
 @jit
 def _train_rank(params, block, upper, layout, upper_layout, scratch, rank, X, T, order, scale,
-                eta, hidden, output):
+                eta, hidden, output, momentum, distorter, extras):
     """One rank's share of a model-parallel epoch over the samples in ``order``.
 
-    The rank trains its block of the first layer in its own slab (``block.w``, filled by
-    :class:`Team`) and copies it back into params at the end: interleaved in params' rows, two
-    ranks' blocks share pages, and the cores' prefetchers kept pulling each other's freshly
-    written lines (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between
-    the blocks).
-    Returns the summed loss (every rank computes the same), or NaN when the rank abandoned a
-    barrier (``rank.sync[ABORT]`` is then raised and params are partly updated).
+    The rank trains its block of the first layer in its own slab (in ``block.w``, filled by
+    :class:`Team`, after the rank's copy ``upper`` of the layers above: the same array) and
+    copies it back into params at the end: interleaved in params' rows, two ranks' blocks
+    share pages, and the cores' prefetchers kept pulling each other's freshly written lines
+    (measured: 4x slower than the ranks apart, with gaps of up to 4 lines between the blocks).
+    ``momentum`` (its velocity laid out like ``upper``/``block.w``), ``distorter`` and
+    ``extras`` are the rank's own, or None when off.
+    Returns the rank's share of the summed loss (rank 0: the samples' losses; every rank: the
+    weight decay's penalty of what it owns), or NaN when the rank abandoned a barrier
+    (``rank.sync[ABORT]`` is then raised and params are partly updated).
     """
     total = _train_samples(upper, upper_layout, block, rank, scratch, X, T, order, scale, eta,
-                           hidden, output, None, None, None)
+                           hidden, output, momentum, distorter, extras)
     _copy_block(params, layout, block, True)
     return total
 
@@ -166,8 +185,9 @@ def upper_layout(layout):
 
 
 class Team:
-    """``threads`` ranks training one network: each rank's Rank tuple, first-layer slab (a
-    Block), copy of the upper layers and Scratch, allocated once and reused by every
+    """``threads`` ranks training one network: each rank's Rank tuple, its own buffer (a copy
+    of the upper layers, then its first-layer slab, the Block), Scratch and, once used, the
+    same for momentum's velocity and a distortion, allocated once and reused by every
     :meth:`train` call of an epoch.
 
     Parameters
@@ -195,35 +215,94 @@ class Team:
         self.sync = aligned_zeros(sync_size(threads), np.int64)
         timeout_ns = max(1, int(timeout * 1e9))
         self.ranks = [Rank(r, threads, partial, self.sync, timeout_ns) for r in range(threads)]
+        self.upper = params.size - self.base
+        start = row_stride(self.upper, params.itemsize)  # the slab starts on a line of its own
         self.slabs = []
         for lo, hi in self.bounds:
             stride = row_stride(hi - lo, params.itemsize)
-            slab = aligned_zeros((self.n0 + 1) * stride, params.dtype)
-            self.slabs.append(Block(slab, 0, stride, self.n0 * stride, lo, hi))
-        self.uppers = [aligned_zeros(params.size - self.base, params.dtype)
-                       for _ in range(threads)]
+            local = aligned_zeros(start + (self.n0 + 1) * stride, params.dtype)
+            self.slabs.append(Block(local, start, stride, start + self.n0 * stride, lo, hi))
         self.scratches = [make_scratch() for _ in range(threads)]
-        for block, upper in zip(self.slabs, self.uppers):
-            _copy_block(params, layout, block, False)
-            upper[:] = params[self.base :]
+        self.velocities = self.distorters = self.stats = None  # made when first needed
 
-    def _store(self):
-        """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest back into params
-        (the first layer went back inside the kernel, each rank its own block)."""
-        self.params[self.base :] = self.uppers[0]
+    def _load(self, momentum, distorter, extras):
+        """Each rank's copies of params (and velocity) as they are now; the rank's own
+        momentum, distorter and extras tuples (None when off)."""
+        for block in self.slabs:
+            _copy_block(self.params, self.layout, block, False)
+            block.w[: self.upper] = self.params[self.base :]
+        moms = dists = [None] * self.threads
+        if momentum is not None:
+            if self.velocities is None:
+                # last and clock on lines of their own: the rank writes them every sample
+                self.velocities = [(block._replace(w=aligned_zeros(block.w.size, block.w.dtype)),
+                                    _own_lines(momentum.last), _own_lines(momentum.clock))
+                                   for block in self.slabs]
+            moms = []
+            for block, last, clock in self.velocities:
+                _copy_block(momentum.velocity, self.layout, block, False)
+                block.w[: self.upper] = momentum.velocity[self.base :]
+                last[:], clock[:] = momentum.last, momentum.clock
+                moms.append(momentum._replace(velocity=block.w, last=last, clock=clock))
+        if distorter is not None:  # each rank distorts every sample into its own x
+            if self.distorters is None:
+                self.distorters = [tuple(aligned_zeros(a.size, a.dtype) for a in distorter[4:])
+                                   for _ in range(self.threads)]
+            dists = [distorter._replace(work=work, index=index, x=x)
+                     for work, index, x in self.distorters]
+        if extras is None or extras.l2.size == 0:
+            return moms, dists, [extras] * self.threads
+        if self.stats is None:  # the first call of the epoch: every row is up to date
+            self.stats = [self._squares(momentum.velocity, r) for r in range(self.threads)]
+        return moms, dists, [extras._replace(stats=stats) for stats in self.stats]
+
+    def _squares(self, velocity, rank):
+        """Weight decay's running sums of rank ``rank`` (:mod:`jitnet.engine.extras`): of its
+        block of the first layer, of its columns of W[1], and for rank 0 of the layers above."""
+        lo, hi = self.bounds[rank]
+        w0_off, stride0 = int(self.layout.w_off[0]), int(self.layout.stride0)
+        block = slice(w0_off, w0_off + self.n0 * stride0)
+        w0 = self.params[block].reshape(self.n0, stride0)[:, lo:hi].astype(np.float64)
+        v0 = velocity[block].reshape(self.n0, stride0)[:, lo:hi].astype(np.float64)
+        stats = np.zeros(8)
+        stats[:3] = np.sum(w0 * w0), np.sum(w0 * v0), np.sum(v0 * v0)
+        sizes, w_off = self.layout.sizes, self.layout.w_off
+        for l in range(1, len(sizes) - 1) if rank == 0 else [1]:
+            w = self.params[w_off[l] : w_off[l] + sizes[l + 1] * sizes[l]].reshape(
+                sizes[l + 1], sizes[l]).astype(np.float64)
+            w = w[:, lo:hi] if l == 1 else w
+            stats[3] += np.sum(w * w)
+        return stats
+
+    def _store(self, target, buffers):
+        """Each rank's columns W[1][:, lo:hi] and rank 0's copy of the rest from ``buffers``
+        (the ranks' buffers of params or of velocity) back into ``target``."""
+        target[self.base :] = buffers[0][: self.upper]
         shape = (self.n2, self.n1)
-        w1 = self.params[self.base : self.base + self.n2 * self.n1].reshape(shape)
-        for (lo, hi), upper in zip(self.bounds[1:], self.uppers[1:]):
-            w1[:, lo:hi] = upper[: self.n2 * self.n1].reshape(shape)[:, lo:hi]
+        w1 = target[self.base : self.base + self.n2 * self.n1].reshape(shape)
+        for (lo, hi), local in zip(self.bounds[1:], buffers[1:]):
+            w1[:, lo:hi] = local[: self.n2 * self.n1].reshape(shape)[:, lo:hi]
 
-    def train(self, X, T, order, scale, eta, hidden, output):
-        """The samples in ``order``, one SGD update each; returns their summed loss.
+    def _store_all(self, momentum):
+        """Params (the first layer went back inside the kernel, each rank its own block) and,
+        with momentum, the velocity, and rank 0's lag bookkeeping (every rank's is the same)."""
+        self._store(self.params, [block.w for block in self.slabs])
+        if momentum is not None:
+            for block, _, _ in self.velocities:
+                _copy_block(momentum.velocity, self.layout, block, True)
+            self._store(momentum.velocity, [block.w for block, _, _ in self.velocities])
+            momentum.last[:], momentum.clock[:] = self.velocities[0][1:]
 
-        Takes what :func:`jitnet.engine.epochs._train_epoch` takes after its first three arguments
-        (inputs checked and converted). Rank 0 runs on the calling thread. Reproducible for a
-        given thread count; params hold every update when it returns. The ranks keep their own
-        copies between calls (the chunks of one epoch): nothing else may change params
-        meanwhile.
+    def train(self, X, T, order, scale, eta, hidden, output, momentum=None, distorter=None,
+              extras=None):
+        """The samples in ``order``, one SGD update each; returns their summed loss (with weight
+        decay the sum of the ranks' shares, in rank order).
+
+        Takes what :func:`jitnet.engine.epochs._epoch` takes after its first three arguments
+        (inputs checked and converted; ``momentum``, ``distorter`` and ``extras`` None when
+        off). Rank 0 runs on the calling thread. Reproducible for a given thread count. The
+        ranks copy params, and momentum's velocity and lag bookkeeping, at the start of the
+        call, and params and momentum hold every update when it returns.
 
         Raises
         ------
@@ -234,13 +313,15 @@ class Team:
         self.sync[:] = 0
         losses = [np.nan] * self.threads
         errors = []
+        moms, dists, extra = self._load(momentum, distorter, extras)
 
         def run(rank):
             try:
+                block = self.slabs[rank]
                 losses[rank] = _train_rank(
-                    self.params, self.slabs[rank], self.uppers[rank], self.layout,
-                    self.upper_layout, self.scratches[rank], self.ranks[rank], X, T, order,
-                    scale, eta, hidden, output,
+                    self.params, block, block.w, self.layout, self.upper_layout,
+                    self.scratches[rank], self.ranks[rank], X, T, order, scale, eta, hidden,
+                    output, moms[rank], dists[rank], extra[rank],
                 )
             except BaseException as error:  # noqa: BLE001 -- release the other ranks, report
                 self.sync[ABORT] = 1
@@ -257,7 +338,11 @@ class Team:
             _join_all(workers)
             raise
         run(0)
-        _join_all(workers)
+        try:
+            _join_all(workers)
+        finally:  # also after a Ctrl-C: every rank has finished its samples
+            if not errors and not self.sync[ABORT]:
+                self._store_all(momentum)
         if errors:
             raise errors[0]
         if self.sync[ABORT]:
@@ -268,8 +353,13 @@ class Team:
                                    "updated")
             raise RuntimeError("a training thread stopped waiting for the others; the "
                                "parameters are partly updated")
-        self._store()
-        return losses[0]
+        return sum(losses)  # in rank order
+
+
+def _own_lines(array):
+    """A zeroed copy of the 1-D ``array``'s shape and type on whole 64-byte lines of its own."""
+    per_line = 64 // array.itemsize
+    return aligned_zeros(-(-array.size // per_line) * per_line, array.dtype)[: array.size]
 
 
 def _join_all(workers):

@@ -177,9 +177,6 @@ def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=Non
     raises TrainingDiverged (leaving the diverged parameters: the callers put theirs back)."""
     if order.size == 0:
         return 0.0
-    if threads > 1 and (mu > 0.0 or distorter is not None or l2 is not None):
-        raise ValueError(f"threads={threads} trains plain SGD; momentum, l2 and distortions "
-                         "train on one thread (threads=1)")
     momentum, extras = _extras(net, mu, order.size, eta, nesterov, l2)
     args = (net.params, net._layout, net._scratch(), X, T)
     units = net._units()
@@ -189,13 +186,15 @@ def run_epoch(net, X, T, eta, scale, order, progress=None, mu=0.0, distorter=Non
 
     def run(start, stop):
         part = order[start:stop]
+        drawn = None if distorter is None else \
+            distorter._replace(draws=distorter.draws[start:stop])
         if team is not None:
-            return team.train(X, T, part, scale, eta, *units)
-        if distorter is None:
+            return team.train(X, T, part, scale, eta, *units,
+                              epoch_kernels._lagging(momentum, extras), drawn, extras)
+        if drawn is None:
             return epoch_kernels._train_epoch(*args, part, scale, eta, *units, momentum, extras)
-        return epoch_kernels._train_epoch_distorted(
-            *args, part, scale, eta, *units, momentum,
-            distorter._replace(draws=distorter.draws[start:stop]), extras)
+        return epoch_kernels._train_epoch_distorted(*args, part, scale, eta, *units, momentum,
+                                                    drawn, extras)
 
     try:
         if progress is None:

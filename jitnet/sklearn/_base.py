@@ -110,9 +110,6 @@ class BaseMLP(BaseEstimator):
         if self.momentum >= 1:
             self._refuse("momentum=1 is not offered (velocities that never decay); pass a "
                          "momentum below 1")
-        if self.threads > 1 and (self.momentum > 0 or self.alpha > 0):
-            self._refuse(f"threads={self.threads} trains plain SGD only; pass momentum=0 and "
-                         "alpha=0, or threads=1")
 
     # -- fitting ---------------------------------------------------------------------------
 

@@ -62,8 +62,8 @@ _PARAMETERS = """
         jitnet's own: the precision of the weights and of training (float32 is about twice as
         fast). scikit-learn follows the dtype of X instead.
     threads : int, default=1
-        jitnet's own: threads sharing each sample's work (plain SGD only, ``momentum=0``);
-        1 is serial and gives the same weights on every run.
+        jitnet's own: threads sharing each sample's work (any momentum and alpha); 1 is
+        serial; N gives the same weights on every run and agrees with 1 to rounding.
 """
 
 _ATTRIBUTES = """

@@ -166,7 +166,7 @@ class TrainConfig:
     threads : int
         Threads sharing every sample's work (:mod:`jitnet.engine.parallel`); 1 is the serial kernel.
         Part of the experiment: N threads give bitwise the same weights on every run and agree
-        with one thread to rounding. More than 1 trains plain SGD only.
+        with one thread to rounding, with momentum and distortions too.
     """
 
     hidden: tuple = _option((300,), layer_sizes)

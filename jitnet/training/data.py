@@ -240,18 +240,11 @@ def check_config(config, splits):
     ------
     TrainingError
         One line: a distortion that does not fit the images, or a thread count the network or
-        this machine cannot use (the engine's :func:`jitnet.engine.parallel.check_threads`), or
-        threads with momentum or distortions (the multi-threaded epoch trains plain SGD).
+        this machine cannot use (the engine's :func:`jitnet.engine.parallel.check_threads`).
     """
     from jitnet.engine.parallel import check_threads
 
     if config.threads > 1:
-        for name, used in (("momentum", config.momentum > 0),
-                           ("distort", config.distort != "none")):
-            if used:
-                raise TrainingError(f"--threads {config.threads} trains plain SGD and cannot be "
-                                    f"combined with --{name} {getattr(config, name)} "
-                                    f"(use --threads 1)")
         try:
             check_threads(config.threads, network_sizes(config, splits.info))
         except ValueError as exc:
