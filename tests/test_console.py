@@ -74,7 +74,7 @@ def test_a_message_clears_the_bar_first(monkeypatch):
     assert err.getvalue().endswith("\r\x1b[2Kcheckpoint saved\n")
 
 
-NOTICE = "compiling kernels (first run only, about 20 s)..."
+NOTICE = "compiling kernels (first run only, about a minute)..."
 
 
 class Messages:

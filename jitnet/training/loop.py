@@ -191,7 +191,7 @@ def _compile(dtype, x_dtype, reporter, distorted=False, threads=1):
     """compile_kernels (and the distorted or multi-threaded epoch's kernel), saying so when it takes long enough
     to be a first (cold) compile; returns the seconds spent."""
     notice = threading.Timer(COMPILE_NOTICE_SECONDS, reporter.message,
-                             ["compiling kernels (first run only, about 20 s)..."])
+                             ["compiling kernels (first run only, about a minute)..."])
     notice.daemon = True
     notice.start()
     try:
