@@ -128,7 +128,8 @@ def measure(args, X, y, X_test, y_test):
     for row in rows:  # against scikit-learn's batch_size=1 epoch in the same setting
         same = [r for r in rows if r["setting"] == row["setting"] and
                 r["name"] == "scikit-learn, batch_size=1"]
-        reference = same[0] if same else rows[2]
+        reference = same[0] if same else next(
+            r for r in rows if r["name"] == "scikit-learn, batch_size=1")
         row["speedup"] = reference["epoch_seconds"] / row["epoch_seconds"]
     return rows
 
