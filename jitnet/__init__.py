@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_mnist": "jitnet.data.datasets",
     "load_data": "jitnet.data.loading",
     "Standardization": "jitnet.engine.standardize",
+    "Preprocessing": "jitnet.engine.preprocess",
     "read_idx": "jitnet.data.idx",
     "write_idx": "jitnet.data.idx",
     "DataError": "jitnet.io.errors",

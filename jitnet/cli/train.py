@@ -122,6 +122,15 @@ def _config_value(name, value):
     return value
 
 
+def _preprocess_spec(ctx, param, value):
+    from jitnet.training.config import preprocess_spec
+
+    try:
+        return preprocess_spec(value.strip().lower())
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not {exc}") from None
+
+
 @click.command()
 @click.option("--hidden", type=IntListType(what="hidden sizes"), default="300", show_default=True,
               help="Hidden layer sizes; a comma-separated list gives several layers "
@@ -222,6 +231,11 @@ def _config_value(name, value):
                    "15).")
 @click.option("--translate", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Affine part: shift by up to ± this many pixels along each axis.")
+@click.option("--preprocess", default="none", show_default=True, metavar="SPEC",
+              callback=_preprocess_spec,
+              help="Preprocess every image before training and in the model: deslant, width:W "
+                   "(every digit stretched to W columns) or deslant+width:W (Meier et al. "
+                   "2011).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads sharing every sample's work (any recipe, --momentum and --distort "
                    "included); N gives bitwise the same weights on every run.")

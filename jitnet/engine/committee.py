@@ -160,8 +160,10 @@ class Committee:
         averaged (``Sum``, then ``Mul`` by 1/K) and ``label`` the largest average, in
         :attr:`dtype` (see :meth:`jitnet.Network.to_onnx`). Needs ``pip install "jitnet[onnx]"``."""
         from jitnet.engine import codes
+        from jitnet.engine.preprocess import refuse_export
         from jitnet.io import onnx_export
 
+        refuse_export(self._members)
         first, *others = self._members
         scale = self.input_scale if self.input_scale is not None else 1 / 255
         return onnx_export.build_model(

@@ -17,14 +17,20 @@ from jitnet.engine.components import check_distributions, label_targets
 from jitnet.engine.distort_kernels import FIELD_I, FIELD_J, N_DRAW
 from jitnet.engine.distortion import DistortionPlan
 from jitnet.engine.layout import _aligned_zeros
+from jitnet.engine.preprocess import check_preprocessing
 from jitnet.engine.standardize import check_standardization
 
 
 def samples(net, X, scale, name="X"):
     """(X as the kernels take it, its scale, whether X was one sample); ``scale`` None means
     the network's :attr:`~jitnet.Network.input_scale`. A network with a standardization
-    standardises X (a new array in its dtype, scale 1) and takes no ``scale``."""
+    standardises X (a new array in its dtype, scale 1) and takes no ``scale``; one with a
+    preprocessing preprocesses the raw images first (after the scale policy has judged them)."""
     X, single = check_inputs(X, net.n_inputs, name)
+    if net.preprocessing is not None:
+        if net.standardization is None:  # the scale policy judges the raw values
+            input_scale(X, net.input_scale if scale is None else scale, net.dtype, name)
+        X = net.preprocessing.apply(X)
     if net.standardization is not None:
         if scale is not None:
             raise ValueError(f"scale does not apply to a network that standardizes its inputs "
@@ -40,7 +46,19 @@ def samples(net, X, scale, name="X"):
 def standardization(net, value):
     """None, or a :class:`~jitnet.engine.standardize.Standardization` of the network's inputs
     (float64 copies of finite means and standard deviations >= 0)."""
-    return check_standardization(value, net.n_inputs)
+    value = check_standardization(value, net.n_inputs)
+    if value is not None and net.preprocessing is not None:
+        raise ValueError("a network that preprocesses images cannot standardize its inputs")
+    return value
+
+
+def preprocessing(net, value):
+    """None, or a :class:`~jitnet.engine.preprocess.Preprocessing` of images of the network's
+    input size."""
+    value = check_preprocessing(value, net.n_inputs)
+    if value is not None and net.standardization is not None:
+        raise ValueError("a network that standardizes its inputs cannot preprocess images")
+    return value
 
 
 def class_names(net, names):

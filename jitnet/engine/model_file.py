@@ -10,11 +10,14 @@ A model file is one uncompressed ``.npz`` (written atomically) of plain arrays:
   passes no ``scale`` (:attr:`jitnet.Network.input_scale`; 1.0 for a raw-pixel model);
 * ``input_mean``, ``input_std`` (version 4, both or neither): (n_in,) float64, the
   :attr:`jitnet.Network.standardization` applied to raw inputs;
-* ``class_names`` (version 4): (n_out,) texts, :attr:`jitnet.Network.class_names`.
+* ``class_names`` (version 4): (n_out,) texts, :attr:`jitnet.Network.class_names`;
+* ``preprocessing`` (version 5): a text (``deslant+width:16``) and ``preprocessing_shape``, the
+  images' (rows, cols): the :attr:`jitnet.Network.preprocessing` applied to raw images.
 
 A network without any of these is written as version 2, which every jitnet since the recipes
 reads; one with an input scale only as version 3, one with a standardization or class names as
-version 4, so that an older jitnet refuses it instead of feeding it wrongly scaled inputs.
+version 4 and one that preprocesses images as version 5, so that an older jitnet refuses it
+instead of feeding it wrongly scaled or unprocessed inputs.
 Version 1 (no ``loss``, ``init``, ``output_activation``) still loads with its meaning then:
 squared error, the tutorial's initial weights and the activation on every layer. A training
 run's model file also holds ``jitnet_train_info``, JSON bytes saying how it was trained (and, for
@@ -35,20 +38,20 @@ the file; only then is it built and its parameters read, one layer at a time. An
 :class:`ModelFileError`, one line naming the file.
 """
 
-import json
 import numbers
 import os
 
 import numpy as np
 
 from jitnet.engine.checks import check_positive
+from jitnet.engine.preprocess import run_preprocessing, stored_preprocessing
 from jitnet.io.atomic import atomic_save_npz
-from jitnet.io.npzarrays import ArchiveArrays
+from jitnet.io.npzarrays import ArchiveArrays, json_object
 from jitnet.io.npzfile import NpzArchive
 
 FORMAT = "jitnet-model"
-FORMAT_VERSION = 4  # 3 adds input_scale, 4 the standardization and class names (see above)
-VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5  # 3 adds input_scale, 4 the standardization and class names, 5 the
+VERSIONS = (1, 2, 3, 4, 5)  # preprocessing (see above)
 TRAIN_INFO_KEY = "jitnet_train_info"
 CHECKPOINT_KEY = "meta"  # a checkpoint's JSON description
 CHECKPOINT_FORMAT = "jitnet-checkpoint"
@@ -72,6 +75,8 @@ def model_arrays(net):
     """The model file's content for ``net``: a dict of arrays, copies of the parameters."""
     scale, standard, names = net.input_scale, net.standardization, net.class_names
     version = 4 if standard is not None or names is not None else 2 if scale is None else 3
+    if net.preprocessing is not None:
+        version = 5
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(version),
@@ -88,6 +93,9 @@ def model_arrays(net):
         arrays["input_mean"], arrays["input_std"] = standard.mean.copy(), standard.std.copy()
     if names is not None:
         arrays["class_names"] = np.array(names, dtype=str)
+    if net.preprocessing is not None:
+        arrays["preprocessing"] = np.array(str(net.preprocessing))
+        arrays["preprocessing_shape"] = np.asarray(net.preprocessing.image_shape, np.int64)
     for l, (W, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"] = np.array(W, order="C")  # copies, never views of params
         arrays[f"b{l}"] = b.copy()
@@ -142,31 +150,12 @@ def _checkpoint_network(cls, arrays):
         fail(f"its network's input scale {net.input_scale:g} is not its configuration's "
              f"({'1/255' if scale is None else scale})")
     net.input_scale = scale
+    try:  # a run that trained on preprocessed images: its network takes raw ones
+        net.preprocessing = run_preprocessing(config.get("preprocess", "none"),
+                                              config.get("image_shape"), net.n_inputs)
+    except (TypeError, ValueError) as error:
+        fail(f"its configuration's preprocessing cannot be applied ({error})")
     return net
-
-
-def json_object(arrays, key, max_bytes):
-    """The JSON object stored as UTF-8 bytes in ``arrays[key]``, its header checked before it is
-    read; a ValueError says what is wrong with it ("is not valid JSON")."""
-    if hasattr(arrays, "describe"):
-        shape, dtype = arrays.describe(key)
-    else:
-        try:
-            array = np.asarray(arrays[key])
-        except (TypeError, ValueError):
-            raise ValueError("is not an array") from None
-        shape, dtype = array.shape, array.dtype
-    if dtype != np.uint8 or len(shape) != 1:
-        raise ValueError(f"is not stored as bytes (a {dtype} array of shape {shape})")
-    if shape[0] > max_bytes:
-        raise ValueError(f"has {shape[0]:,} bytes, more than the {max_bytes:,} read")
-    try:
-        value = json.loads(np.asarray(arrays[key]).tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ValueError("is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"is {_short(value)}, not a JSON object")
-    return value
 
 
 def network_from_arrays(cls, arrays, source):
@@ -204,6 +193,8 @@ def read_model(cls, arrays, source):
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         _check_layer(arrays, l, n_in, n_out, fail)
     extras = _inputs_and_classes(arrays, sizes, fail) if version >= 4 else {}
+    if version >= 5:
+        extras.update(_preprocessing(arrays, fail))
     info = _train_info(arrays, dtype, fail)
     try:
         net = cls._unfilled(sizes, recipe["activation"], dtype, recipe["loss"], recipe["init"])
@@ -338,6 +329,24 @@ def _inputs_and_classes(arrays, sizes, fail):
                  f"{shape}, not {sizes[-1]} texts)")
         extras["class_names"] = tuple(str(name) for name in np.asarray(arrays["class_names"]))
     return extras
+
+
+def _preprocessing(arrays, fail):
+    """The version 5 entries: {"preprocessing": Preprocessing} when present."""
+    if "preprocessing" not in arrays and "preprocessing_shape" not in arrays:
+        return {}
+    text = _scalar(arrays, "preprocessing", "U", fail)
+    try:
+        shape, dtype = _describe(arrays, "preprocessing_shape", fail)
+    except KeyError:
+        fail("not a complete jitnet model ('preprocessing' without 'preprocessing_shape')")
+    if shape != (2,) or dtype.kind not in "iu":
+        fail(f"invalid model configuration ('preprocessing_shape' is a {dtype} array of shape "
+             f"{shape}, not 2 integers)")
+    try:
+        return {"preprocessing": stored_preprocessing(text, arrays["preprocessing_shape"])}
+    except ValueError as error:
+        fail(f"invalid model configuration ({error})")
 
 
 def _check_layer(arrays, l, n_in, n_out, fail):

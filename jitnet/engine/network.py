@@ -11,6 +11,7 @@ from jitnet.engine.components import (  # noqa: F401 (ACTIVATIONS: the tutorial'
 )
 from jitnet.engine.components import draw_initial_weights, output_activation
 from jitnet.engine.model_file import ModelFileError  # noqa: F401 (re-exported)
+from jitnet.engine.preprocess import refuse_export
 from jitnet.engine.training import TrainingDiverged  # noqa: F401 (re-exported)
 
 
@@ -101,6 +102,7 @@ class Network:
         self._dtype = check_dtype(dtype)
         self._velocity = None
         self._input_scale = self._standardization = self._class_names = None
+        self._preprocessing = None
         self._sizes = tuple(sizes)
         self._params, self._weights, self._biases, self._layout = layout.build(sizes, self._dtype)
 
@@ -140,6 +142,9 @@ class Network:
         lambda self: self._standardization,
         lambda self, st: setattr(self, "_standardization", inputs.standardization(self, st)),
         doc="None, or the (mean, std) of each input that every call standardises inputs by.")
+    preprocessing = property(lambda self: self._preprocessing, lambda self, p: setattr(
+        self, "_preprocessing", inputs.preprocessing(self, p)), doc="None, or the jitnet."
+        "Preprocessing every call applies to raw images first (not exported to ONNX).")
     class_names = property(
         lambda self: self._class_names,
         lambda self, names: setattr(self, "_class_names", inputs.class_names(self, names)),
@@ -181,6 +186,7 @@ class Network:
         other.velocity = self._velocity
         other._input_scale = self._input_scale
         other._standardization, other._class_names = self._standardization, self._class_names
+        other._preprocessing = self._preprocessing
         return other
 
     def __deepcopy__(self, memo):
@@ -384,6 +390,7 @@ class Network:
         or standardised as :attr:`standardization` says; ``label`` holds the class names when the
         network has them. ``metadata``: more properties (``test_error``). Needs ``pip install
         "jitnet[onnx]"``."""
+        refuse_export([self])
         return onnx_export.build_model(
             self.get_weights(), self._activation, self._output, dtype=self._dtype, path=path,
             input_scale=next((s for s in (scale, self._input_scale) if s is not None), 1 / 255),

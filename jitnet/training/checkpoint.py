@@ -40,7 +40,7 @@ from jitnet.training.config import (
     TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
     positive_number, shown,
 )
-from jitnet.training.data import model_data_info, network_sizes
+from jitnet.training.data import checkpoint_preprocessing, model_data_info, network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
 
 # The format and the description's key, as Network.load reads a checkpoint's network too.
@@ -379,5 +379,10 @@ def load_model(path):
             info = {"input_scale": state.data.get("input_scale", state.config.input_scale),
                     "config": state.config.to_dict(), "epoch": state.epoch, "checkpoint": True,
                     **model_data_info(state.data)}
-            return state.net, info
+            net = state.net
+            prep = checkpoint_preprocessing(state.config, net.n_inputs)
+            if prep is not None:  # trained on preprocessed images: take raw ones
+                net = net.copy()
+                net.preprocessing = prep
+            return net, info
         return _read_model(arrays, arrays.where)

@@ -39,6 +39,19 @@ def init_name(value):
         raise ValueError("one of " + ", ".join(INITS)) from None
 
 
+def preprocess_spec(value):
+    if value == "none":
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a text: none, deslant, width:W or deslant+width:W")
+    from jitnet.engine.preprocess import Preprocessing
+
+    try:
+        return str(Preprocessing.parse(value, (1, 1)) or "none")
+    except ValueError:
+        raise ValueError("none, deslant, width:W or deslant+width:W (W in pixels)") from None
+
+
 def recipe_name(value):
     return None if value is None else one_of(*RECIPES)(value)
 
@@ -160,6 +173,10 @@ class TrainConfig:
         ± fraction of the affine part's horizontal and vertical scaling (drawn independently).
     translate : float
         ± range in pixels of the affine part's shift along each axis.
+    preprocess : str
+        ``none``, or how every image is preprocessed before training and in the saved model
+        (:class:`jitnet.Preprocessing`): ``deslant``, ``width:W`` (every digit stretched to W
+        columns) or ``deslant+width:W``, as Meier et al. (2011) varied their committee's members.
     recipe : str or None
         The recipe (:mod:`jitnet.training.recipes`) whose options fill those not given to the
         constructor; the configuration then holds the resolved values, and this field the name.
@@ -204,6 +221,7 @@ class TrainConfig:
     scale: float = _option(0.15, interval(0, 1, "a fraction in [0, 1)", open_high=True))
     shear: float = _option(15.0, interval(0, 90, "an angle in [0, 90)", open_high=True))
     translate: float = _option(0.0, number)
+    preprocess: str = _option("none", preprocess_spec)
     recipe: str = _option(None, recipe_name)
     threads: int = _option(1, positive_int)
 

@@ -2,6 +2,7 @@
 standardization, a fingerprint that ties a checkpoint to the data it was trained on, and the
 checks of a configuration that need the data."""
 
+import dataclasses
 import zlib
 from dataclasses import dataclass
 
@@ -232,6 +233,43 @@ def _names(info):
     return ", ".join(map(str, names[:6])) + (", ..." if len(names) > 6 else "")
 
 
+def preprocessing(config, image_shape):
+    """The run's :class:`jitnet.Preprocessing` (None for ``preprocess`` none)."""
+    from jitnet.engine.preprocess import Preprocessing
+
+    return Preprocessing.parse(config.preprocess, image_shape) if image_shape else None
+
+
+def checkpoint_preprocessing(config, n_inputs):
+    """The preprocessing a checkpoint's network needs to take raw images (its run trained on
+    preprocessed ones); None without one."""
+    from jitnet.engine.preprocess import run_preprocessing
+
+    try:
+        return run_preprocessing(config.preprocess, config.image_shape, n_inputs)
+    except ValueError as exc:
+        raise CheckpointError(f"--preprocess {config.preprocess}: {exc}") from None
+
+
+def preprocessed(config, splits):
+    """``splits`` with every image preprocessed as ``config.preprocess`` says, once (the
+    training loop trains on these; its saved models carry the preprocessing and take raw
+    images); ``splits`` itself without one."""
+    prep = preprocessing(config, splits.train.image_shape)
+    if prep is None:
+        return splits
+    done = {}
+
+    def convert(ds):
+        if id(ds) not in done:  # the test set is also the stopping set with validation 0
+            done[id(ds)] = type(ds)._trusted(prep.apply(ds.images), ds.labels, ds.image_shape,
+                                            ds.n_classes, ds.name, ds.class_names)
+        return done[id(ds)]
+
+    return dataclasses.replace(splits, train=convert(splits.train), val=convert(splits.val),
+                               test=convert(splits.test))
+
+
 def check_config(config, splits):
     """The checks of ``config`` that need the data, before any folder or network exists (data
     sets have at least 2 classes, so every loss fits).
@@ -254,6 +292,12 @@ def check_config(config, splits):
         raise TrainingError("--raw-pixels feeds 0-255 pixels unscaled; " + (
             "--standardize replaces any scaling" if config.standardize else
             "this data is features, which are always used as they are"))
+    if config.preprocess != "none" and splits.train.image_shape is None:
+        raise TrainingError(f"--preprocess {config.preprocess} needs images; declare the "
+                            "samples' shape with --image-shape ROWSxCOLS if they are images")
+    if config.preprocess != "none" and config.standardize:
+        raise TrainingError(f"--preprocess {config.preprocess} cannot be combined with "
+                            "--standardize (it works on the images' own pixels)")
     distortion = config.distortion
     if distortion is not None and splits.train.image_shape is None:
         raise TrainingError(f"--distort {config.distort} needs images; declare the samples' "

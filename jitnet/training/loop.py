@@ -25,7 +25,9 @@ from jitnet.engine.network import Network
 from jitnet.engine.schedules import make_schedule
 from jitnet.training import runs
 from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
-from jitnet.training.data import check_config, load_splits, model_data_info, network_sizes
+from jitnet.training.data import (
+    check_config, load_splits, model_data_info, network_sizes, preprocessed, preprocessing,
+)
 from jitnet.training.errors import RunDiverged, TrainingError, TrainingInterrupted, one_line
 from jitnet.training.report import Reporter, build_report, describe_run
 
@@ -215,7 +217,9 @@ class _Run:
     def __init__(self, state, splits, run_dir, reporter):
         self.state = state  # always the end of a completed epoch
         self.config = state.config
-        self.splits = splits
+        # Trained on preprocessed images (once, here); the model files carry the preprocessing.
+        self.splits = preprocessed(self.config, splits)
+        self.preprocessing = preprocessing(self.config, splits.train.image_shape)
         self.run_dir = Path(run_dir)
         self.reporter = reporter or Reporter()
         self.best_written = None  # the best epoch whose model this session has written
@@ -332,6 +336,9 @@ class _Run:
         return info
 
     def save_model(self, net, info):
+        if self.preprocessing is not None:  # the saved model takes raw images
+            net = net.copy()
+            net.preprocessing = self.preprocessing
         save_model(self.run_dir / runs.MODEL_NAME, net, info)
         if self.config.output:
             save_model(self.config.output, net, info)
