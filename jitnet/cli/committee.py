@@ -96,10 +96,13 @@ def _line(progress):
 )
 @click.option("--members", type=click.IntRange(1, 100), default=5, show_default=True,
               help="How many networks: K members with seeds 0..K-1.")
-@click.option("--vary", multiple=True, metavar="NAME=V1,V2,...|hidden|distortion",
-              show_default="seeds only", help="Make the members differ by more than their seed (repeatable): the member "
+@click.option("--vary", multiple=True, metavar="NAME=V1,V2,...|hidden|distortion|preprocess",
+              show_default="seeds only",
+              help="Make the members differ by more than their seed (repeatable): the member "
                    "with seed i takes value i mod n of a list, or factor i mod 3 of the ladder "
-                   "x1, x0.85, x1.15 of the hidden sizes or the distortion's strength.")
+                   "x1, x0.85, x1.15 of the hidden sizes or the distortion's strength, or "
+                   "preprocessing i mod 6 of deslant, deslant+width:14, deslant+width:18, none, "
+                   "deslant+width:12, deslant+width:16 (Meier et al. 2011).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="committee",
               show_default=True,
               help="Committee folder: a run folder per member, committee.json, .md and .png.")
@@ -117,8 +120,9 @@ def committee_command(ctx, members, vary, out, scheduler, workers):
     command skips the members that are done and resumes the others (a larger --members
     reuses them). At the end the members' best models are averaged on the validation and test
     sets: committee.json (read by evaluate and predict: pass the folder as MODEL),
-    committee.md and committee.png. --vary elastic-alpha=30,34,38, --vary hidden=600,800 or
-    --vary distortion gives the members more than their seed to differ by.
+    committee.md and committee.png. --vary elastic-alpha=30,34,38, --vary hidden=600,800,
+    --vary distortion or --vary preprocess gives the members more than their seed to differ
+    by.
     """
     from jitnet.sweep import SweepError
     from jitnet.sweep.command import _program, _train_options

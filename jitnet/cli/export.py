@@ -51,6 +51,8 @@ def export(model, out, force):
         net.to_onnx(out, metadata={"test_error": _test_error(model)})
     except MissingDependencyError as exc:
         raise CliError(str(exc)) from None
+    except ValueError as exc:  # a model that preprocesses its images
+        raise CliError(f"{model}: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot write {display_path(out)}: {exc.strerror or exc}") from None
     if hasattr(net, "members"):  # a committee folder: one graph averaging its members

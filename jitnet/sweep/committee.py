@@ -18,6 +18,10 @@ averages their outputs (:class:`jitnet.Committee`) on the validation and test se
 * ``distortion``: the distortion's strength scaled by the same factors: ``elastic_alpha`` for
   an elastic part, the ``rotate``, ``scale``, ``shear`` and ``translate`` ranges for an affine
   one (the field's smoothness, ``elastic_sigma``, stays).
+* ``preprocess``: member ``i`` preprocesses its digits as :data:`PREPROCESS_LADDER` ``[i mod
+  n]`` says (deslanted, then stretched to different widths), as Meier et al. (2011) made their
+  members err on different digits; each member's model carries its preprocessing, so the
+  committee averages members that each take the raw images.
 
 Member ``i``'s options depend on ``i`` alone, never on the number of members, so a larger
 committee in the same folder (``members=7`` after 5) reuses the members already trained; member
@@ -37,7 +41,10 @@ from jitnet.sweep.trial import SweepError, full_options, trial_key
 
 #: The factor of member ``i`` for the ``hidden`` and ``distortion`` ladders is ``LADDER[i % 3]``.
 LADDER = (1.0, 0.85, 1.15)
-SHORTHANDS = ("hidden", "distortion")
+#: The ``preprocess`` ladder: member ``i`` takes entry ``i mod 6``.
+PREPROCESS_LADDER = ("deslant", "deslant+width:14", "deslant+width:18", "none",
+                     "deslant+width:12", "deslant+width:16")
+SHORTHANDS = ("hidden", "distortion", "preprocess")
 #: Options every member must share: they decide the data and how inputs are scaled.
 SHARED = ("data", "train_limit", "test_limit", "validation", "raw_pixels")
 MAX_MEMBERS = 100
@@ -164,6 +171,8 @@ def plan_members(base, members, vary=()):
             raise SweepError(f"--vary distortion scales {_flag(both[0])}, which --vary "
                              f"{both[0].replace('_', '-')}=... also sets: give one")
     resolved = full_options(base)
+    if ("preprocess", None) in vary and "preprocess" in base:
+        raise SweepError("--preprocess is given and varied by --vary preprocess: give one")
     if ("distortion", None) in vary and resolved["distort"] == "none":
         raise SweepError("--vary distortion: the members are not distorted (--distort none); "
                          "give --distort or a recipe that distorts")
@@ -174,7 +183,9 @@ def plan_members(base, members, vary=()):
             if values is not None:
                 options[name] = values[i % len(values)]
         for name, values in vary:
-            if values is None:
+            if name == "preprocess" and values is None:
+                options["preprocess"] = PREPROCESS_LADDER[i % len(PREPROCESS_LADDER)]
+            elif values is None:
                 options.update(_ladder(name, LADDER[i % len(LADDER)], full_options(options)))
         plans.append(options)
     outputs = {}
