@@ -52,7 +52,7 @@ def committee_plot(errors, path, title="committee"):
         ax.set_xlabel("k (members in order of seed)")
         ax.set_ylabel(_LABELS[metric])
         ax.set_title(_SETS[metric], fontsize=10)
-        ax.set_xlim(0.5, k[-1] + 0.6)
+        ax.set_xlim(0.5, k[-1] + 0.6 + 0.16 * k[-1])  # room for the last label inside
         ax.set_xticks(k if len(k) <= 12 else np.unique(np.linspace(1, k[-1], 10).round()))
         low, high = min(members.min(), committee.min()), max(members.max(), committee.max())
         bottom = max(0.0, low - max(0.05, 0.1 * (high - low)))
