@@ -128,7 +128,8 @@ def test_evaluate_a_checkpoint_of_an_npz_of_wide_images(tmp_path):
     run = train_once(tmp_path, "w", "--data", tmp_path / "wide.npz", "--hidden", "4",
                      "--epochs", "2", "--eval-every", "2", "--validation", "20",
                      "--checkpoint-every", "1", "--quiet", "--preprocess", "width:5")
-    assert Network.load(run.checkpoint).preprocessing == Preprocessing(False, 5, (4, 9))
+    for net in (Network.load(run.checkpoint), load_model(run.checkpoint)[0]):
+        assert net.preprocessing == Preprocessing(False, 5, (4, 9))
     assert wrong_of(invoke("evaluate", run.run)) == wrong_of(invoke("evaluate", run.checkpoint))
 
 
