@@ -345,7 +345,7 @@ def test_version_1_files_load_with_their_old_meaning(tmp_path):
     ("init", "orthogonal", "init must be one of"),
     ("output_activation", "relu", "output activation 'relu'"),
     ("output_activation", "softmax", "output activation 'softmax'"),
-    ("format_version", 6, "format version 6"),
+    ("format_version", 6, "format version 6"),  # 5 is the preprocessing's
 ])
 def test_model_files_with_unknown_names_are_refused(key, value, message):
     arrays = Network([6, 5, 3], seed=1).to_arrays()

@@ -169,9 +169,15 @@ class RunPictures:
     def final(self, result, test):
         """At the end of a run: the learning curve with the test error, then the confusion
         matrix and the mistakes of the best model on the test set ``test``."""
+        from jitnet.training.data import preprocessing
+
         state = result.state
         self.curve(state, result.test_error, always=True)
         net = state.best if state.best is not None else state.net
+        prep = preprocessing(state.config, test.image_shape)
+        if prep is not None:  # trained on preprocessed images; ``test`` holds raw ones
+            net = net.copy()
+            net.preprocessing = prep
         which = (f"best model (epoch {state.best_epoch})" if state.best is not None
                  else f"model after epoch {state.epoch}")
         title = f"{self.title(state)}; {which}, test set"

@@ -150,9 +150,11 @@ def _checkpoint_network(cls, arrays):
         fail(f"its network's input scale {net.input_scale:g} is not its configuration's "
              f"({'1/255' if scale is None else scale})")
     net.input_scale = scale
+    shape = config.get("image_shape") or (data.get("image_shape") if isinstance(data, dict)
+                                          else None)
     try:  # a run that trained on preprocessed images: its network takes raw ones
-        net.preprocessing = run_preprocessing(config.get("preprocess", "none"),
-                                              config.get("image_shape"), net.n_inputs)
+        net.preprocessing = run_preprocessing(config.get("preprocess", "none"), shape,
+                                              net.n_inputs)
     except (TypeError, ValueError) as error:
         fail(f"its configuration's preprocessing cannot be applied ({error})")
     return net

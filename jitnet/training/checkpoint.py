@@ -6,8 +6,8 @@ A checkpoint is one ``.npz`` file, written atomically (temporary file, fsync, re
 * ``best/<key>``: the best network so far (absent before the first evaluation);
 * ``velocity``: momentum's velocity after the last completed epoch, laid out like the network's
   ``params`` (absent without momentum), so that a resumed run with momentum is exact;
-* ``meta``: UTF-8 JSON as a ``uint8`` array: ``format``, ``version``, ``config``, ``data`` (sizes
-  and fingerprint), ``epoch``, ``rng_state`` (the shuffling generator's state), ``best_epoch``,
+* ``meta``: UTF-8 JSON as a ``uint8`` array: ``format``, ``version``, ``config``, ``data`` (sizes,
+  the images' shape and fingerprint), ``epoch``, ``rng_state`` (the shuffling generator's state), ``best_epoch``,
   ``best_error``, ``bad_evals``, ``records`` (one per epoch), ``train_seconds``, ``eval_seconds``,
   ``elapsed_seconds`` and ``stop_reason``.
 
@@ -37,8 +37,8 @@ from jitnet.io.atomic import atomic_save_npz, display_path
 from jitnet.engine.network import ModelFileError, Network
 from jitnet.io.npzfile import NpzArchive
 from jitnet.training.config import (
-    TrainConfig, checked, count, fraction, number, optional_positive_int, positive_int,
-    positive_number, shown,
+    TrainConfig, checked, count, fraction, number, optional_image_shape, optional_positive_int,
+    positive_int, positive_number, shown,
 )
 from jitnet.training.data import checkpoint_preprocessing, model_data_info, network_sizes
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
@@ -160,6 +160,9 @@ def _data_info(value):
         info["class_names"] = names
     if "input_scale" in value:
         info["input_scale"] = checked("data.input_scale", value["input_scale"], positive_number)
+    if value.get("image_shape") is not None:
+        info["image_shape"] = list(checked("data.image_shape", value["image_shape"],
+                                           optional_image_shape))
     for key in ("source", "split"):  # descriptions, compared and shown, never computed with
         if value.get(key) is not None:
             if not isinstance(value[key], dict):
@@ -380,7 +383,8 @@ def load_model(path):
                     "config": state.config.to_dict(), "epoch": state.epoch, "checkpoint": True,
                     **model_data_info(state.data)}
             net = state.net
-            prep = checkpoint_preprocessing(state.config, net.n_inputs)
+            prep = checkpoint_preprocessing(state.config, net.n_inputs,
+                                            state.data.get("image_shape"))
             if prep is not None:  # trained on preprocessed images: take raw ones
                 net = net.copy()
                 net.preprocessing = prep

@@ -33,7 +33,8 @@ class Splits:
     test : Dataset
         Samples the final test error is measured on.
     info : dict
-        Sizes, shapes and a fingerprint of the data, stored in checkpoints; ``class_names``,
+        Sizes, shapes and a fingerprint of the data, stored in checkpoints; the images'
+        ``image_shape`` [rows, cols] (what a preprocessing run's checkpoint needs), ``class_names``,
         the ``source`` (:func:`jitnet.data.loading.read_source`'s description), the ``split``
         of a file without a test set, and ``input_scale`` (1.0) for float features.
     standardization : jitnet.Standardization or None
@@ -158,6 +159,8 @@ def prepare_data(config, train, test=None, source=None):
         standardization, scale = Standardization.fit(fit.images), None
     elif fit.images.dtype != np.uint8:
         info["input_scale"] = scale = 1.0  # float features are used as they are, never pixels
+    if fit.image_shape is not None:
+        info["image_shape"] = [int(n) for n in fit.image_shape]
     if fit.class_names is not None:
         info["class_names"] = list(fit.class_names)
     if split is not None:
@@ -240,13 +243,14 @@ def preprocessing(config, image_shape):
     return Preprocessing.parse(config.preprocess, image_shape) if image_shape else None
 
 
-def checkpoint_preprocessing(config, n_inputs):
+def checkpoint_preprocessing(config, n_inputs, image_shape=None):
     """The preprocessing a checkpoint's network needs to take raw images (its run trained on
-    preprocessed ones); None without one."""
+    preprocessed ones); None without one. ``image_shape``: the data's (:attr:`Splits.info`),
+    when ``config`` declares none."""
     from jitnet.engine.preprocess import run_preprocessing
 
     try:
-        return run_preprocessing(config.preprocess, config.image_shape, n_inputs)
+        return run_preprocessing(config.preprocess, config.image_shape or image_shape, n_inputs)
     except ValueError as exc:
         raise CheckpointError(f"--preprocess {config.preprocess}: {exc}") from None
 
