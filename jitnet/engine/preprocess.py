@@ -7,7 +7,9 @@ members of their committee so that the members err on different digits.
   centre row: output pixel ``(y, x)`` reads the input at ``(y, x + slant * (y - cy))``.
 * ``width:W``: the columns holding ink (a pixel above a tenth of the image's brightest) span
   ``w`` columns; the image is stretched horizontally by ``W / w`` about the ink's centre column,
-  so that every digit becomes ``W`` columns wide (a ``1`` becomes a bar; the rows stay).
+  so that every digit's ink spans about ``W`` columns (a ``1`` becomes a bar; the rows stay).
+  Bilinear reading softens the edges: measured at half the brightest the ink spans ``W`` ± 1
+  columns, at the tenth it may reach a column or two further.
 
 Both read the input by bilinear interpolation, zero outside the image, and run one after the
 other (``deslant+width:16``: deslant first). Images keep their type: uint8 pixels come back as
