@@ -169,15 +169,13 @@ class RunPictures:
     def final(self, result, test):
         """At the end of a run: the learning curve with the test error, then the confusion
         matrix and the mistakes of the best model on the test set ``test``."""
-        from jitnet.training.data import preprocessing
+        from jitnet.training.data import preprocessing, taking_raw_images
 
         state = result.state
         self.curve(state, result.test_error, always=True)
         net = state.best if state.best is not None else state.net
-        prep = preprocessing(state.config, test.image_shape)
-        if prep is not None:  # trained on preprocessed images; ``test`` holds raw ones
-            net = net.copy()
-            net.preprocessing = prep
+        # Trained on preprocessed images; ``test`` holds raw ones, as the saved model takes.
+        net = taking_raw_images(net, preprocessing(state.config, test.image_shape))
         which = (f"best model (epoch {state.best_epoch})" if state.best is not None
                  else f"model after epoch {state.epoch}")
         title = f"{self.title(state)}; {which}, test set"

@@ -7,9 +7,9 @@ A checkpoint is one ``.npz`` file, written atomically (temporary file, fsync, re
 * ``velocity``: momentum's velocity after the last completed epoch, laid out like the network's
   ``params`` (absent without momentum), so that a resumed run with momentum is exact;
 * ``meta``: UTF-8 JSON as a ``uint8`` array: ``format``, ``version``, ``config``, ``data`` (sizes,
-  the images' shape and fingerprint), ``epoch``, ``rng_state`` (the shuffling generator's state), ``best_epoch``,
-  ``best_error``, ``bad_evals``, ``records`` (one per epoch), ``train_seconds``, ``eval_seconds``,
-  ``elapsed_seconds`` and ``stop_reason``.
+  the images' shape and fingerprint), ``epoch``, ``rng_state`` (the shuffling generator's state),
+  ``best_epoch``, ``best_error``, ``bad_evals``, ``records`` (one per epoch), ``train_seconds``,
+  ``eval_seconds``, ``elapsed_seconds`` and ``stop_reason``.
 
 It always describes the end of a completed epoch, so a resumed run draws the same permutations
 and performs the same float operations as one that ran straight through.
@@ -40,7 +40,9 @@ from jitnet.training.config import (
     TrainConfig, checked, count, fraction, number, optional_image_shape, optional_positive_int,
     positive_int, positive_number, shown,
 )
-from jitnet.training.data import checkpoint_preprocessing, model_data_info, network_sizes
+from jitnet.training.data import (
+    checkpoint_preprocessing, model_data_info, network_sizes, taking_raw_images,
+)
 from jitnet.training.errors import CheckpointError, TrainingError, one_line
 
 # The format and the description's key, as Network.load reads a checkpoint's network too.
@@ -382,11 +384,7 @@ def load_model(path):
             info = {"input_scale": state.data.get("input_scale", state.config.input_scale),
                     "config": state.config.to_dict(), "epoch": state.epoch, "checkpoint": True,
                     **model_data_info(state.data)}
-            net = state.net
-            prep = checkpoint_preprocessing(state.config, net.n_inputs,
+            prep = checkpoint_preprocessing(state.config, state.net.n_inputs,
                                             state.data.get("image_shape"))
-            if prep is not None:  # trained on preprocessed images: take raw ones
-                net = net.copy()
-                net.preprocessing = prep
-            return net, info
+            return taking_raw_images(state.net, prep), info
         return _read_model(arrays, arrays.where)

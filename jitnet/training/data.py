@@ -243,6 +243,16 @@ def preprocessing(config, image_shape):
     return Preprocessing.parse(config.preprocess, image_shape) if image_shape else None
 
 
+def taking_raw_images(net, prep):
+    """``net`` as a run saves and shows it: trained on preprocessed images, it takes raw ones
+    (a copy carrying ``prep``); ``net`` itself when ``prep`` is None."""
+    if prep is None:
+        return net
+    net = net.copy()
+    net.preprocessing = prep
+    return net
+
+
 def checkpoint_preprocessing(config, n_inputs, image_shape=None):
     """The preprocessing a checkpoint's network needs to take raw images (its run trained on
     preprocessed ones); None without one. ``image_shape``: the data's (:attr:`Splits.info`),

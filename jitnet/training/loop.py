@@ -27,6 +27,7 @@ from jitnet.training import runs
 from jitnet.training.checkpoint import TrainState, save_checkpoint, save_model
 from jitnet.training.data import (
     check_config, load_splits, model_data_info, network_sizes, preprocessed, preprocessing,
+    taking_raw_images,
 )
 from jitnet.training.errors import RunDiverged, TrainingError, TrainingInterrupted, one_line
 from jitnet.training.report import Reporter, build_report, describe_run
@@ -336,9 +337,7 @@ class _Run:
         return info
 
     def save_model(self, net, info):
-        if self.preprocessing is not None:  # the saved model takes raw images
-            net = net.copy()
-            net.preprocessing = self.preprocessing
+        net = taking_raw_images(net, self.preprocessing)
         save_model(self.run_dir / runs.MODEL_NAME, net, info)
         if self.config.output:
             save_model(self.config.output, net, info)
